@@ -1,0 +1,3 @@
+"""pressfleet: WordPress fleet operations as Prefect 3 flows."""
+
+__version__ = "0.1.0"
