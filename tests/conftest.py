@@ -1,0 +1,78 @@
+"""Shared fixtures: real lab hosts (systemd-nspawn) and an in-process Prefect harness.
+
+Lab hosts booted here are named `pt-*` so they never collide with hosts a person runs for the
+demo; each is torn down at the end of the session, by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from pressfleet import lab
+
+TEST_PREFIX = "pt-"
+
+
+class LabPool:
+    """Boots lab hosts on demand for the session and stops them all at its end."""
+
+    def __init__(self) -> None:
+        self.hosts: dict[str, lab.LabHost] = {}
+        self._lock = threading.Lock()
+
+    def get(self, short: str) -> lab.LabHost:
+        name = TEST_PREFIX + short
+        with self._lock:
+            if name not in self.hosts or not lab.is_running(name):
+                self.hosts[name] = lab.up(name, log=lambda m: None)
+            return self.hosts[name]
+
+    def fresh(self, short: str) -> lab.LabHost:
+        """A pristine host, even if one of that name was used before in this session."""
+        name = TEST_PREFIX + short
+        with self._lock:
+            lab.down(name)
+            self.hosts[name] = lab.up(name, log=lambda m: None)
+            return self.hosts[name]
+
+    def stop(self, short: str) -> None:
+        name = TEST_PREFIX + short
+        with self._lock:
+            lab.down(name)
+            self.hosts.pop(name, None)
+
+    def close(self) -> None:
+        for name in list(self.hosts):
+            lab.down(name)
+        self.hosts.clear()
+
+
+@pytest.fixture(scope="session")
+def lab_pool():
+    try:
+        lab.preflight()
+        lab.ensure_template()
+    except lab.LabError as exc:
+        pytest.fail(f"the lab cannot run here: {exc}", pytrace=False)
+    pool = LabPool()
+    yield pool
+    pool.close()
+
+
+@pytest.fixture(scope="session")
+def lab_host(lab_pool) -> lab.LabHost:
+    """One pristine Debian 12 lab host shared by the session's read-only tests."""
+    return lab_pool.get("a")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """An in-process Prefect API (temporary SQLite database) for flows run by tests."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield

@@ -1,0 +1,109 @@
+"""The lab boots real, pristine Debian 12 hosts: systemd as PID 1, key-only sshd, own host keys,
+apt only through the proxy on the bridge, no route out; five at once; `down --all` leaves nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pressfleet import lab
+
+pytestmark = pytest.mark.lab
+
+
+def ssh(host: lab.LabHost, command: str, *, key: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    known = Path(host.private_key_path).parent / f"known-{host.name}"
+    known.write_text(f"{host.address} {host.host_key}\n")
+    proc = subprocess.run(
+        ["ssh", "-i", key or host.private_key_path, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+         "-o", f"UserKnownHostsFile={known}", "-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes",
+         "-p", str(host.port), f"{host.user}@{host.address}", command],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_host_is_pristine_debian12_with_systemd(lab_host):
+    out = ssh(lab_host, "cat /etc/debian_version; readlink /proc/1/exe; systemctl is-system-running --wait; "
+                        "dpkg-query -W -f='${Package}\\n' nginx mariadb-server php8.2-fpm 2>/dev/null | wc -l").stdout.split()
+    assert out[0].startswith("12.")
+    assert out[1].endswith("/systemd")
+    assert out[2] == "running"
+    assert out[3] == "0"  # nothing of the stack is there yet
+
+
+def test_host_key_is_pinned_and_unique(lab_pool, lab_host):
+    other = lab_pool.get("b")
+    assert other.host_key != lab_host.host_key
+    assert other.address != lab_host.address
+    assert lab_host.fingerprint.startswith("SHA256:")
+    # The key ssh sees is the one `up` reported (StrictHostKeyChecking=yes against it alone).
+    ssh(other, "true")
+    wrong = subprocess.run(
+        ["ssh-keyscan", "-t", "ed25519", other.address], capture_output=True, text=True, timeout=20
+    ).stdout.split()
+    assert f"{wrong[1]} {wrong[2]}" == other.host_key
+
+
+def test_sshd_is_key_only(lab_host, tmp_path):
+    cfg = ssh(lab_host, "sshd -T").stdout.lower()
+    assert "passwordauthentication no" in cfg
+    assert "kbdinteractiveauthentication no" in cfg
+    assert "permitrootlogin without-password" in cfg
+    stranger = tmp_path / "stranger"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)], check=True)
+    refused = ssh(lab_host, "true", key=str(stranger), check=False)
+    assert refused.returncode == 255
+    assert "Permission denied" in refused.stderr
+
+
+def test_apt_only_through_the_proxy_and_no_route_out(lab_host):
+    out = ssh(lab_host, "ip -4 route; apt-config dump Acquire::http::Proxy; apt-get update -q 2>&1 | tail -1").stdout
+    assert "default" not in out  # no route anywhere but the lab subnet
+    assert f'"http://{lab.BRIDGE_ADDRESS}:{lab.PROXY_PORT}"' in out
+    assert "Reading package lists" in out or "Fetched" in out
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
+
+
+def test_boot_to_ssh_is_quick(lab_pool):
+    started = time.monotonic()
+    host = lab_pool.fresh("c")
+    elapsed = time.monotonic() - started
+    ssh(host, "true")
+    lab_pool.stop("c")
+    # Not a speed goal (that lives in benchmarks): a sanity bound that catches a broken boot wait.
+    assert elapsed < 30, elapsed
+
+
+def test_five_hosts_at_once_then_down_all_leaves_nothing(lab_pool):
+    names = ["d1", "d2", "d3", "d4", "d5"]
+    with ThreadPoolExecutor(5) as ex:
+        hosts = list(ex.map(lab_pool.fresh, names))
+    assert len({h.address for h in hosts}) == 5
+    with ThreadPoolExecutor(5) as ex:
+        outs = list(ex.map(lambda h: ssh(h, "hostname").stdout.strip(), hosts))
+    assert outs == [f"pt-{n}" for n in names]
+    listed = {h["name"] for h in lab.list_hosts() if h["running"]}
+    assert {h.name for h in hosts} <= listed
+
+    proc = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "down", "--all"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert set(json.loads(proc.stdout)["stopped"]) >= {h.name for h in hosts}
+    for h in hosts:
+        assert not lab._pid_alive(h.pid, "systemd-nspawn")
+    assert not Path(f"/sys/class/net/{lab.BRIDGE}").exists()
+    assert not [p for p in Path("/run/netns").iterdir() if p.name.startswith("pf-")] if Path("/run/netns").exists() else True
+    mounts = Path("/proc/self/mounts").read_text()
+    assert str(lab.hosts_dir()) not in mounts
+    assert not [l for l in Path("/sys/class/net").iterdir() if l.name.startswith("pfv")]
+    assert not lab._pid_alive(lab._proxy_pid(), "apt-cacher-ng")
+    lab_pool.hosts.clear()
