@@ -1,0 +1,66 @@
+# pressfleet: two commands on a fresh Debian 12 machine, as root.
+#   make demo   set-up, then the main job (local Prefect stack, a lab host, the flows through their deployments)
+#   make test   set-up, then the whole test suite
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STATE := .state
+# Debian packages the product and its tests use (the lab, the control side's SSH, the UI test's browser,
+# the PostgreSQL tier, the storage emulators' Node.js).
+APT_PACKAGES := python3 python3-venv python3-dev gcc make git debootstrap systemd-container apt-cacher-ng \
+	iproute2 util-linux openssh-client zstd ca-certificates curl chromium postgresql
+# The machine's own pip configuration (extra indexes, constraints) must not change what gets installed.
+export PIP_CONFIG_FILE := /dev/null
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup apt venv demo down test test-unit bench lock
+
+help:
+	@echo "make demo    set up, start the local Prefect stack and a lab host, run the main job"
+	@echo "make test    set up, run every test"
+	@echo "make test-unit  the fast tier alone (seconds)"
+	@echo "make down    stop everything make demo started"
+	@echo "make bench   speed figures into benchmarks/results/"
+
+setup: apt venv
+
+apt:
+	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -v ' installed$$' | cut -d' ' -f1; \
+	  for p in $(APT_PACKAGES); do dpkg-query -W $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing $$(echo $$missing | tr '\n' ' ')"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@# A distro apt-cacher-ng service would listen on every address: the lab runs its own, bound to the lab bridge.
+	@if [ -d /run/systemd/system ] && systemctl is-enabled -q apt-cacher-ng 2>/dev/null; then systemctl disable --now apt-cacher-ng; fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@test -x $(PY) || /usr/bin/python3 -m venv $(VENV)
+	$(PY) -m pip install -q --require-hashes -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/pressfleet demo
+
+down:
+	@test -x $(VENV)/bin/pressfleet && $(VENV)/bin/pressfleet down || true
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-unit: venv
+	$(VENV)/bin/pytest -m unit -q
+
+bench: setup
+	$(VENV)/bin/python -m benchmarks.run
+
+# Regenerate requirements.lock after changing pyproject.toml (with Debian 12's own Python).
+lock:
+	/usr/bin/python3 -m venv $(STATE)/piptools && $(STATE)/piptools/bin/pip install -q pip-tools
+	$(STATE)/piptools/bin/pip-compile -q --generate-hashes --no-emit-index-url --no-emit-find-links \
+	  --strip-extras --extra test --allow-unsafe -o requirements.lock pyproject.toml
