@@ -37,6 +37,7 @@ BRIDGE = "pfbr0"
 NETWORK = ipaddress.ip_network("10.200.0.0/24")
 BRIDGE_ADDRESS = ipaddress.ip_address("10.200.0.1")
 PROXY_PORT = 13142  # not 3142: a distro apt-cacher-ng service may already hold that port
+MIRROR_PORT = 13180  # the lab's file mirror (WordPress release archives) on the bridge
 FIRST_HOST_INDEX = 10
 MAX_HOSTS = 200
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,11}$")
@@ -302,6 +303,53 @@ def _stop_pid(pid: int | None, expect: str, grace: float = 15.0) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# file mirror: what hosts would download from the internet (WordPress releases), served on the bridge
+
+
+def _mirror_dir() -> Path:
+    return lab_dir() / "mirror"
+
+
+def _mirror_pid() -> int | None:
+    try:
+        return int((_mirror_dir() / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def mirror_url(path: str = "") -> str:
+    return f"http://{BRIDGE_ADDRESS}:{MIRROR_PORT}/{path}"
+
+
+def ensure_mirror() -> dict:
+    """Serve the lab's mirror on the bridge; returns the WordPress release's url, sha256 and version."""
+    from pressfleet.wpmirror import build_release
+
+    ensure_network()
+    d = _mirror_dir()
+    files = d / "files"
+    archive, sha256, version = build_release(files)
+    with _lock("mirror"):
+        if not (_pid_alive(_mirror_pid(), "http.server") and _port_open(str(BRIDGE_ADDRESS), MIRROR_PORT)):
+            logf = open(d / "server.log", "ab")
+            # The standard library's file server: static files on one address, nothing to configure.
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "http.server", "--bind", str(BRIDGE_ADDRESS), "--directory", str(files),
+                 str(MIRROR_PORT)],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            logf.close()
+            (d / "pid").write_text(str(proc.pid))
+            for _ in range(100):
+                if _port_open(str(BRIDGE_ADDRESS), MIRROR_PORT):
+                    break
+                time.sleep(0.05)
+            else:
+                raise LabError(f"the lab mirror did not start on {BRIDGE_ADDRESS}:{MIRROR_PORT}")
+    return {"url": mirror_url(archive.name), "sha256": sha256, "version": version}
+
+
+# ---------------------------------------------------------------------------------------------
 # keys
 
 
@@ -515,6 +563,8 @@ def down_all() -> list[str]:
                 _run(["ip", "link", "del", link.name], check=False)
         _stop_pid(_proxy_pid(), "apt-cacher-ng", grace=5)
         (_proxy_dir() / "pid").unlink(missing_ok=True)
+        _stop_pid(_mirror_pid(), "http.server", grace=5)
+        (_mirror_dir() / "pid").unlink(missing_ok=True)
         if _bridge_exists():
             _run(["ip", "link", "del", BRIDGE], check=False)
     return stopped

@@ -63,9 +63,9 @@ def lab_pool():
     pool.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def lab_host(lab_pool) -> lab.LabHost:
-    """One pristine Debian 12 lab host shared by the session's read-only tests."""
+    """One Debian 12 lab host shared by the session's read-only tests (booted again if it was stopped)."""
     return lab_pool.get("a")
 
 

@@ -106,4 +106,13 @@ def test_five_hosts_at_once_then_down_all_leaves_nothing(lab_pool):
     assert str(lab.hosts_dir()) not in mounts
     assert not [l for l in Path("/sys/class/net").iterdir() if l.name.startswith("pfv")]
     assert not lab._pid_alive(lab._proxy_pid(), "apt-cacher-ng")
+    assert not lab._pid_alive(lab._mirror_pid(), "http.server")
     lab_pool.hosts.clear()
+
+
+def test_mirror_serves_a_verified_wordpress_release(lab_host):
+    release = lab.ensure_mirror()
+    assert release["version"].startswith("6.1.")
+    out = ssh(lab_host, f"curl -fsS {release['url']} | sha256sum; curl -fsS {release['url']} | tar tz | grep -c '^wordpress/wp-includes/version.php$'").stdout.split()
+    assert out[0] == release["sha256"]
+    assert out[-1] == "1"
