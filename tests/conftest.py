@@ -76,3 +76,11 @@ def prefect_harness(tmp_path_factory):
 
     with prefect_test_harness(server_startup_timeout=60):
         yield
+
+
+def connect_lab(host: lab.LabHost):
+    """A pinned-key Fabric connection to a lab host."""
+    from pressfleet.remote import connect
+
+    return connect(host.address, port=host.port, user=host.user,
+                   private_key=Path(host.private_key_path).read_text(), host_key=host.host_key).connection

@@ -1,0 +1,252 @@
+"""Idempotent steps on a host: files, packages and services brought to a desired state.
+
+Each step reads the host's state in one round trip, changes only what differs, validates before any
+service sees a change, and reports what it changed. A file change that fails validation is undone:
+the last good file goes back in place (it is also kept beside the file as `<name>.pressfleet-last-good`),
+and the service is never reloaded with the bad one (WordOps's rule, with EasyEngine's undo).
+
+Files travel as one tar stream on standard input, never on a command line (secrets such as
+wp-config.php ride this way too), and land by rename from a temporary name in the same folder, so a
+dropped connection leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import tarfile
+import time
+from dataclasses import dataclass, field
+
+from fabric import Connection
+
+from pressfleet.remote import RemoteCommandError, run
+
+STAGED_SUFFIX = ".pressfleet-new"
+LAST_GOOD_SUFFIX = ".pressfleet-last-good"
+APT_ENV = ["env", "DEBIAN_FRONTEND=noninteractive", "NEEDRESTART_MODE=a"]
+APT_OPTS = ["-o", "DPkg::Lock::Timeout=300", "-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"]
+
+
+class ValidationFailed(RuntimeError):
+    """A new configuration failed its check; the previous one is back in service."""
+
+    def __init__(self, check: list[str], output: str, restored: list[str]):
+        self.check = check
+        self.output = output
+        self.restored = restored
+        last = next((ln for ln in reversed(output.splitlines()) if ln.strip()), "")
+        super().__init__(
+            f"`{' '.join(check)}` refused the new configuration ({last.strip()[:300]}); "
+            f"the previous files are back in place: {', '.join(restored)}"
+        )
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    """A file as it should be on the host."""
+
+    path: str
+    content: bytes
+    mode: int = 0o644
+    owner: str = "root"
+    group: str = "root"
+
+    def __post_init__(self) -> None:
+        p = self.path
+        if not p.startswith("/") or posixpath.normpath(p) != p or "\n" in p or "\0" in p or ".." in p.split("/"):
+            raise ValueError(f"managed path {p!r} must be absolute and normalized")
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def __repr__(self) -> str:  # never print contents (they may hold secrets)
+        return f"ManagedFile({self.path!r}, {len(self.content)} bytes, {self.mode:o} {self.owner}:{self.group})"
+
+
+@dataclass(frozen=True)
+class FileState:
+    sha256: str
+    mode: int
+    owner: str
+    group: str
+
+
+@dataclass
+class StepResult:
+    """What a step did: which things it changed (empty = nothing to do) and how long it took."""
+
+    name: str
+    changed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def did_change(self) -> bool:
+        return bool(self.changed)
+
+
+# ---------------------------------------------------------------------------------------------
+# pure parts
+
+
+def parse_file_states(text: str) -> dict[str, FileState | None]:
+    """Parse lines `path<TAB>sha256<TAB>mode<TAB>owner<TAB>group` (or `path<TAB>-` for a missing file)."""
+    states: dict[str, FileState | None] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[1] == "-":
+            states[parts[0]] = None
+        elif len(parts) == 5:
+            states[parts[0]] = FileState(parts[1], int(parts[2], 8), parts[3], parts[4])
+        else:
+            raise ValueError(f"unexpected file-state line: {line[:200]!r}")
+    return states
+
+
+def files_to_change(desired: list[ManagedFile], current: dict[str, FileState | None]) -> list[ManagedFile]:
+    """The desired files whose content, mode or ownership differ from the host's."""
+    out = []
+    for f in desired:
+        cur = current.get(f.path)
+        if cur is None or (cur.sha256, cur.mode, cur.owner, cur.group) != (f.sha256, f.mode, f.owner, f.group):
+            out.append(f)
+    return out
+
+
+def tar_of(files: list[ManagedFile], suffix: str = STAGED_SUFFIX) -> bytes:
+    """A tar stream placing each file at its path + suffix with its mode and owner (names, not ids)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for f in files:
+            info = tarfile.TarInfo(f.path.lstrip("/") + suffix)
+            info.size = len(f.content)
+            info.mode = f.mode
+            info.uname, info.gname = f.owner, f.group
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(f.content))
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------
+# remote parts (scripts are constant text; every variable reaches them as a quoted argument)
+
+_STAT_SCRIPT = r"""
+for p in "$@"; do
+  if [ -f "$p" ]; then
+    printf '%s\t%s\t%s\n' "$p" "$(sha256sum "$p" | cut -d' ' -f1)" "$(stat -c '%a	%U	%G' "$p")"
+  else
+    printf '%s\t-\n' "$p"
+  fi
+done
+"""
+
+# Put staged files in place: keep each current file as last-good, then rename the new one over it.
+_INSTALL_SCRIPT = r"""
+set -e
+for p in "$@"; do
+  if [ -f "$p" ]; then cp -p "$p" "$p.pressfleet-last-good"; else rm -f "$p.pressfleet-last-good"; : > "$p.pressfleet-absent"; fi
+  mv -f "$p.pressfleet-new" "$p"
+done
+"""
+
+# Undo an install: last-good files back, files that did not exist before removed.
+_RESTORE_SCRIPT = r"""
+for p in "$@"; do
+  if [ -f "$p.pressfleet-absent" ]; then rm -f "$p" "$p.pressfleet-absent";
+  elif [ -f "$p.pressfleet-last-good" ]; then cp -p "$p.pressfleet-last-good" "$p"; fi
+done
+"""
+
+_COMMIT_SCRIPT = r"""
+for p in "$@"; do rm -f "$p.pressfleet-absent"; done
+"""
+
+
+def sh(conn: Connection, script: str, args: list[str], *, stdin: bytes | None = None, check: bool = True, timeout: float | None = None):
+    """Run a constant sh script with quoted arguments (`sh -c SCRIPT sh ARG...`)."""
+    return run(conn, ["sh", "-c", script, "sh", *args], stdin=stdin, check=check, timeout=timeout)
+
+
+def read_file_states(conn: Connection, paths: list[str]) -> dict[str, FileState | None]:
+    if not paths:
+        return {}
+    return parse_file_states(sh(conn, _STAT_SCRIPT, paths).stdout)
+
+
+def ensure_files(
+    conn: Connection,
+    files: list[ManagedFile],
+    *,
+    check: list[str] | None = None,
+    on_change: list[str] | None = None,
+) -> list[str]:
+    """Bring FILES to their desired content; returns the paths changed.
+
+    With CHECK (e.g. `["nginx", "-t"]`), the new files are validated in place and, if the check fails,
+    the previous files are restored and ValidationFailed is raised: the service never sees them.
+    ON_CHANGE (e.g. `["systemctl", "reload", "nginx"]`) runs once when anything changed.
+    """
+    current = read_file_states(conn, [f.path for f in files])
+    changing = files_to_change(files, current)
+    if not changing:
+        return []
+    paths = [f.path for f in changing]
+    dirs = sorted({posixpath.dirname(p) for p in paths})
+    run(conn, ["mkdir", "-p", *dirs])
+    run(conn, ["tar", "-x", "--same-owner", "-p", "-C", "/", "-f", "-"], stdin=tar_of(changing))
+    sh(conn, _INSTALL_SCRIPT, paths)
+    if check:
+        result = run(conn, check, check=False, timeout=120)
+        if not result.ok:
+            sh(conn, _RESTORE_SCRIPT, paths)
+            raise ValidationFailed(check, result.stdout + result.stderr, paths)
+    if on_change:
+        try:
+            run(conn, on_change, timeout=300)
+        except RemoteCommandError:
+            sh(conn, _RESTORE_SCRIPT, paths)
+            run(conn, on_change, check=False, timeout=300)
+            raise
+    sh(conn, _COMMIT_SCRIPT, paths)
+    return paths
+
+
+def missing_packages(conn: Connection, packages: list[str]) -> list[str]:
+    result = run(conn, ["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Status}\n", *packages], check=False)
+    installed = {ln.split("\t")[0] for ln in result.stdout.splitlines() if ln.endswith("\tinstalled")}
+    return [p for p in packages if p not in installed]
+
+
+def ensure_packages(conn: Connection, packages: list[str], *, timeout: float = 1800) -> list[str]:
+    """Install the packages that are missing (one apt transaction); returns those installed."""
+    missing = missing_packages(conn, packages)
+    if not missing:
+        return []
+    run(conn, [*APT_ENV, "apt-get", *APT_OPTS, "update", "-q"], timeout=timeout)
+    run(conn, [*APT_ENV, "apt-get", *APT_OPTS, "install", "-y", "-q", "--no-install-recommends", *missing], timeout=timeout)
+    still = missing_packages(conn, missing)
+    if still:
+        raise RuntimeError(f"apt-get reported success but these packages are not installed: {', '.join(still)}")
+    return missing
+
+
+def ensure_service(conn: Connection, unit: str, *, enabled: bool = True, running: bool = True) -> list[str]:
+    """Make UNIT enabled and running (or not); returns what changed."""
+    state = run(conn, ["sh", "-c", 'systemctl is-enabled "$1"; systemctl is-active "$1"', "sh", unit], check=False)
+    lines = (state.stdout.split() + ["", ""])[:2]
+    changed = []
+    if enabled and lines[0] != "enabled":
+        run(conn, ["systemctl", "enable", unit])
+        changed.append(f"{unit} enabled")
+    if running and lines[1] != "active":
+        run(conn, ["systemctl", "start", unit], timeout=300)
+        changed.append(f"{unit} started")
+    if not running and lines[1] == "active":
+        run(conn, ["systemctl", "stop", unit], timeout=300)
+        changed.append(f"{unit} stopped")
+    return changed
