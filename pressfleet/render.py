@@ -1,0 +1,518 @@
+"""Every configuration file pressfleet puts on a host, rendered from `pressfleet/templates/config/`.
+
+Pure functions: validated models in (`SiteConfig`, the settings of `pressfleet.sizing`, values checked by
+`pressfleet.validate`), text out. Tasks upload the text; they never assemble configuration from strings.
+
+Two guards keep hostile values out of the files:
+- renderers accept only pydantic models of the expected class, and validate them again (so a model built
+  with `model_construct`, which skips validation, is refused as well), and check every loose argument
+  with the validators of `pressfleet.validate`;
+- the Jinja environment refuses to output a value that contains a newline or another control character,
+  so no value can ever add a line (a directive) to a file, whatever slipped through.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
+
+import jinja2
+import markupsafe
+from pydantic import BaseModel
+
+from pressfleet.paths import TEMPLATES
+from pressfleet.site import SiteConfig, WpSalts
+from pressfleet.sizing import InnodbSettings, OpcacheSettings, PhpFpmSizing, RedisSettings
+from pressfleet import validate as _v
+from pressfleet.validate import InvalidInput, cidr, remote_path, secret, unix_user
+
+__all__ = [
+    "RenderError",
+    "CACHE_ZONE",
+    "LOGIN_ZONE",
+    "LOGIN_RATE",
+    "SSH_KEX",
+    "SSH_CIPHERS",
+    "SSH_MACS",
+    "SSH_HOST_KEY_ALGORITHMS",
+    "TLS_CIPHERS",
+    "render_nginx_http_conf",
+    "render_nginx_default_server",
+    "render_nginx_headers",
+    "render_nginx_vhost",
+    "render_php_pool",
+    "render_php_fpm_global",
+    "render_php_ini_overrides",
+    "render_mariadb_conf",
+    "render_redis_conf",
+    "render_sshd_conf",
+    "render_nftables_conf",
+    "render_fail2ban_jails",
+    "render_fail2ban_filters",
+    "render_wp_config",
+    "render_site_files",
+]
+
+CONFIG_TEMPLATES = TEMPLATES / "config"
+
+CACHE_ZONE = "pressfleet"
+LOGIN_ZONE = "pf_wp_login"
+LOGIN_RATE = "1r/s"
+
+# Mozilla "intermediate" TLS 1.2 suites minus the DHE ones (no dhparam file to manage); TLS 1.3 suites are
+# OpenSSL's defaults.
+TLS_CIPHERS = ":".join(
+    [
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    ]
+)
+
+# OpenSSH 9.2 (Debian 12): post-quantum hybrid and curve25519 key exchange, AEAD and CTR ciphers,
+# encrypt-then-MAC SHA-2 MACs only. Debian's 9.2p1-2+deb12u2 and later carry the "strict KEX" fix for
+# Terrapin (CVE-2023-48795), so chacha20-poly1305 stays for clients that prefer it.
+SSH_KEX = (
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+)
+SSH_CIPHERS = (
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+)
+SSH_MACS = (
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256-etm@openssh.com",
+    "umac-128-etm@openssh.com",
+)
+SSH_HOST_KEY_ALGORITHMS = (
+    "ssh-ed25519",
+    "ssh-ed25519-cert-v01@openssh.com",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "rsa-sha2-512-cert-v01@openssh.com",
+    "rsa-sha2-256-cert-v01@openssh.com",
+)
+
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), usb=()"
+)
+
+DISABLED_FUNCTIONS = ("exec", "passthru", "shell_exec", "system", "proc_open", "popen", "pcntl_exec")
+
+
+class RenderError(ValueError):
+    """A template was given a value it must not print (the message names the template)."""
+
+
+# --- the Jinja environment ------------------------------------------------------------------------------
+
+
+def _finalize(value: Any) -> Any:
+    # Markup is only ever template text (a macro's output marked `| fragment` in a template), whose own
+    # values went through this check when the macro rendered them.
+    if isinstance(value, str) and not isinstance(value, markupsafe.Markup) and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise RenderError(f"refusing to render a value with a control character or newline: {value[:60]!r}")
+    return value
+
+
+def _php_str(value: Any) -> str:
+    """Escape for a PHP single-quoted string: only backslash and quote are special there."""
+    if not isinstance(value, str):
+        raise RenderError(f"php_str expects a string, not {type(value).__name__}")
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _php_bool(value: Any) -> str:
+    if not isinstance(value, bool):
+        raise RenderError(f"php_bool expects a bool, not {type(value).__name__}")
+    return "true" if value else "false"
+
+
+def _mib(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise RenderError(f"mib expects a byte count, not {value!r}")
+    return value // (1024 * 1024)
+
+
+def _fragment(value: Any) -> markupsafe.Markup:
+    """A macro's output, to be placed on its own lines: trusted template text without its last newline."""
+    if not isinstance(value, str):
+        raise RenderError(f"fragment expects a macro's output, not {type(value).__name__}")
+    return markupsafe.Markup(value.rstrip("\n"))
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(CONFIG_TEMPLATES)),
+    undefined=jinja2.StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    finalize=_finalize,
+)
+_ENV.filters.update(php_str=_php_str, php_bool=_php_bool, mib=_mib, fragment=_fragment)
+
+
+def _render(template: str, **context: Any) -> str:
+    banner = f"Rendered by pressfleet from templates/config/{template}; local edits are overwritten."
+    try:
+        return _ENV.get_template(template).render(banner=banner, **context)
+    except RenderError as exc:
+        raise RenderError(f"{template}: {exc}") from None
+
+
+# --- input checks ---------------------------------------------------------------------------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _valid(obj: Any, cls: type[M], what: str) -> M:
+    """`obj` must be a `cls`; it is validated again, which refuses models built with model_construct()."""
+    if not isinstance(obj, cls):
+        raise TypeError(f"{what} must be a {cls.__name__}, not {type(obj).__name__}")
+    return cls.model_validate(obj.model_dump(warnings=False))
+
+
+def _cidrs(values: Iterable[str]) -> list[str]:
+    return [cidr(v) for v in values]
+
+
+def _bool(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{what} must be true or false, not {value!r}.")
+    return value
+
+
+def _int_in(value: Any, lo: int, hi: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidInput(f"{what} must be a whole number from {lo} to {hi}, not {value!r}.")
+    return value
+
+
+# --- nginx ----------------------------------------------------------------------------------------------
+
+
+def render_nginx_http_conf(
+    *,
+    cache_dir: str = "/var/cache/nginx/pressfleet",
+    keys_zone_mb: int = 32,
+    cache_max_size_mb: int = 1024,
+    cache_inactive_min: int = 60,
+) -> str:
+    """/etc/nginx/conf.d/pressfleet.conf: fastcgi_cache zone and key, cache-bypass maps, wp-login limit.
+
+    One keys zone for all sites (the key contains the host); 1 MiB of keys zone holds about 8000 keys.
+    """
+    return _render(
+        "nginx/http.conf.j2",
+        cache_dir=remote_path(cache_dir),
+        cache_zone=CACHE_ZONE,
+        keys_zone_mb=_int_in(keys_zone_mb, 1, 4096, "keys_zone_mb"),
+        cache_max_size_mb=_int_in(cache_max_size_mb, 16, 1024 * 1024, "cache_max_size_mb"),
+        cache_inactive_min=_int_in(cache_inactive_min, 1, 7 * 24 * 60, "cache_inactive_min"),
+        login_zone=LOGIN_ZONE,
+        login_rate=LOGIN_RATE,
+    )
+
+
+def render_nginx_default_server(*, ipv6: bool = True) -> str:
+    """/etc/nginx/sites-enabled/00-default.conf: drop requests for unknown host names (replaces Debian's)."""
+    return _render("nginx/default-server.conf.j2", ipv6=_bool(ipv6, "ipv6"))
+
+
+def render_nginx_headers(site: SiteConfig) -> str:
+    """The site's security-header snippet (`site.nginx_headers_path`), included wherever headers are added."""
+    site = _valid(site, SiteConfig, "site")
+    return _render("nginx/headers.conf.j2", site=site, permissions_policy=PERMISSIONS_POLICY)
+
+
+def render_nginx_vhost(
+    site: SiteConfig,
+    *,
+    log_dir: str = "/var/log/nginx",
+    acme_webroot: str = "/var/www/_letsencrypt",
+    purge_allow: Sequence[str] = ("127.0.0.1", "::1"),
+    cache_purge: bool = True,
+    ipv6: bool = True,
+    headers_include: str | None = None,
+    fastcgi_timeout_s: int = 120,
+) -> str:
+    """/etc/nginx/sites-available/<site>.conf: HTTP->HTTPS, TLS, headers, page cache, WordPress hardening.
+
+    `purge_allow` are the networks that may call /purge/<path> (the Nginx Helper plugin calls it from the
+    host itself; add the host's public address if WordPress resolves its own domain to it).
+    `cache_purge` needs Debian's libnginx-mod-http-cache-purge.
+    """
+    site = _valid(site, SiteConfig, "site")
+    return _render(
+        "nginx/vhost.conf.j2",
+        site=site,
+        log_dir=remote_path(log_dir),
+        acme_webroot=remote_path(acme_webroot),
+        purge_allow=_cidrs(purge_allow),
+        cache_purge=_bool(cache_purge, "cache_purge"),
+        ipv6=_bool(ipv6, "ipv6"),
+        headers_include=remote_path(headers_include or site.nginx_headers_path),
+        fastcgi_timeout_s=_int_in(fastcgi_timeout_s, 10, 3600, "fastcgi_timeout_s"),
+        cache_zone=CACHE_ZONE,
+        login_zone=LOGIN_ZONE,
+        tls_ciphers=TLS_CIPHERS,
+    )
+
+
+# --- PHP ------------------------------------------------------------------------------------------------
+
+
+def render_php_pool(
+    site: SiteConfig,
+    sizing: PhpFpmSizing,
+    *,
+    request_timeout_s: int = 120,
+    log_dir: str = "/var/log",
+) -> str:
+    """/etc/php/8.2/fpm/pool.d/<site>.conf: the site's own user, socket, process manager and PHP limits.
+
+    The slow log is written by the master (root) under `log_dir`; PHP errors go to the site's own
+    `<home>/log/php-error.log`, which its user can write.
+    """
+    site = _valid(site, SiteConfig, "site")
+    sizing = _valid(sizing, PhpFpmSizing, "sizing")
+    log_dir = remote_path(log_dir)
+    return _render(
+        "php/pool.conf.j2",
+        site=site,
+        sizing=sizing,
+        request_timeout_s=_int_in(request_timeout_s, 30, 3600, "request_timeout_s"),
+        status_socket=f"/run/php/php{site.php_version}-fpm-{site.name}.status.sock",
+        slowlog=f"{log_dir}/php{site.php_version}-fpm-{site.name}.slow.log",
+        error_log=f"{site.home}/log/php-error.log",
+        disabled_functions=DISABLED_FUNCTIONS,
+    )
+
+
+def render_php_fpm_global(sizing: PhpFpmSizing) -> str:
+    """/etc/php/8.2/fpm/pool.d/00-pressfleet-global.conf: `process.max` over all pools."""
+    sizing = _valid(sizing, PhpFpmSizing, "sizing")
+    return _render("php/fpm-global.conf.j2", sizing=sizing)
+
+
+def render_php_ini_overrides(opcache: OpcacheSettings, *, php_version: str = "8.2") -> str:
+    """/etc/php/8.2/fpm/conf.d/90-pressfleet.ini: OPcache, realpath cache, expose_php."""
+    opcache = _valid(opcache, OpcacheSettings, "opcache")
+    return _render("php/pressfleet.ini.j2", opcache=opcache, php_version=_v.php_version(php_version))
+
+
+# --- MariaDB, Redis -------------------------------------------------------------------------------------
+
+
+def render_mariadb_conf(
+    innodb: InnodbSettings,
+    *,
+    bind_address: str = "127.0.0.1",
+    slow_log: str = "/var/log/mysql/mariadb-slow.log",
+) -> str:
+    """/etc/mysql/mariadb.conf.d/90-pressfleet.cnf: memory, connections, local-only, slow query log."""
+    innodb = _valid(innodb, InnodbSettings, "innodb")
+    try:
+        bind = str(ipaddress.ip_address(bind_address))
+    except ValueError:
+        raise InvalidInput(f"{bind_address!r} is not an IP address MariaDB can bind to.") from None
+    return _render("mariadb/pressfleet.cnf.j2", innodb=innodb, bind_address=bind, slow_log=remote_path(slow_log))
+
+
+def render_redis_conf(
+    redis: RedisSettings,
+    *,
+    bind: Sequence[str] = ("127.0.0.1", "-::1"),
+    port: int = 6379,
+    data_dir: str = "/var/lib/redis",
+    logfile: str = "/var/log/redis/redis-server.log",
+    pidfile: str = "/run/redis/redis-server.pid",
+) -> str:
+    """/etc/redis/redis.conf: loopback only, bounded, allkeys-lru, no persistence.
+
+    A leading `-` on a bind address (Redis 7) skips it when the host has no such address (no IPv6).
+    `port=0` disables TCP (tests use that with a unix socket given on the command line).
+    """
+    redis = _valid(redis, RedisSettings, "redis")
+    addresses = []
+    for address in bind:
+        optional = address.startswith("-")
+        try:
+            ip = str(ipaddress.ip_address(address[1:] if optional else address))
+        except ValueError:
+            raise InvalidInput(f"{address!r} is not an address Redis can bind to.") from None
+        addresses.append(("-" if optional else "") + ip)
+    if not addresses:
+        raise InvalidInput("Redis needs at least one address to bind to.")
+    if port != 0:
+        _v.port(port)
+    return _render(
+        "redis/redis.conf.j2",
+        redis=redis,
+        bind=addresses,
+        port=port,
+        data_dir=remote_path(data_dir),
+        logfile=remote_path(logfile),
+        pidfile=remote_path(pidfile),
+    )
+
+
+# --- sshd, nftables, fail2ban ---------------------------------------------------------------------------
+
+
+def render_sshd_conf(
+    allow_users: Sequence[str],
+    *,
+    port: int = 22,
+    permit_root_login: str = "prohibit-password",
+    max_auth_tries: int = 3,
+    max_sessions: int = 4,
+) -> str:
+    """/etc/ssh/sshd_config.d/00-pressfleet.conf: keys only, listed users only, no forwarding, modern crypto.
+
+    `allow_users` must name every account that logs in (the control side's too), or it is locked out.
+    """
+    users = [unix_user(u) for u in allow_users]
+    if not users:
+        raise InvalidInput("sshd needs at least one user in AllowUsers, or nobody can log in.")
+    if permit_root_login not in ("prohibit-password", "no"):
+        raise InvalidInput("PermitRootLogin must be 'prohibit-password' or 'no'.")
+    return _render(
+        "ssh/sshd_config.conf.j2",
+        allow_users=list(dict.fromkeys(users)),
+        port=_v.port(port),
+        permit_root_login=permit_root_login,
+        max_auth_tries=_int_in(max_auth_tries, 1, 6, "MaxAuthTries"),
+        max_sessions=_int_in(max_sessions, 1, 64, "MaxSessions"),
+        kex=SSH_KEX,
+        ciphers=SSH_CIPHERS,
+        macs=SSH_MACS,
+        host_key_algorithms=SSH_HOST_KEY_ALGORITHMS,
+    )
+
+
+def render_nftables_conf(
+    *,
+    ssh_port: int = 22,
+    tcp_ports: Sequence[int] = (80, 443),
+    ssh_rate_per_minute: int = 10,
+    ssh_burst: int = 10,
+    ssh_exempt: Sequence[str] = (),
+) -> str:
+    """/etc/nftables.conf: table `inet pressfleet` only, replaced atomically; default-drop input.
+
+    Accepted: loopback, established/related, ICMP and ICMPv6, DHCPv6 replies, SSH (new connections
+    rate-limited per source address, except from `ssh_exempt` networks such as the control host), and
+    `tcp_ports`. Forwarding is dropped. No `flush ruleset`, so fail2ban's table survives a reload.
+    """
+    exempt = _cidrs(ssh_exempt)
+    ports = sorted({_v.port(p) for p in tcp_ports})
+    if not ports:
+        raise InvalidInput("At least one public TCP port (usually 80 and 443) is needed.")
+    return _render(
+        "nftables/nftables.conf.j2",
+        ssh_port=_v.port(ssh_port),
+        tcp_ports=ports,
+        ssh_rate=_int_in(ssh_rate_per_minute, 1, 6000, "ssh_rate_per_minute"),
+        ssh_burst=_int_in(ssh_burst, 1, 1000, "ssh_burst"),
+        ssh_exempt_v4=[n for n in exempt if ipaddress.ip_network(n).version == 4],
+        ssh_exempt_v6=[n for n in exempt if ipaddress.ip_network(n).version == 6],
+    )
+
+
+def render_fail2ban_jails(
+    sites: Sequence[SiteConfig] = (),
+    *,
+    nginx_log_dir: str = "/var/log/nginx",
+    ignore_ip: Sequence[str] = (),
+    ssh_port: int = 22,
+    wp_login_maxretry: int = 5,
+    fail2ban_log: str = "/var/log/fail2ban.log",
+) -> str:
+    """/etc/fail2ban/jail.d/pressfleet.local: sshd (journal), recidive, nginx-botsearch, WordPress jails.
+
+    The WordPress login jail reads each site's access log; the XML-RPC jail only the logs of sites that
+    deny xmlrpc.php (on a site that allows it, posting to it is legitimate). Log files are listed one by
+    one rather than globbed: fail2ban refuses to start a jail whose glob matches no file yet. Put the
+    control host in `ignore_ip`.
+    """
+    checked = [_valid(s, SiteConfig, "site") for s in sites]
+    log_dir = remote_path(nginx_log_dir)
+    error_logs = [f"{log_dir}/{s.name}.error.log" for s in checked] or [f"{log_dir}/error.log"]
+    return _render(
+        "fail2ban/jail.local.j2",
+        ignore_ip=["127.0.0.1/8", "::1", *(n for n in _cidrs(ignore_ip) if n not in ("127.0.0.1/8", "::1/128"))],
+        ssh_port=_v.port(ssh_port),
+        fail2ban_log=remote_path(fail2ban_log),
+        error_logs=error_logs,
+        login_logs=[f"{log_dir}/{s.name}.access.log" for s in checked],
+        xmlrpc_logs=[f"{log_dir}/{s.name}.access.log" for s in checked if not s.allow_xmlrpc],
+        wp_login_maxretry=_int_in(wp_login_maxretry, 1, 100, "wp_login_maxretry"),
+    )
+
+
+def render_fail2ban_filters() -> dict[str, str]:
+    """The filters our jails use, as {file name in /etc/fail2ban/filter.d/: content}."""
+    return {
+        "pressfleet-wordpress-login.conf": _render("fail2ban/filter-wordpress-login.conf.j2"),
+        "pressfleet-wordpress-xmlrpc.conf": _render("fail2ban/filter-wordpress-xmlrpc.conf.j2"),
+    }
+
+
+# --- WordPress ------------------------------------------------------------------------------------------
+
+
+def render_wp_config(
+    site: SiteConfig,
+    *,
+    db_password: str,
+    salts: WpSalts,
+    db_host: str = "localhost",
+    redis_host: str = "127.0.0.1",
+    redis_port: int = 6379,
+) -> str:
+    """<site home>/wp-config.php (above the web root): database, salts, hardening, Redis, HTTPS.
+
+    `db_host` "localhost" makes PHP use MariaDB's unix socket. Secrets must pass
+    `pressfleet.validate.secret`; every string is still escaped for PHP single quotes.
+    """
+    site = _valid(site, SiteConfig, "site")
+    salts = _valid(salts, WpSalts, "salts")
+    return _render(
+        "wordpress/wp-config.php.j2",
+        site=site,
+        db_password=secret(db_password),
+        salts=salts.as_constants(),
+        db_host=_v.hostname(db_host),
+        redis_host=_v.hostname(redis_host),
+        redis_port=_v.port(redis_port),
+    )
+
+
+def render_site_files(
+    site: SiteConfig,
+    sizing: PhpFpmSizing,
+    *,
+    db_password: str,
+    salts: WpSalts,
+) -> dict[str, str]:
+    """All per-site files with default options, as {remote path: content}."""
+    return {
+        site.nginx_headers_path: render_nginx_headers(site),
+        site.nginx_vhost_path: render_nginx_vhost(site),
+        site.php_pool_path: render_php_pool(site, sizing),
+        site.wp_config_path: render_wp_config(site, db_password=db_password, salts=salts),
+    }

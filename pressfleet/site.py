@@ -1,0 +1,193 @@
+"""The pure description of one WordPress site: what the renderers in `pressfleet.render` take.
+
+A `SiteConfig` holds only validated values (see `pressfleet.validate`), is immutable, and derives every
+path and name that the host needs from the site name, so that two sites can never collide and no path is
+ever typed twice. Secrets (database password, WordPress salts) are not part of it: they are generated once
+per site, kept in a secret block, and passed to `render_wp_config` separately.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pressfleet.validate import Cidr, Domain, Email, HeaderValue, PhpVersion, Secret, SiteName
+
+__all__ = ["SiteConfig", "WpSalts", "TlsMode", "DEFAULT_CSP", "generate_secret", "WWW_ROOT"]
+
+TlsMode = Literal["self-signed", "provided", "acme"]
+
+WWW_ROOT = "/var/www"
+
+# Safe for every WordPress admin screen (which relies on inline scripts): it blocks plugins (<object>),
+# <base> hijacking and framing by other origins, and upgrades stray http:// sub-resources.
+DEFAULT_CSP = "base-uri 'self'; object-src 'none'; frame-ancestors 'self'; upgrade-insecure-requests"
+
+# Characters of `pressfleet.validate.secret` minus the ones that are awkward to type or read.
+_SECRET_ALPHABET = string.ascii_letters + string.digits + "._~+=:,@%^*!()[]{}<>|?/-"
+
+
+def generate_secret(length: int = 64) -> str:
+    """A random secret from the quote-free alphabet `pressfleet.validate.secret` accepts."""
+    if not 16 <= length <= 128:
+        raise ValueError("a secret must be 16-128 characters long")
+    return "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(length))
+
+
+class WpSalts(BaseModel):
+    """WordPress's eight keys and salts (wp-config.php), passed to `render_wp_config`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    auth_key: Secret
+    secure_auth_key: Secret
+    logged_in_key: Secret
+    nonce_key: Secret
+    auth_salt: Secret
+    secure_auth_salt: Secret
+    logged_in_salt: Secret
+    nonce_salt: Secret
+
+    @classmethod
+    def generate(cls) -> WpSalts:
+        return cls(**{name: generate_secret(64) for name in cls.model_fields})
+
+    def as_constants(self) -> dict[str, str]:
+        """`{"AUTH_KEY": ..., ...}` in WordPress's order."""
+        return {name.upper(): getattr(self, name) for name in type(self).model_fields}
+
+
+class SiteConfig(BaseModel):
+    """One WordPress site on one host."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: SiteName = Field(description="unix user and group, PHP-FPM pool, MariaDB database and user")
+    domain: Domain
+    aliases: tuple[Domain, ...] = Field(default=(), description="other names, redirected to `domain`")
+    admin_email: Email
+    php_version: PhpVersion = "8.2"
+
+    # caching
+    page_cache: bool = Field(default=True, description="nginx fastcgi_cache for anonymous GET/HEAD")
+    page_cache_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
+    object_cache: bool = Field(default=True, description="Redis object cache (WP_REDIS_*)")
+    redis_database: int = Field(default=0, ge=0, le=1023, description="this site's Redis database index")
+
+    # access
+    admin_allow: tuple[Cidr, ...] = Field(
+        default=(), description="networks allowed to reach wp-admin and wp-login.php; empty = everyone"
+    )
+    allow_xmlrpc: bool = Field(default=False, description="xmlrpc.php is denied unless this is set (Jetpack)")
+
+    # TLS and headers
+    tls_mode: TlsMode = "acme"
+    hsts: bool = True
+    hsts_include_subdomains: bool = False
+    hsts_preload: bool = False
+    csp: HeaderValue = DEFAULT_CSP
+
+    # PHP and files
+    uploads_only_writable: bool = Field(
+        default=True, description="PHP may write only to wp-content/uploads (no dashboard installs/updates)"
+    )
+    upload_max_mb: int = Field(default=64, ge=1, le=2048)
+    php_memory_limit_mb: int = Field(default=256, ge=64, le=4096)
+    disable_shell_functions: bool = Field(default=True, description="exec, system, proc_open... disabled")
+    system_cron: bool = Field(default=True, description="DISABLE_WP_CRON: a timer runs wp-cron instead")
+    table_prefix: str = Field(default="wp_", pattern=r"^[a-z][a-z0-9]{0,14}_$")
+
+    @model_validator(mode="after")
+    def _coherent(self) -> SiteConfig:
+        if self.domain in self.aliases:
+            raise ValueError(f"{self.domain} is the site's domain and cannot also be an alias")
+        if len(set(self.aliases)) != len(self.aliases):
+            raise ValueError("aliases must not repeat")
+        if self.hsts_preload and not (self.hsts and self.hsts_include_subdomains):
+            raise ValueError("HSTS preload requires hsts and hsts_include_subdomains")
+        if len(set(self.admin_allow)) != len(self.admin_allow):
+            raise ValueError("admin_allow must not repeat a network")
+        return self
+
+    # --- derived names and paths (one place) -------------------------------------------------------------
+
+    @property
+    def user(self) -> str:
+        return self.name
+
+    @property
+    def group(self) -> str:
+        return self.name
+
+    @property
+    def db_name(self) -> str:
+        return self.name
+
+    @property
+    def db_user(self) -> str:
+        return self.name
+
+    @property
+    def home(self) -> str:
+        """The site's directory; wp-config.php lives here, one level above the web root."""
+        return f"{WWW_ROOT}/{self.name}"
+
+    @property
+    def web_root(self) -> str:
+        return f"{self.home}/htdocs"
+
+    @property
+    def uploads_dir(self) -> str:
+        return f"{self.web_root}/wp-content/uploads"
+
+    @property
+    def tmp_dir(self) -> str:
+        return f"{self.home}/tmp"
+
+    @property
+    def wp_config_path(self) -> str:
+        return f"{self.home}/wp-config.php"
+
+    @property
+    def php_socket(self) -> str:
+        return f"/run/php/php{self.php_version}-fpm-{self.name}.sock"
+
+    @property
+    def php_pool_path(self) -> str:
+        return f"/etc/php/{self.php_version}/fpm/pool.d/{self.name}.conf"
+
+    @property
+    def nginx_vhost_path(self) -> str:
+        return f"/etc/nginx/sites-available/{self.name}.conf"
+
+    @property
+    def nginx_headers_path(self) -> str:
+        return f"/etc/nginx/snippets/pressfleet-headers-{self.name}.conf"
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        return (self.domain, *self.aliases)
+
+    @property
+    def tls_cert_path(self) -> str:
+        if self.tls_mode == "acme":
+            return f"/etc/letsencrypt/live/{self.domain}/fullchain.pem"
+        return f"/etc/ssl/pressfleet/{self.name}/fullchain.pem"
+
+    @property
+    def tls_key_path(self) -> str:
+        if self.tls_mode == "acme":
+            return f"/etc/letsencrypt/live/{self.domain}/privkey.pem"
+        return f"/etc/ssl/pressfleet/{self.name}/privkey.pem"
+
+    @property
+    def hsts_value(self) -> str:
+        value = "max-age=31536000"
+        if self.hsts_include_subdomains:
+            value += "; includeSubDomains"
+        if self.hsts_preload:
+            value += "; preload"
+        return value

@@ -1,0 +1,344 @@
+"""Validators for every value that can reach a remote host: names, paths, addresses, versions.
+
+Each validator is a plain function that takes the raw value and returns the normalized one, or raises
+`InvalidInput` (a `ValueError`) with one clear sentence. Pydantic turns a `ValueError` raised inside an
+`AfterValidator` into a `ValidationError`, so the `Annotated` types at the bottom of this module can be
+used directly as field types in blocks, flow parameters and `pressfleet.site.SiteConfig`.
+
+The rules are deliberately narrower than the standards they cite: a value that passes here is safe to put
+into an nginx, PHP-FPM, MariaDB, sshd or nftables configuration line and into a shell command argument
+without further quoting tricks (we still quote, but we never rely on quoting alone).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Strict
+
+__all__ = [
+    "InvalidInput",
+    "SUPPORTED_PHP_VERSIONS",
+    "RESERVED_NAMES",
+    "hostname",
+    "domain",
+    "site_name",
+    "unix_user",
+    "remote_path",
+    "email",
+    "php_version",
+    "port",
+    "cidr",
+    "header_value",
+    "secret",
+    "Hostname",
+    "Domain",
+    "SiteName",
+    "UnixUser",
+    "RemotePath",
+    "Email",
+    "PhpVersion",
+    "Port",
+    "Cidr",
+    "HeaderValue",
+    "Secret",
+    "remote_path_under",
+]
+
+
+class InvalidInput(ValueError):
+    """A value was refused; the message is one sentence naming the value and the rule it broke."""
+
+
+# Debian 12 ships exactly one PHP branch (php8.2); anything else would need a third-party repository.
+SUPPORTED_PHP_VERSIONS: tuple[str, ...] = ("8.2",)
+
+# Names a site may not take: they are Debian system users or groups (a site gets a user and a group of its
+# own name), MariaDB system schemas (a site gets a database of its own name), or names of our own services.
+RESERVED_NAMES: frozenset[str] = frozenset(
+    {
+        # Debian 12 base users and groups
+        "root", "daemon", "bin", "sys", "sync", "games", "man", "lp", "mail", "news", "uucp", "proxy",
+        "backup", "list", "irc", "gnats", "nobody", "nogroup", "adm", "tty", "disk", "kmem", "dialout",
+        "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio", "dip", "operator", "src", "shadow",
+        "utmp", "video", "sasl", "plugdev", "staff", "users", "input", "kvm", "render", "crontab",
+        "messagebus", "netdev", "sshd", "ssh", "_apt", "systemd", "www", "wheel", "admin", "administrator",
+        # services we install
+        "mysql", "mariadb", "redis", "nginx", "php", "fpm", "postfix", "fail2ban", "debian", "ubuntu",
+        # MariaDB system schemas and accounts
+        "information_schema", "performance_schema", "test", "mariadb_sys",
+        # our own accounts and WordPress defaults that would be confusing as site names
+        "pressfleet", "deploy", "wordpress", "wp",
+    }
+)
+
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_SITE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+_UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_PATH_CHARS = re.compile(r"^[A-Za-z0-9._@+/-]+$")
+_EMAIL_LOCAL = re.compile(r"^[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*$")
+_SECRET = re.compile(r"^[A-Za-z0-9._~+=:,@%^*!()\[\]{}<>|?/-]+$")
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of a refused value for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _require_str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be a string, not {type(value).__name__}.")
+    return value
+
+
+# --- names and addresses --------------------------------------------------------------------------------
+
+
+def _ip(value: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def hostname(value: Any) -> str:
+    """An SSH target: an IPv4/IPv6 address, or an RFC 1123 host name (one or more labels).
+
+    Returns the address in canonical form or the name lower-cased without a trailing dot.
+    """
+    raw = _require_str(value, "A host name")
+    ip = _ip(raw.strip("[]") if raw.startswith("[") and raw.endswith("]") else raw)
+    if ip is not None:
+        return ip
+    name = raw.lower()
+    if name.endswith("."):
+        name = name[:-1]
+    labels = name.split(".")
+    if (
+        not name
+        or len(name) > 253
+        or not all(_LABEL.match(label) for label in labels)
+        or labels[-1].isdigit()
+    ):
+        raise InvalidInput(
+            f"{_show(raw)} is not a valid host name: use an IP address or letters, digits and inner hyphens "
+            "in dot-separated labels of 1-63 characters."
+        )
+    return name
+
+
+def _idna_label(label: str) -> str:
+    if label.isascii():
+        return label
+    try:
+        import idna  # IDNA 2008 (pulled in by httpx); the stdlib codec only knows IDNA 2003
+
+        return idna.encode(label, uts46=True).decode("ascii")
+    except ImportError:  # pragma: no cover - idna is in the lock file
+        return label.encode("idna").decode("ascii")
+    except Exception as exc:  # idna.IDNAError, UnicodeError
+        raise InvalidInput(f"{_show(label)} is not a valid internationalized domain label.") from exc
+
+
+def domain(value: Any) -> str:
+    """A site's fully qualified domain name, normalized: lower-case, IDNA (punycode), no trailing dot.
+
+    At least two labels; each label 1-63 letters, digits or inner hyphens; 253 characters at most; the last
+    label (the TLD) not all digits, so an IPv4 address is never taken for a domain. Wildcards, underscores,
+    spaces, empty labels (`..`) and leading or trailing hyphens are refused.
+    """
+    raw = _require_str(value, "A domain")
+    bad = (
+        f"{_show(raw)} is not a valid domain: use a fully qualified name such as example.com "
+        "(letters, digits and inner hyphens, at least two labels)."
+    )
+    name = raw[:-1] if raw.endswith(".") else raw
+    if not name or any(ch.isspace() for ch in name) or "\x00" in name:
+        raise InvalidInput(bad)
+    labels = name.split(".")
+    if len(labels) < 2 or any(label == "" for label in labels):
+        raise InvalidInput(bad)
+    encoded = [_idna_label(label).lower() for label in labels]
+    name = ".".join(encoded)
+    if len(name) > 253 or not all(_LABEL.match(label) for label in encoded) or encoded[-1].isdigit():
+        raise InvalidInput(bad)
+    return name
+
+
+def site_name(value: Any) -> str:
+    """A site's short name, used as its unix user and group, PHP-FPM pool, MariaDB database and user.
+
+    `^[a-z][a-z0-9_]{0,30}$`: at most 31 characters, so that `wp_<name>`-style derivations stay within
+    MariaDB's 64-character identifiers and Linux's 32-character user names; no hyphen, so it never needs
+    quoting as a MariaDB identifier; and not one of `RESERVED_NAMES`.
+    """
+    raw = _require_str(value, "A site name")
+    if not _SITE_NAME.match(raw):
+        raise InvalidInput(
+            f"{_show(raw)} is not a valid site name: use 1-31 lower-case letters, digits or underscores, "
+            "starting with a letter."
+        )
+    if raw in RESERVED_NAMES or raw.startswith(("systemd", "mysql", "php", "nginx", "redis")):
+        raise InvalidInput(f"{_show(raw)} is reserved for the system and cannot be a site name.")
+    return raw
+
+
+def unix_user(value: Any) -> str:
+    """An existing unix account name (for sshd's AllowUsers): Debian's NAME_REGEX, 32 characters at most."""
+    raw = _require_str(value, "A user name")
+    if not _UNIX_USER.match(raw):
+        raise InvalidInput(
+            f"{_show(raw)} is not a valid user name: use 1-32 lower-case letters, digits, '_' or '-', "
+            "starting with a letter or '_'."
+        )
+    return raw
+
+
+def port(value: Any) -> int:
+    """A TCP/UDP port number, 1-65535 (booleans are refused even though Python counts them as ints)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{_show(value)} is not a valid port: use a whole number from 1 to 65535.")
+    if not 1 <= value <= 65535:
+        raise InvalidInput(f"{value} is not a valid port: use a whole number from 1 to 65535.")
+    return value
+
+
+def cidr(value: Any) -> str:
+    """An IPv4 or IPv6 network in CIDR notation (a bare address means a single host: /32 or /128).
+
+    Host bits must be zero (`10.0.0.5/24` is refused: it is almost always a typo for `10.0.0.0/24`).
+    """
+    raw = _require_str(value, "A network")
+    try:
+        return str(ipaddress.ip_network(raw, strict=True))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{_show(raw)} is not a valid network: use CIDR notation such as 203.0.113.0/24 or 2001:db8::/32 "
+            "with the host bits zero."
+        ) from exc
+
+
+def email(value: Any) -> str:
+    """An e-mail address for WordPress's admin and ACME registration: `local@domain`.
+
+    The local part is limited to letters, digits and `._%+-` (no quotes, no leading, trailing or double
+    dots), 64 characters at most; the domain follows `domain()` and is normalized the same way.
+    """
+    raw = _require_str(value, "An e-mail address")
+    local, sep, dom = raw.rpartition("@")
+    bad = f"{_show(raw)} is not a valid e-mail address: use a form like admin@example.com."
+    if not sep or not local or len(local) > 64 or not _EMAIL_LOCAL.match(local):
+        raise InvalidInput(bad)
+    try:
+        dom = domain(dom)
+    except InvalidInput as exc:
+        raise InvalidInput(bad) from exc
+    result = f"{local}@{dom}"
+    if len(result) > 254:
+        raise InvalidInput(bad)
+    return result
+
+
+def php_version(value: Any) -> str:
+    """A PHP branch that Debian 12 ships from its own archive: only "8.2"."""
+    raw = _require_str(value, "A PHP version")
+    if raw not in SUPPORTED_PHP_VERSIONS:
+        raise InvalidInput(
+            f"PHP {_show(raw)} is not available: Debian 12 ships only PHP {', '.join(SUPPORTED_PHP_VERSIONS)}."
+        )
+    return raw
+
+
+# --- paths ----------------------------------------------------------------------------------------------
+
+
+def remote_path(value: Any, allowed_prefixes: Iterable[str] | None = None) -> str:
+    """An absolute path on a remote host, normalized (no `//`, `/./` or trailing `/`).
+
+    Refused: relative paths, any `..` component, NUL, newlines or other control characters, and any
+    character outside letters, digits and `._@+/-` (so the path is safe inside config files and shell
+    arguments). With `allowed_prefixes`, the path must be one of them or lie beneath one.
+    """
+    raw = _require_str(value, "A remote path")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in raw):
+        raise InvalidInput(f"{_show(raw)} is not a valid remote path: it contains a control character.")
+    if not raw.startswith("/"):
+        raise InvalidInput(f"{_show(raw)} is not a valid remote path: it must be absolute (start with '/').")
+    if ".." in raw.split("/"):
+        raise InvalidInput(f"{_show(raw)} is not a valid remote path: '..' components are not allowed.")
+    if not _PATH_CHARS.match(raw):
+        raise InvalidInput(
+            f"{_show(raw)} is not a valid remote path: use only letters, digits and the characters ._@+/-."
+        )
+    path = "/" + "/".join(part for part in raw.split("/") if part not in ("", "."))
+    assert posixpath.normpath(path) == path
+    if allowed_prefixes is not None:
+        prefixes = [remote_path(p) for p in allowed_prefixes]
+        if not any(path == p or path.startswith(p.rstrip("/") + "/") for p in prefixes):
+            raise InvalidInput(f"{_show(raw)} is not under an allowed directory ({', '.join(prefixes)}).")
+    return path
+
+
+# --- values that go into config files verbatim ----------------------------------------------------------
+
+
+def header_value(value: Any) -> str:
+    """An HTTP header value we write into nginx inside double quotes (e.g. a Content-Security-Policy).
+
+    Printable ASCII only; no `"` or `\\` (they would end or escape nginx's quoting), no `$` (nginx would
+    expand it as a variable), no `{` or `}`, 2048 characters at most.
+    """
+    raw = _require_str(value, "A header value")
+    if (
+        not raw
+        or len(raw) > 2048
+        or any(not (32 <= ord(ch) < 127) for ch in raw)
+        or any(ch in raw for ch in '"\\${}')
+    ):
+        raise InvalidInput(
+            f"{_show(raw)} is not a valid header value: use printable ASCII without quotes, backslashes, "
+            "'$' or braces."
+        )
+    return raw
+
+
+def secret(value: Any) -> str:
+    """A generated secret (database password, WordPress salt): 16-128 characters from a quote-free set.
+
+    Letters, digits and ``._~+=:,@%^*!()[]{}<>|?/-``: never a quote, backslash, `$`, `;`, `&`, `#`, backtick
+    or whitespace, so it survives PHP single quotes, MariaDB string literals, option files (`#` starts a
+    comment there) and shell arguments unchanged.
+    """
+    raw = _require_str(value, "A secret")
+    if not 16 <= len(raw) <= 128 or not _SECRET.match(raw):
+        raise InvalidInput(
+            "A secret must be 16-128 characters of letters, digits and ._~+=:,@%^*!()[]{}<>|?/- "
+            "(no quotes, backslashes, '$', ';', '&', '#' or spaces)."
+        )
+    return raw
+
+
+# --- pydantic types -------------------------------------------------------------------------------------
+
+Hostname = Annotated[str, AfterValidator(hostname)]
+Domain = Annotated[str, AfterValidator(domain)]
+SiteName = Annotated[str, AfterValidator(site_name)]
+UnixUser = Annotated[str, AfterValidator(unix_user)]
+RemotePath = Annotated[str, AfterValidator(remote_path)]
+Email = Annotated[str, AfterValidator(email)]
+PhpVersion = Annotated[str, AfterValidator(php_version)]
+Port = Annotated[int, Strict(), AfterValidator(port)]
+Cidr = Annotated[str, AfterValidator(cidr)]
+HeaderValue = Annotated[str, AfterValidator(header_value)]
+Secret = Annotated[str, AfterValidator(secret)]
+
+
+def remote_path_under(*prefixes: str) -> Any:
+    """An `Annotated` path type restricted to the given prefixes, e.g. `remote_path_under("/var/www")`."""
+    checked = tuple(remote_path(p) for p in prefixes)
+    return Annotated[str, AfterValidator(lambda v: remote_path(v, checked))]
