@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
+import re
 import tarfile
 import time
 from dataclasses import dataclass, field
@@ -36,9 +37,13 @@ class ValidationFailed(RuntimeError):
         self.check = check
         self.output = output
         self.restored = restored
-        last = next((ln for ln in reversed(output.splitlines()) if ln.strip()), "")
+        lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+        # The line that names the problem (nginx's [emerg], a parser's "error"), not the summary after it.
+        telling = [ln for ln in lines if re.search(r"\[emerg\]|error|invalid|unknown|not found", ln, re.I)
+                   and not re.search(r"test (configuration )?failed|test is successful", ln)]
+        reason = (telling or lines or [""])[0]
         super().__init__(
-            f"`{' '.join(check)}` refused the new configuration ({last.strip()[:300]}); "
+            f"`{' '.join(check)}` refused the new configuration ({reason[:300]}); "
             f"the previous files are back in place: {', '.join(restored)}"
         )
 
@@ -214,6 +219,41 @@ def ensure_files(
             raise
     sh(conn, _COMMIT_SCRIPT, paths)
     return paths
+
+
+_LINKS_SCRIPT = r"""
+set -e
+while [ $# -ge 2 ]; do
+  link=$1 target=$2; shift 2
+  if [ "$(readlink "$link" 2>/dev/null)" != "$target" ]; then ln -sfn "$target" "$link"; echo "$link"; fi
+done
+"""
+
+_ABSENT_SCRIPT = r"""
+set -e
+for p in "$@"; do
+  if [ -e "$p" ] || [ -L "$p" ]; then rm -f "$p"; echo "$p"; fi
+done
+"""
+
+
+def ensure_links(conn: Connection, links: dict[str, str]) -> list[str]:
+    """Symlinks {link: target}; returns the links created or changed."""
+    if not links:
+        return []
+    for path in [*links, *links.values()]:
+        ManagedFile(path, b"")  # the same path rules as files
+    args = [x for pair in links.items() for x in pair]
+    return [f"link {p}" for p in sh(conn, _LINKS_SCRIPT, args).stdout.split()]
+
+
+def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
+    """Remove these files or links if present (kept as nothing: they are distro defaults we replace)."""
+    if not paths:
+        return []
+    for path in paths:
+        ManagedFile(path, b"")
+    return [f"removed {p}" for p in sh(conn, _ABSENT_SCRIPT, paths).stdout.split()]
 
 
 def missing_packages(conn: Connection, packages: list[str]) -> list[str]:

@@ -1,0 +1,84 @@
+"""The WordPressSite block: one site as a person configures it in the Prefect UI."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from prefect.blocks.core import Block
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from pressfleet import validate
+from pressfleet.site import DEFAULT_CSP, SiteConfig
+
+OFFICIAL_RELEASE_URL = "https://wordpress.org/latest.tar.gz"
+
+
+class WordPressSite(Block):
+    """A WordPress site: its domain, admin, caching, TLS and hardening options.
+
+    Provisioning turns a pristine Debian 12 server into this site. Credentials (database password,
+    admin password, salts) are generated on the first run and kept as Secret blocks named
+    `pressfleet-<name>-...`; they are never shown in logs.
+    """
+
+    _block_type_name = "WordPress Site"
+    _block_type_slug = "wordpress-site"
+    _description = "One WordPress site: domain, admin, caching, TLS and hardening options."
+    model_config = ConfigDict(hide_input_in_errors=True)
+
+    name: str = Field(..., title="Site name",
+                      description="Short name: the site's system user, PHP pool, database and user (a-z, 0-9, _; starts with a letter).")
+    domain: str = Field(..., title="Domain", description="The site's domain, e.g. www.example.com.")
+    aliases: list[str] = Field(default_factory=list, title="Aliases", description="Other names, redirected to the domain.")
+    title: str = Field("My WordPress site", title="Site title", max_length=200)
+    admin_user: str = Field("admin", title="Admin user", pattern=r"^[a-z][a-z0-9_.-]{2,59}$")
+    admin_email: str = Field(..., title="Admin email")
+    php_version: str = Field("8.2", title="PHP version", description="Debian 12 ships PHP 8.2.")
+    page_cache: bool = Field(True, title="Page cache", description="nginx FastCGI cache for anonymous visitors, purged on publish.")
+    page_cache_ttl_s: int = Field(3600, ge=1, le=604800, title="Page cache lifetime (seconds)")
+    object_cache: bool = Field(True, title="Object cache", description="Redis object cache through pressfleet's drop-in.")
+    tls_mode: Literal["self-signed", "provided", "acme"] = Field(
+        "acme", title="TLS certificate",
+        description="acme: Let's Encrypt (or the ACME server below) through certbot; provided: the certificate below; self-signed: for tests.")
+    acme_server: Optional[str] = Field(None, title="ACME directory URL", description="Empty for Let's Encrypt.")
+    certificate_pem: Optional[str] = Field(None, title="Certificate chain (PEM)", description="For TLS 'provided'.")
+    certificate_key: Optional[SecretStr] = Field(None, title="Certificate private key (PEM)", description="For TLS 'provided'.")
+    admin_allow: list[str] = Field(default_factory=list, title="wp-admin allow-list",
+                                   description="Networks (CIDR) allowed to reach wp-admin and wp-login.php; empty = everyone.")
+    allow_xmlrpc: bool = Field(False, title="Allow XML-RPC", description="Off: xmlrpc.php is denied (brute-force and DDoS vector).")
+    uploads_only_writable: bool = Field(True, title="PHP may write only to uploads",
+                                        description="Off: the site's user owns all files, so dashboard updates work.")
+    csp: str = Field(DEFAULT_CSP, title="Content-Security-Policy")
+    release_url: str = Field(OFFICIAL_RELEASE_URL, title="WordPress release archive URL")
+    release_sha256: Optional[str] = Field(
+        None, title="Release sha256", pattern=r"^[0-9a-f]{64}$",
+        description="Pin the archive's sha256. Empty: the .sha1 published beside the archive is checked instead.")
+
+    @field_validator("release_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        return _release_url(value)
+
+    @model_validator(mode="after")
+    def _check_site(self) -> "WordPressSite":
+        self.config()  # the domain, name, email, PHP version... are refused here, before anything runs
+        return self
+
+    def config(self) -> SiteConfig:
+        """The validated, pure description of the site that renderers take."""
+        return SiteConfig(
+            name=self.name, domain=self.domain, aliases=tuple(self.aliases), admin_email=self.admin_email,
+            php_version=self.php_version, page_cache=self.page_cache, page_cache_ttl_s=self.page_cache_ttl_s,
+            object_cache=self.object_cache, tls_mode=self.tls_mode, admin_allow=tuple(self.admin_allow),
+            allow_xmlrpc=self.allow_xmlrpc, uploads_only_writable=self.uploads_only_writable, csp=self.csp,
+        )
+
+
+def _release_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c in value for c in " \n\t'\"\\`$;"):
+        raise ValueError("the release URL must be a plain http(s) URL")
+    validate.hostname(parts.hostname)
+    return value

@@ -1,0 +1,161 @@
+"""Provision a WordPress host: the flow a person runs to turn a pristine Debian 12 server into a hardened,
+tuned WordPress site, or to bring one back to its desired state."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import time
+from typing import Optional
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NONE
+from pydantic import BaseModel
+
+from blocks.server import Server
+from blocks.site import WordPressSite
+from pressfleet import provision
+from pressfleet.converge import StepResult
+from pressfleet.provision import Component
+from pressfleet.remote import run
+from pressfleet.sitesecrets import site_secrets
+from pressfleet.site import SiteConfig
+from pressfleet.sizing import plan_host
+from tasks.base import install_packages, stack_packages
+from tasks.checks import Check, verify_site
+from tasks.common import connected
+from tasks.host import gather_host_facts
+from tasks.mariadb import configure_mariadb
+from tasks.nginx import configure_nginx
+from tasks.php import configure_php, measured_worker_memory
+from tasks.redis import configure_redis
+from tasks.security import configure_fail2ban, configure_firewall, harden_ssh
+from tasks.wordpress import configure_wordpress
+
+
+class ProvisionReport(BaseModel):
+    """What a provisioning run did."""
+
+    site_url: str
+    changed: bool
+    steps: list[dict]
+    checks: list[dict]
+    seconds: float
+
+
+@task(name="sizing inputs", cache_policy=NONE)
+def sizing_inputs(server: Server, site: SiteConfig) -> dict:
+    """The PHP workers' measured memory, the figure recorded last time, and the control side's address."""
+    with connected(server) as conn:
+        samples = measured_worker_memory(conn, site)
+        recorded = run(conn, ["cat", provision.SIZING_RECORD], check=False)
+        client = run(conn, ["sh", "-c", 'echo "${SSH_CLIENT%% *}"']).stdout.strip()
+    previous = None
+    if recorded.ok:
+        try:
+            previous = int(json.loads(recorded.stdout)["worker_memory_bytes"])
+        except (ValueError, KeyError, TypeError):
+            previous = None
+    return {"samples": samples, "recorded": previous, "control_address": client}
+
+
+def _report_markdown(site_url: str, results: list[StepResult], checks: list[Check], seconds: float) -> str:
+    changed = any(r.did_change for r in results)
+    lines = [f"# Provisioned {site_url}", "",
+             f"{'Changes were made' if changed else 'Nothing to change: the host already matched the desired state'}"
+             f" ({seconds:.1f} s).", "", "| step | changed | seconds | what |", "| --- | --- | --- | --- |"]
+    for r in results:
+        what = "; ".join(r.changed)[:400] or "-"
+        lines.append(f"| {r.name} | {'yes' if r.did_change else 'no'} | {r.seconds:.1f} | {what} |")
+    if checks:
+        lines += ["", "| check | result | detail |", "| --- | --- | --- |"]
+        for c in checks:
+            lines.append(f"| {c.name} | {'pass' if c.passed else '**FAIL**'} | {c.detail} |")
+    return "\n".join(lines)
+
+
+@flow(name="provision-wordpress")
+def provision_wordpress(
+    server: Server,
+    site: WordPressSite,
+    components: Optional[list[Component]] = None,
+    verify: bool = True,
+) -> ProvisionReport:
+    """Turn a pristine Debian 12 server into a hardened, tuned WordPress site (or bring it back in line).
+
+    Installs nginx, PHP-FPM, MariaDB and Redis from Debian; hardens sshd, the firewall and fail2ban; sizes
+    PHP-FPM, MariaDB, OPcache and Redis from the host's RAM and measured PHP worker memory; installs the
+    WordPress release (checksum verified) with its own database, user and PHP pool; serves it over HTTPS
+    with a page cache purged on publish and a Redis object cache. Every step changes only what differs,
+    validates configuration before reloading, and a second run changes nothing. `components` runs only
+    the named steps (like Trellis tags). The run ends with checks of the live site and a report artifact.
+    """
+    log = get_run_logger()
+    started = time.monotonic()
+    cfg = site.config()
+    steps = provision.selected(components)
+    secrets = site_secrets(cfg.name)
+    results: list[StepResult] = []
+
+    facts = gather_host_facts(server)
+    if "packages" in steps:
+        results.append(install_packages(server, stack_packages(cfg.php_version), provision.unattended_upgrades_files()))
+
+    inputs = sizing_inputs(server, cfg)
+    worker_memory = provision.choose_worker_memory(inputs["samples"], inputs["recorded"])
+    plan = plan_host(facts.mem_total_bytes, worker_rss_bytes=worker_memory, cpus=facts.cpus)
+    control = inputs["control_address"]
+    control_networks = [str(ipaddress.ip_network(control))] if control else []
+    files = provision.desired_files(
+        cfg, plan, ssh_users=[server.user], ssh_port=server.port, control_networks=control_networks,
+        db_password=secrets.db_password, salts=secrets.salts,
+    )
+    log.info("Sizing for %.1f GiB RAM, %d CPUs, PHP worker %d MiB: %d PHP workers, InnoDB buffer pool %d MiB",
+             facts.mem_total_bytes / 2**30, facts.cpus, plan.php.worker_rss_bytes // 2**20,
+             plan.php.max_children, plan.innodb.buffer_pool_bytes // 2**20)
+
+    for step_name in steps:
+        if step_name == "ssh":
+            results.append(harden_ssh(server, files["ssh"]))
+        elif step_name == "firewall":
+            results.append(configure_firewall(server, files["firewall"]))
+        elif step_name == "fail2ban":
+            results.append(configure_fail2ban(server, files["fail2ban"], provision.watched_logs(cfg)))
+        elif step_name == "mariadb":
+            results.append(configure_mariadb(server, files["mariadb"], cfg.db_name, secrets.db_password))
+        elif step_name == "redis":
+            results.append(configure_redis(server, files["redis"]))
+        elif step_name == "php":
+            results.append(configure_php(server, cfg, files["php"], provision.php_remove(cfg)))
+        elif step_name == "wordpress":
+            results.append(configure_wordpress(
+                server, cfg, title=site.title, admin_user=site.admin_user, admin_password=secrets.admin_password,
+                wp_config=provision.wp_config(cfg, secrets.db_password, secrets.salts),
+                release_url=site.release_url, release_sha256=site.release_sha256,
+            ))
+        elif step_name == "nginx":
+            results.append(configure_nginx(
+                server, files["nginx"], site=cfg, remove=provision.NGINX_REMOVE, links=provision.nginx_links(cfg),
+                cache_dirs=[provision.NGINX_CACHE_DIR],
+                certificate=(site.certificate_pem, site.certificate_key.get_secret_value() if site.certificate_key else None),
+                acme_server=site.acme_server,
+            ))
+
+    checks = verify_site(server, cfg, admin_user=site.admin_user, admin_password=secrets.admin_password) if verify else []
+    seconds = round(time.monotonic() - started, 1)
+    site_url = f"https://{cfg.domain}/"
+    create_markdown_artifact(
+        key=f"provision-{cfg.name.replace('_', '-')}", markdown=_report_markdown(site_url, results, checks, seconds),
+        description=f"Provisioning of {site_url} on {server.address}",
+    )
+    failed = [c.name for c in checks if not c.passed]
+    if failed:
+        raise RuntimeError(f"{site_url} is provisioned but these checks failed: {', '.join(failed)}")
+    changed = any(r.did_change for r in results)
+    log.info("%s: %s in %.1f s", site_url, "changed" if changed else "nothing to change", seconds)
+    return ProvisionReport(
+        site_url=site_url, changed=changed, seconds=seconds,
+        steps=[{"name": r.name, "changed": r.changed, "seconds": r.seconds} for r in results],
+        checks=[{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
+    )

@@ -1,0 +1,129 @@
+"""Pure parts of provisioning: which components run, and every file each one puts on the host.
+
+The flow gathers facts (RAM, CPUs, measured PHP worker memory), then asks `desired_files()` for the whole
+desired state, rendered by `pressfleet.render` from `pressfleet/templates/config/`. Nothing here touches a host.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Literal
+
+from pressfleet import render
+from pressfleet.converge import ManagedFile
+from pressfleet.site import SiteConfig, WpSalts
+from pressfleet.sizing import HostPlan, MiB
+
+Component = Literal["packages", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx"]
+# Dependency order: the database before WordPress's install, the site's user (made by wordpress) before its
+# PHP pool, the pool's socket before the vhost that points at it.
+COMPONENTS: tuple[Component, ...] = ("packages", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx")
+
+SIZING_RECORD = "/etc/pressfleet/sizing.json"
+NGINX_CACHE_DIR = "/var/cache/nginx/pressfleet"
+# A re-measured worker within this share of the recorded one keeps the recorded figure, so a re-run
+# does not rewrite the pool for noise.
+WORKER_MEMORY_TOLERANCE = 0.25
+WORKER_MEMORY_STEP = 4 * MiB
+
+
+def selected(components: list[str] | None) -> list[Component]:
+    """The components to run, in dependency order (all when none are named)."""
+    if not components:
+        return list(COMPONENTS)
+    unknown = sorted(set(components) - set(COMPONENTS))
+    if unknown:
+        raise ValueError(f"unknown component(s) {', '.join(unknown)}: choose from {', '.join(COMPONENTS)}")
+    return [c for c in COMPONENTS if c in components]
+
+
+def choose_worker_memory(samples: list[int], recorded: int | None) -> int | None:
+    """The PHP worker memory to size with: the recorded figure unless the measurement moved by more than
+    the tolerance; otherwise the median sample rounded up to 4 MiB. None when there is nothing to go on."""
+    if not samples:
+        return recorded
+    ordered = sorted(samples)
+    median = ordered[len(ordered) // 2]
+    measured = math.ceil(median / WORKER_MEMORY_STEP) * WORKER_MEMORY_STEP
+    if recorded and abs(measured - recorded) <= WORKER_MEMORY_TOLERANCE * recorded:
+        return recorded
+    return measured
+
+
+def sizing_record(plan: HostPlan) -> bytes:
+    return (json.dumps({"worker_memory_bytes": plan.php.worker_rss_bytes, "ram_bytes": plan.ram_bytes,
+                        "max_children": plan.php.max_children,
+                        "innodb_buffer_pool_bytes": plan.innodb.buffer_pool_bytes}, indent=2) + "\n").encode()
+
+
+def unattended_upgrades_files() -> list[ManagedFile]:
+    text = ('APT::Periodic::Update-Package-Lists "1";\n'
+            'APT::Periodic::Unattended-Upgrade "1";\n'
+            'APT::Periodic::AutocleanInterval "7";\n')
+    return [ManagedFile("/etc/apt/apt.conf.d/20auto-upgrades", text.encode())]
+
+
+def desired_files(
+    site: SiteConfig,
+    plan: HostPlan,
+    *,
+    ssh_users: list[str],
+    ssh_port: int,
+    control_networks: list[str],
+    db_password: str,
+    salts: WpSalts,
+) -> dict[Component, list[ManagedFile]]:
+    """Every managed file, per component, for one site on one host."""
+    php = site.php_version
+    fail2ban_filters = [
+        ManagedFile(f"/etc/fail2ban/filter.d/{name}", text.encode())
+        for name, text in render.render_fail2ban_filters().items()
+    ]
+    return {
+        "packages": unattended_upgrades_files(),
+        "ssh": [ManagedFile("/etc/ssh/sshd_config.d/00-pressfleet.conf",
+                            render.render_sshd_conf(ssh_users, port=ssh_port).encode())],
+        "firewall": [ManagedFile("/etc/nftables.conf",
+                                 render.render_nftables_conf(ssh_port=ssh_port, ssh_exempt=control_networks).encode(), 0o755)],
+        "fail2ban": [*fail2ban_filters,
+                     ManagedFile("/etc/fail2ban/jail.d/pressfleet.local",
+                                 render.render_fail2ban_jails([site], ignore_ip=control_networks, ssh_port=ssh_port).encode())],
+        "mariadb": [ManagedFile("/etc/mysql/mariadb.conf.d/90-pressfleet.cnf", render.render_mariadb_conf(plan.innodb).encode())],
+        "redis": [ManagedFile("/etc/redis/redis.conf", render.render_redis_conf(plan.redis).encode(), 0o640, "redis", "redis")],
+        "php": [
+            ManagedFile(site.php_pool_path, render.render_php_pool(site, plan.php).encode()),
+            ManagedFile(f"/etc/php/{php}/fpm/pool.d/00-pressfleet-global.conf", render.render_php_fpm_global(plan.php).encode()),
+            ManagedFile(f"/etc/php/{php}/fpm/conf.d/90-pressfleet.ini", render.render_php_ini_overrides(plan.opcache, php_version=php).encode()),
+            ManagedFile(SIZING_RECORD, sizing_record(plan)),
+        ],
+        "wordpress": [],  # wp-config.php and pressfleet's PHP files: tasks.wordpress.wordpress_files()
+        "nginx": [
+            ManagedFile("/etc/nginx/conf.d/pressfleet.conf", render.render_nginx_http_conf(cache_dir=NGINX_CACHE_DIR).encode()),
+            ManagedFile("/etc/nginx/sites-enabled/00-default.conf", render.render_nginx_default_server().encode()),
+            ManagedFile(site.nginx_headers_path, render.render_nginx_headers(site).encode()),
+            ManagedFile(site.nginx_vhost_path, render.render_nginx_vhost(site).encode()),
+        ],
+    }
+
+
+def watched_logs(site: SiteConfig) -> list[str]:
+    """The nginx logs fail2ban's jails read (they must exist before fail2ban starts the jails)."""
+    return [f"/var/log/nginx/{site.name}.access.log", f"/var/log/nginx/{site.name}.error.log"]
+
+
+def nginx_links(site: SiteConfig) -> dict[str, str]:
+    """Symlinks nginx needs: {link: target} (Debian's sites-available / sites-enabled)."""
+    return {f"/etc/nginx/sites-enabled/{site.name}.conf": site.nginx_vhost_path}
+
+
+NGINX_REMOVE = ["/etc/nginx/sites-enabled/default"]  # Debian's welcome page; 00-default.conf replaces it
+
+
+def php_remove(site: SiteConfig) -> list[str]:
+    """Debian's stock `www` pool runs as www-data: each site has its own pool instead."""
+    return [f"/etc/php/{site.php_version}/fpm/pool.d/www.conf"]
+
+
+def wp_config(site: SiteConfig, db_password: str, salts: WpSalts) -> bytes:
+    return render.render_wp_config(site, db_password=db_password, salts=salts).encode()

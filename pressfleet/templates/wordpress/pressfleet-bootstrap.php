@@ -1,0 +1,91 @@
+<?php
+/**
+ * pressfleet's bridge to WordPress's own PHP API (wp-cli is not available everywhere).
+ *
+ * Run by php-cli as the site's user, from the site's folder:  php pressfleet-bootstrap.php ACTION
+ * Input is a JSON object on standard input (so passwords never reach a command line); output is one
+ * JSON object on standard output. Actions:
+ *   status       - installed or not, version, siteurl
+ *   install      - wp_install() with title, admin user, email, password; sets https home/siteurl
+ *   check-login  - wp_authenticate() of a user and password (true/false)
+ *   site-health  - runs WordPress's Site Health tests and returns each test's status
+ */
+
+if (PHP_SAPI !== 'cli') { exit(1); }
+$pf_action = $argv[1] ?? 'status';
+$pf_input = json_decode(stream_get_contents(STDIN) ?: '{}', true) ?: [];
+$pf_domain = $pf_input['domain'] ?? 'localhost';
+
+$_SERVER['HTTP_HOST'] = $pf_domain;
+$_SERVER['SERVER_NAME'] = $pf_domain;
+$_SERVER['HTTPS'] = 'on';
+$_SERVER['REQUEST_URI'] = '/';
+$_SERVER['SERVER_PORT'] = 443;
+if ($pf_action === 'install' || $pf_action === 'status') {
+    define('WP_INSTALLING', true);
+}
+define('ABSPATH', rtrim($pf_input['path'] ?? getcwd(), '/') . '/');
+require ABSPATH . 'wp-load.php';
+
+function pf_out($data) { echo json_encode($data), "\n"; exit(0); }
+
+/** Each action in a function scope, so nothing here overwrites one of WordPress's globals. */
+function pf_main($pf_action, $pf_input, $pf_domain) {
+switch ($pf_action) {
+case 'status':
+    require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+    pf_out(['installed' => is_blog_installed(), 'version' => get_bloginfo('version'),
+            'siteurl' => is_blog_installed() ? get_option('siteurl') : null]);
+
+case 'install':
+    require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+    $url = 'https://' . $pf_domain;
+    if (is_blog_installed()) {
+        $changed = false;
+        foreach (['siteurl' => $url, 'home' => $url, 'blogname' => $pf_input['title']] as $k => $v) {
+            if (get_option($k) !== $v) { update_option($k, $v); $changed = true; }
+        }
+        pf_out(['changed' => $changed, 'installed' => true]);
+    }
+    $result = wp_install($pf_input['title'], $pf_input['admin_user'], $pf_input['admin_email'], true, '',
+                         wp_slash($pf_input['admin_password']));
+    update_option('siteurl', $url);
+    update_option('home', $url);
+    update_option('permalink_structure', '/%postname%/');
+    pf_out(['changed' => true, 'installed' => true, 'user_id' => $result['user_id']]);
+
+case 'check-login':
+    $user = wp_authenticate($pf_input['user'], $pf_input['password']);
+    pf_out(['ok' => !is_wp_error($user)]);
+
+case 'site-health':
+    require_once ABSPATH . 'wp-admin/includes/admin.php';
+    require_once ABSPATH . 'wp-admin/includes/class-wp-site-health.php';
+    wp_set_current_user(1);
+    $health = WP_Site_Health::get_instance();
+    $results = [];
+    foreach (WP_Site_Health::get_tests() as $kind => $tests) {
+        foreach ($tests as $name => $test) {
+            $callback = null;
+            if (!empty($test['async_direct_test']) && is_callable($test['async_direct_test'])) {
+                $callback = $test['async_direct_test'];
+            } elseif (is_string($test['test']) && method_exists($health, 'get_test_' . $test['test'])) {
+                $callback = [$health, 'get_test_' . $test['test']];
+            } elseif (is_callable($test['test'])) {
+                $callback = $test['test'];
+            }
+            if ($callback === null) { $results[$name] = ['status' => 'skipped', 'label' => $test['label']]; continue; }
+            $r = call_user_func($callback);
+            if (is_wp_error($r) || !is_array($r)) { $results[$name] = ['status' => 'error', 'label' => $test['label']]; continue; }
+            $results[$name] = ['status' => $r['status'], 'label' => wp_strip_all_tags($r['label'])];
+        }
+    }
+    pf_out($results);
+
+default:
+    fwrite(STDERR, "unknown action: " . $pf_action . "\n");
+    exit(2);
+}
+}
+
+pf_main($pf_action, $pf_input, $pf_domain);

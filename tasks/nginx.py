@@ -1,0 +1,86 @@
+"""nginx steps: the TLS certificate (self-signed, provided, or ACME through certbot), http-level settings
+(FastCGI cache, rate limits) and the site's vhost, checked by `nginx -t` before every reload."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from pressfleet import converge
+from pressfleet.converge import ManagedFile, StepResult
+from pressfleet.remote import run
+from pressfleet.site import SiteConfig
+from tasks.common import connected, step
+
+_SELF_SIGNED = r"""
+set -eu
+domain=$1 crt=$2 key=$3
+if [ -s "$crt" ] && [ -s "$key" ] && openssl x509 -in "$crt" -noout -checkend 2592000 >/dev/null \
+   && openssl x509 -in "$crt" -noout -ext subjectAltName 2>/dev/null | grep -q "DNS:$domain\b"; then
+  echo unchanged; exit 0
+fi
+mkdir -p "$(dirname "$crt")" "$(dirname "$key")"
+umask 077
+openssl req -x509 -newkey rsa:2048 -sha256 -days 397 -nodes -subj "/CN=$domain" \
+  -addext "subjectAltName=DNS:$domain" -keyout "$key.new" -out "$crt.new" 2>/dev/null
+chmod 600 "$key.new"; chmod 644 "$crt.new"
+mv -f "$key.new" "$key"; mv -f "$crt.new" "$crt"
+echo created
+"""
+
+
+def ensure_self_signed(conn, site: SiteConfig) -> list[str]:
+    out = converge.sh(conn, _SELF_SIGNED, [site.domain, site.tls_cert_path, site.tls_key_path]).stdout.strip()
+    return [] if out == "unchanged" else [f"self-signed certificate for {site.domain}"]
+
+
+def ensure_acme(conn, site: SiteConfig, acme_server: str | None) -> list[str]:
+    """A certificate from an ACME CA through certbot's nginx plugin (renewed by Debian's certbot timer)."""
+    if run(conn, ["test", "-s", site.tls_cert_path], check=False).ok:
+        return []
+    args = ["certbot", "certonly", "--nginx", "--non-interactive", "--agree-tos", "-m", site.admin_email,
+            "--no-random-sleep-on-renew", "--cert-name", site.domain, "-d", site.domain]
+    for alias in site.aliases:
+        args += ["-d", alias]
+    if acme_server:
+        args += ["--server", acme_server]
+    run(conn, args, timeout=300)
+    return [f"ACME certificate for {site.domain}"]
+
+
+def tls_step(conn, site: SiteConfig, certificate: tuple[str | None, str | None], acme_server: str | None) -> list[str]:
+    if site.tls_mode == "self-signed":
+        return ensure_self_signed(conn, site)
+    if site.tls_mode == "acme":
+        return ensure_acme(conn, site, acme_server)
+    pem, key = certificate
+    if not pem or not key:
+        raise ValueError(f"site {site.name} uses a provided certificate but the block has no certificate and key")
+    return converge.ensure_files(conn, [
+        ManagedFile(site.tls_cert_path, pem.encode()),
+        ManagedFile(site.tls_key_path, key.encode(), 0o600),
+    ])
+
+
+@task(name="nginx", cache_policy=NONE)
+def configure_nginx(server, files: list[ManagedFile], *, site: SiteConfig, remove: list[str], links: dict[str, str],
+                    cache_dirs: list[str], certificate: tuple[str | None, str | None] = (None, None),
+                    acme_server: str | None = None) -> StepResult:
+    """Certificate first (the vhost refers to it), then config; nginx reloads only if `nginx -t` passes."""
+    with step("nginx") as result, connected(server) as conn:
+        result.changed += tls_step(conn, site, certificate, acme_server)
+        for d in cache_dirs:
+            if not run(conn, ["test", "-d", d], check=False).ok:
+                run(conn, ["install", "-d", "-o", "www-data", "-g", "www-data", "-m", "0700", d])
+                result.changed.append(f"cache folder {d}")
+        # Debian's default site goes first (our catch-all replaces it); then the files, validated with
+        # nginx -t and undone if refused; then the enabling links, validated again.
+        removed = converge.ensure_absent(conn, remove)
+        changed_files = converge.ensure_files(conn, files, check=["nginx", "-t"], on_change=["systemctl", "reload", "nginx"])
+        relinked = converge.ensure_links(conn, links)
+        if relinked or (removed and not changed_files):
+            run(conn, ["nginx", "-t"])
+            run(conn, ["systemctl", "reload", "nginx"])
+        result.changed += removed + changed_files + relinked
+        result.changed += converge.ensure_service(conn, "nginx")
+    return result

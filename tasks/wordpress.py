@@ -1,0 +1,88 @@
+"""WordPress steps: the site's user and folders, the verified release, wp-config.php, pressfleet's
+mu-plugin and object-cache drop-in, and the install itself through WordPress's own PHP API."""
+
+from __future__ import annotations
+
+import json
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from pressfleet import converge
+from pressfleet.converge import ManagedFile, StepResult
+from pressfleet.remote import run
+from pressfleet.site import SiteConfig
+from tasks.common import connected, script, step, wordpress_file
+
+BOOTSTRAP = "/usr/local/lib/pressfleet/pressfleet-bootstrap.php"
+
+
+_USER_SCRIPT = r"""
+set -eu
+user=$1 dir=$2
+changed=""
+if ! getent group "$user" >/dev/null; then groupadd --system "$user"; changed="group"; fi
+if ! id -u "$user" >/dev/null 2>&1; then
+  useradd --system --gid "$user" --home-dir "$dir" --no-create-home --shell /usr/sbin/nologin "$user"; changed="$changed user"
+fi
+# nginx reads static files through the site's group; it never executes PHP itself.
+if ! id -nG www-data | tr ' ' '\n' | grep -qx "$user"; then usermod -a -G "$user" www-data; changed="$changed www-data-in-group"; fi
+if [ ! -d "$dir" ]; then mkdir -p "$dir"; changed="$changed dir"; fi
+if [ "$(stat -c '%U:%G %a' "$dir")" != "root:$user 750" ]; then chown "root:$user" "$dir"; chmod 750 "$dir"; changed="$changed dir-perms"; fi
+echo "$changed"
+"""
+
+
+def ensure_site_user(conn, site: SiteConfig) -> list[str]:
+    """The site's own system user and group (PHP-FPM runs as it) and its folder /var/www/NAME."""
+    out = converge.sh(conn, _USER_SCRIPT, [site.user, site.home]).stdout.split()
+    return [f"site {site.name}: {what}" for what in out]
+
+
+def install_release(conn, site: SiteConfig, url: str, sha256: str | None) -> list[str]:
+    """Download the release archive by URL, verify its checksum, and put it in place (keeping wp-content)."""
+    out = converge.sh(
+        conn, script("install_wordpress_release.sh"),
+        [site.user, site.home, url, sha256 or "", "uploads" if site.uploads_only_writable else "all"],
+        timeout=900,
+    ).stdout.strip()
+    return [] if out == "unchanged" else [f"WordPress {out}"]
+
+
+def bootstrap(conn, site: SiteConfig, action: str, payload: dict | None = None) -> dict:
+    """Run pressfleet's PHP bootstrap as the site's user; PAYLOAD (which may hold passwords) goes on stdin."""
+    data = json.dumps({"domain": site.domain, "path": site.web_root, **(payload or {})})
+    result = run(conn, ["runuser", "-u", site.user, "--", "php", BOOTSTRAP, action], stdin=data, timeout=300)
+    lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"WordPress bootstrap '{action}' printed no result (stderr: {result.stderr.strip()[-300:]})")
+    return json.loads(lines[-1])
+
+
+def wordpress_files(site: SiteConfig, wp_config: bytes) -> list[ManagedFile]:
+    group = site.group
+    content = f"{site.web_root}/wp-content"
+    return [
+        # Above the web root, readable by the site's group only: nginx can never serve it.
+        ManagedFile(site.wp_config_path, wp_config, 0o440, "root", group),
+        ManagedFile(f"{content}/mu-plugins/pressfleet-cache-purge.php", wordpress_file("pressfleet-cache-purge.php"), 0o640, "root", group),
+        ManagedFile(f"{content}/object-cache.php", wordpress_file("object-cache.php"), 0o640, "root", group),
+        ManagedFile(BOOTSTRAP, wordpress_file("pressfleet-bootstrap.php"), 0o644),
+    ]
+
+
+@task(name="wordpress", cache_policy=NONE)
+def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str, admin_password: str,
+                        wp_config: bytes, release_url: str, release_sha256: str | None) -> StepResult:
+    """Site user, verified release, wp-config.php, mu-plugin and drop-in, then wp_install() if needed."""
+    with step("wordpress") as result, connected(server) as conn:
+        result.changed += ensure_site_user(conn, site)
+        result.changed += install_release(conn, site, release_url, release_sha256)
+        result.changed += converge.ensure_files(conn, wordpress_files(site, wp_config))
+        outcome = bootstrap(conn, site, "install", {
+            "title": title, "admin_user": admin_user, "admin_email": site.admin_email,
+            "admin_password": admin_password,
+        })
+        if outcome.get("changed"):
+            result.changed.append("WordPress installed" if outcome.get("user_id") else "WordPress options updated")
+    return result
