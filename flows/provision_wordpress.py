@@ -11,13 +11,12 @@ from typing import Optional
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
-from pydantic import BaseModel
 
 from blocks.server import Server
 from blocks.site import WordPressSite
 from pressfleet import provision
 from pressfleet.converge import StepResult
-from pressfleet.provision import Component
+from pressfleet.provision import Component, ProvisionReport
 from pressfleet.remote import run
 from pressfleet.sitesecrets import site_secrets
 from pressfleet.site import SiteConfig
@@ -32,16 +31,6 @@ from tasks.php import configure_php, measured_worker_memory
 from tasks.redis import configure_redis
 from tasks.security import configure_fail2ban, configure_firewall, harden_ssh
 from tasks.wordpress import configure_wordpress
-
-
-class ProvisionReport(BaseModel):
-    """What a provisioning run did."""
-
-    site_url: str
-    changed: bool
-    steps: list[dict]
-    checks: list[dict]
-    seconds: float
 
 
 @task(name="sizing inputs", cache_policy=NONE)

@@ -134,6 +134,62 @@ def demo(host: str = typer.Option("web1", help="Lab host to run the demo on.")) 
         _fail(f"demo failed: {exc}")
 
 
+@app.command("provision")
+def provision(
+    server: str = typer.Argument(..., help="Server block name, e.g. lab-web1."),
+    domain: str = typer.Option(..., "--domain", help="The site's domain."),
+    name: str = typer.Option(None, "--name", help="Site name (default: the domain's first label)."),
+    email: str = typer.Option(None, "--email", help="Admin email (default: admin@DOMAIN)."),
+    title: str = typer.Option("My WordPress site", "--title"),
+    tls: str = typer.Option(None, "--tls", help="acme, provided or self-signed (default: self-signed on lab hosts, else acme)."),
+    release_url: str = typer.Option(None, "--release-url", help="WordPress archive URL (default: the official latest; the lab mirror on lab hosts)."),
+    release_sha256: str = typer.Option(None, "--release-sha256"),
+    components: list[str] = typer.Option(None, "--component", "-c", help="Run only these steps (repeatable)."),
+) -> None:
+    """Provision WordPress on a server (the provision-wordpress flow), save the site's block, print the summary."""
+    from pydantic import ValidationError
+
+    from pressfleet import sites
+
+    try:
+        from blocks.server import Server
+        from blocks.site import WordPressSite
+
+        site_name = name or sites.site_name_for(domain)
+        fields = dict(name=site_name, domain=domain, admin_email=email or f"admin@{domain}", title=title)
+        release = sites.lab_release_for(server) if not release_url else None
+        fields["tls_mode"] = tls or ("self-signed" if release else "acme")
+        if release_url or release:
+            fields["release_url"] = release_url or release["url"]
+            fields["release_sha256"] = release_sha256 or (release["sha256"] if release else None)
+        site = WordPressSite(**fields)
+        server_block = Server.load(server)
+    except (ValidationError, ValueError) as exc:
+        _fail(f"refused before anything ran: {_first_error(exc)}")
+    block_name = sites.site_block_name(site.name)
+    site.save(block_name, overwrite=True)
+    from flows.provision_wordpress import provision_wordpress
+
+    try:
+        report = provision_wordpress(server=server_block, site=site, components=components or None)
+    except Exception as exc:
+        _fail(f"provisioning failed: {exc}")
+    for step in report.steps:
+        typer.echo(f"  {step['name']:<10} {'changed' if step['changed'] else 'unchanged':<9} {step['seconds']:5.1f} s")
+    failed = [c["name"] for c in report.checks if not c["passed"]]
+    typer.echo(f"{report.site_url} on {server_block.address}: {'changed' if report.changed else 'nothing to change'} "
+               f"in {report.seconds:.1f} s; {len(report.checks) - len(failed)}/{len(report.checks)} checks passed; "
+               f"site block {block_name!r}")
+
+
+def _first_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        return f"{'.'.join(str(p) for p in first.get('loc', ()))}: {first.get('msg', '')}".strip(": ")
+    return str(exc)
+
+
 @app.command("down")
 def down_everything() -> None:
     """Stop everything `make demo` started: the worker, the server, every lab host, the proxy."""

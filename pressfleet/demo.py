@@ -31,6 +31,9 @@ def run_deployment_and_wait(name: str, parameters: dict, *, timeout: float = 900
     return flow_run, state.result()
 
 
+DEMO_DOMAIN = "blog.lab.test"
+
+
 def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     started = time.monotonic()
     cfg = stack.StackConfig()
@@ -51,14 +54,34 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     flow_run, facts = run_deployment_and_wait("host-facts/host-facts", {"server": block_ref(server)})
     log(f"host-facts ran through its deployment: flow run {flow_run.name} Completed [{time.monotonic() - t:.1f} s]")
 
+    from blocks.site import WordPressSite
+    from pressfleet import sites
+    from pressfleet.sitesecrets import secret_block_name
+
+    t = time.monotonic()
+    release = lab.ensure_mirror()
+    site = WordPressSite(
+        name=sites.site_name_for(DEMO_DOMAIN), domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
+        title="pressfleet demo", tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"],
+    )
+    site.save(sites.site_block_name(site.name), overwrite=True)
+    site = WordPressSite.load(sites.site_block_name(site.name))
+    prov_run, report = run_deployment_and_wait(
+        "provision-wordpress/provision-wordpress", {"server": block_ref(server), "site": block_ref(site)})
+    log(f"provision-wordpress ran through its deployment: flow run {prov_run.name} Completed, "
+        f"{'changed' if report.changed else 'nothing to change'} [{time.monotonic() - t:.1f} s]")
+
     disks = ", ".join(f"{d.mount} {d.size_bytes / 2**30:.1f} GiB" for d in facts.disks[:3])
+    passed = sum(1 for c in report.checks if c["passed"])
     print(
         f"\nPrefect UI:   {status.ui_url}\n"
-        f"flow run:     {status.ui_url}/runs/flow-run/{flow_run.id}\n"
+        f"host-facts:   {status.ui_url}/runs/flow-run/{flow_run.id}\n"
         f"host:         {facts.hostname} ({host.address}), {facts.os_pretty_name}, kernel {facts.kernel}\n"
-        f"CPUs / RAM:   {facts.cpus} / {facts.mem_total_bytes / 2**30:.1f} GiB\n"
-        f"disks:        {disks}\n"
-        f"services:     {len(facts.services)} running ({', '.join(facts.services[:6])}...)\n"
+        f"CPUs / RAM:   {facts.cpus} / {facts.mem_total_bytes / 2**30:.1f} GiB; disks: {disks}\n"
+        f"provision:    {status.ui_url}/runs/flow-run/{prov_run.id} ({passed}/{len(report.checks)} checks passed)\n"
+        f"site:         {report.site_url}  (from this machine: "
+        f"curl -k --resolve {DEMO_DOMAIN}:443:{host.address} {report.site_url})\n"
+        f"admin:        {site.admin_user}; password in Secret block {secret_block_name(site.name, 'admin-password')!r}\n"
         f"demo took {time.monotonic() - started:.1f} s; `make down` stops everything."
     )
-    return {"flow_run_id": str(flow_run.id), "facts": facts}
+    return {"flow_run_id": str(flow_run.id), "facts": facts, "provision_run_id": str(prov_run.id), "report": report}

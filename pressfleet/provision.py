@@ -10,6 +10,8 @@ import json
 import math
 from typing import Literal
 
+from pydantic import BaseModel
+
 from pressfleet import render
 from pressfleet.converge import ManagedFile
 from pressfleet.site import SiteConfig, WpSalts
@@ -19,6 +21,16 @@ Component = Literal["packages", "ssh", "firewall", "fail2ban", "mariadb", "redis
 # Dependency order: the database before WordPress's install, the site's user (made by wordpress) before its
 # PHP pool, the pool's socket before the vhost that points at it.
 COMPONENTS: tuple[Component, ...] = ("packages", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx")
+
+class ProvisionReport(BaseModel):
+    """What a provisioning run did (the flow's result; importable so a deployment's result can be read back)."""
+
+    site_url: str
+    changed: bool
+    steps: list[dict]
+    checks: list[dict]
+    seconds: float
+
 
 SIZING_RECORD = "/etc/pressfleet/sizing.json"
 NGINX_CACHE_DIR = "/var/cache/nginx/pressfleet"
