@@ -15,7 +15,7 @@ APT_PACKAGES := python3 python3-venv python3-dev gcc make git debootstrap system
 export PIP_CONFIG_FILE := /dev/null
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup apt venv demo down test test-unit bench lock
+.PHONY: help setup apt node venv demo down test test-unit bench lock
 
 help:
 	@echo "make demo    set up, start the local Prefect stack and a lab host, run the main job"
@@ -24,7 +24,7 @@ help:
 	@echo "make down    stop everything make demo started"
 	@echo "make bench   speed figures into benchmarks/results/"
 
-setup: apt venv
+setup: apt venv node
 
 apt:
 	@missing=$$(dpkg-query -W -f='$${Package} $${Status}\n' $(APT_PACKAGES) 2>/dev/null | grep -v ' installed$$' | cut -d' ' -f1; \
@@ -35,6 +35,15 @@ apt:
 	fi
 	@# A distro apt-cacher-ng service would listen on every address: the lab runs its own, bound to the lab bridge.
 	@if [ -d /run/systemd/system ] && systemctl is-enabled -q apt-cacher-ng 2>/dev/null; then systemctl disable --now apt-cacher-ng; fi
+
+# Node.js runs Azurite (the Azure Blob emulator the storage tests use). Debian's nodejs and npm unless the
+# machine already has a Node.js with npm (a distro npm package would conflict with such an install).
+node: node_modules/.installed
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm)
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 venv: $(VENV)/.installed
 

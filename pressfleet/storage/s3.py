@@ -1,0 +1,359 @@
+"""Amazon S3 (or an S3-compatible service given by endpoint_url) as an object store, with boto3.
+
+Large writes are multipart uploads: one part (16 MiB by default, grown to fit 10,000 parts when a
+size hint says so) is read, hashed and sent at a time, then the upload is completed; any failure
+aborts it, so no partial object is ever listed. An object that fits in one part is a single
+PutObject carrying its sha256 as metadata (x-amz-meta-sha256). botocore adds a CRC32 checksum to
+every part that S3 verifies on receipt.
+
+Object Lock: with ``lock_days`` (or ``immutable_until`` on a write) each object is written with a
+retention date (GOVERNANCE or COMPLIANCE mode); the bucket must have been created with Object Lock
+enabled. ``delete`` removes the current version by its version id, so on a locked object it fails
+with a StorageError saying it is locked until when.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import IO, Optional
+
+from pressfleet.storage.base import (
+    DEFAULT_PART_SIZE,
+    MIN_PART_SIZE,
+    MiB,
+    ChunkReader,
+    HashingSource,
+    ObjectNotFound,
+    SourceError,
+    StorageError,
+    StoreBase,
+    StoredObject,
+    buffered,
+    part_size_for,
+    resolve_lock,
+    scrub,
+    strip_url_userinfo,
+    upload_parts,
+    validate_metadata,
+    validate_prefix,
+)
+
+MAX_PARTS = 10_000
+_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
+_DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
+_BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "InvalidClientTokenId"}
+
+
+class S3Store(StoreBase):
+    backend = "S3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: Optional[str] = "",
+        *,
+        region: Optional[str] = None,
+        endpoint_url: Optional[str] = None,
+        access_key_id: Optional[str] = None,
+        secret_access_key: Optional[str] = None,
+        session_token: Optional[str] = None,
+        part_size: int = DEFAULT_PART_SIZE,
+        lock_days: Optional[int] = None,
+        lock_mode: str = "governance",
+        in_flight: int = 2,
+        attempts: int = 5,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        super().__init__(prefix, lock_days=lock_days, lock_mode=lock_mode)
+        if not bucket:
+            raise ValueError("the S3 bucket name is empty")
+        if part_size < MIN_PART_SIZE:
+            raise ValueError(f"the S3 part size must be at least {MIN_PART_SIZE // MiB} MiB")
+        self.bucket = bucket
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.part_size = part_size
+        self.in_flight = in_flight
+        self._access_key_id = access_key_id
+        self._secret = secret_access_key
+        self._session_token = session_token
+        self._attempts = attempts
+        self._timeouts = (connect_timeout, read_timeout)
+        self._client = None
+        self._bucket_seen = False
+
+    # client --------------------------------------------------------------------------------
+    def _where(self) -> str:
+        where = f"bucket {self.bucket!r}"
+        if self.endpoint_url:
+            where += f" at {strip_url_userinfo(self.endpoint_url)}"
+        return where
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            cfg = Config(
+                connect_timeout=self._timeouts[0],
+                read_timeout=self._timeouts[1],
+                retries={"max_attempts": self._attempts, "mode": "standard"},
+                s3={"addressing_style": "path"} if self.endpoint_url else None,
+            )
+            session = boto3.session.Session(
+                aws_access_key_id=self._access_key_id,
+                aws_secret_access_key=self._secret,
+                aws_session_token=self._session_token,
+                region_name=self.region or ("us-east-1" if self.endpoint_url else None),
+            )
+            try:
+                self._client = session.client("s3", endpoint_url=self.endpoint_url or None, config=cfg)
+            except Exception as exc:
+                raise self._error("connection setup", None, scrub(str(exc), self._secrets())) from None
+        return self._client
+
+    def _secrets(self) -> list[str]:
+        return [s for s in (self._secret, self._session_token, self._access_key_id) if s]
+
+    def _translate(self, op: str, key: Optional[str], exc: BaseException, *, lock_info: str = "") -> StorageError:
+        from botocore.exceptions import (
+            ClientError,
+            ConnectionError as BotoConnectionError,
+            NoCredentialsError,
+            PartialCredentialsError,
+        )
+
+        if isinstance(exc, StorageError):
+            return exc
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", ""))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "NoSuchBucket":
+                return self._error(op, key, "the bucket does not exist")
+            if code in _NOT_FOUND or status == 404:
+                return self._error(op, key, "no such object", ObjectNotFound)
+            if code in _BAD_CREDENTIALS:
+                return self._error(op, key, "the service refused the access key (check the key id and secret)")
+            if code in _DENIED or status == 403:
+                if lock_info:
+                    return self._error(op, key, f"the object is locked by S3 Object Lock {lock_info}")
+                return self._error(op, key, "access was denied (check the credentials and the bucket policy)")
+            message = scrub(str(err.get("Message") or ""), self._secrets())
+            return self._error(op, key, f"the service answered {code or status}{': ' + message if message else ''}")
+        if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
+            return self._error(op, key, "no S3 credentials were given or found")
+        if isinstance(exc, BotoConnectionError):
+            return self._error(op, key, "the service could not be reached (connection refused or timed out)")
+        return self._error(op, key, scrub(f"{type(exc).__name__}: {exc}", self._secrets()))
+
+    # writing -------------------------------------------------------------------------------
+    def _lock_args(self, until: Optional[datetime]) -> dict:
+        if until is None:
+            return {}
+        return {"ObjectLockMode": self.lock_mode.upper(), "ObjectLockRetainUntilDate": until}
+
+    def put_stream(self, key, stream: IO[bytes], *, size_hint=None, metadata=None, immutable_until=None) -> StoredObject:
+        full = self._full(key)
+        meta = validate_metadata(metadata)
+        until = resolve_lock(immutable_until, self.lock_days, backend=self.backend, key=key)
+        part_size = part_size_for(self.part_size, size_hint, MAX_PARTS)
+        src = HashingSource(stream)
+        client = self.client
+        try:
+            first = src.read_part(part_size)
+        except SourceError as exc:
+            raise exc.original from None
+        if src.eof:
+            return self._put_single(key, full, first, src.sha256, meta, until, if_absent=False)
+
+        upload_id = None
+        try:
+            resp = client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, Metadata=meta, ContentType="application/octet-stream",
+                **self._lock_args(until),
+            )
+            upload_id = resp["UploadId"]
+            holder = [first]
+            del first
+
+            def send(number: int, data: bytes, last: bool) -> dict:
+                r = client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number,
+                                       Body=data)
+                return {"ETag": r["ETag"], "PartNumber": number}
+
+            parts = upload_parts(src, holder, part_size, send, in_flight=self.in_flight, max_parts=MAX_PARTS,
+                                 too_many=lambda: self._error("write", key, f"the stream needs more than {MAX_PARTS} "
+                                                              "parts (pass size_hint or a larger part size)"))
+            done = client.complete_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts},
+            )
+            upload_id = None
+            etag = done.get("ETag")
+        except BaseException as exc:
+            if upload_id is not None:
+                self._abort(full, upload_id)
+            if isinstance(exc, SourceError):
+                raise exc.original from None
+            if isinstance(exc, Exception):
+                raise self._translate("write", key, exc) from exc
+            raise
+        if until is not None:
+            self._ensure_retention(key, full, until)
+        return StoredObject(key=self._rel(full), size=src.size, sha256=src.sha256, etag=_unquote(etag),
+                            modified=datetime.now(timezone.utc), metadata=meta)
+
+    def _put_single(self, key, full, data, sha256, meta, until, *, if_absent: bool) -> Optional[StoredObject]:
+        args = dict(Bucket=self.bucket, Key=full, Body=data, Metadata={**meta, "sha256": sha256},
+                    ContentType="application/octet-stream", **self._lock_args(until))
+        if if_absent:
+            args["IfNoneMatch"] = "*"
+        try:
+            resp = self.client.put_object(**args)
+        except Exception as exc:
+            from botocore.exceptions import ClientError
+
+            if if_absent and isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in (
+                "PreconditionFailed", "ConditionalRequestConflict"
+            ):
+                return None
+            raise self._translate("write", key, exc) from exc
+        return StoredObject(key=self._rel(full), size=len(data), sha256=sha256, etag=_unquote(resp.get("ETag")),
+                            modified=datetime.now(timezone.utc), metadata=meta)
+
+    def put_if_absent(self, key, data: bytes, *, metadata=None) -> Optional[StoredObject]:
+        """Write only if no object has this key (S3 conditional write, If-None-Match: *); None if one does."""
+        import hashlib
+
+        full = self._full(key)
+        meta = validate_metadata(metadata)
+        data = bytes(data)
+        if len(data) > 5 * 1024 * MiB:
+            raise self._error("write", key, "put_if_absent takes at most 5 GiB")
+        until = resolve_lock(None, self.lock_days, backend=self.backend, key=key)
+        return self._put_single(key, full, data, hashlib.sha256(data).hexdigest(), meta, until, if_absent=True)
+
+    def _abort(self, full: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except Exception:
+            pass  # a lifecycle rule (AbortIncompleteMultipartUpload) cleans up what could not be aborted now
+
+    def _ensure_retention(self, key: str, full: str, until: datetime) -> None:
+        """S3 applies the lock given at CreateMultipartUpload; some S3-compatible services drop it: set it then."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
+            have = head.get("ObjectLockRetainUntilDate")
+            if have is not None and have >= until.replace(microsecond=0):
+                return
+            args = dict(Bucket=self.bucket, Key=full,
+                        Retention={"Mode": self.lock_mode.upper(), "RetainUntilDate": until})
+            if head.get("VersionId") and head["VersionId"] != "null":
+                args["VersionId"] = head["VersionId"]
+            self.client.put_object_retention(**args)
+        except Exception as exc:
+            raise self._translate("object lock", key, exc) from exc
+
+    # reading -------------------------------------------------------------------------------
+    def open_read(self, key) -> IO[bytes]:
+        full = self._full(key)
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            raise self._translate("read", key, exc) from exc
+        body = resp["Body"]
+        return buffered(ChunkReader(body.iter_chunks(chunk_size=MiB),
+                                    translate=lambda e: self._translate("read", key, e), on_close=body.close))
+
+    def stat(self, key) -> StoredObject:
+        full = self._full(key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            err = self._translate("stat", key, exc)
+            if isinstance(err, ObjectNotFound):
+                err = self._not_found("stat", key)
+            raise err from exc
+        self._bucket_seen = True
+        return self._from_head(full, head)
+
+    def _not_found(self, op: str, key: str) -> StorageError:
+        """HEAD answers a bare 404 for a missing bucket too: ask once per store, only on this path."""
+        if not self._bucket_seen:
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+                self._bucket_seen = True
+            except Exception as exc:
+                err = self._translate(op, key, exc)
+                if isinstance(err, ObjectNotFound):
+                    return self._error(op, key, "the bucket does not exist")
+                return err
+        return self._error(op, key, "no such object", ObjectNotFound)
+
+    def _from_head(self, full: str, head: dict) -> StoredObject:
+        meta = dict(head.get("Metadata") or {})
+        sha = meta.pop("sha256", None)
+        return StoredObject(key=self._rel(full), size=int(head.get("ContentLength", 0)), sha256=sha,
+                            etag=_unquote(head.get("ETag")), modified=head.get("LastModified"), metadata=meta)
+
+    def retention(self, key) -> Optional[tuple[str, datetime]]:
+        """(mode, retain-until) of the object's current version, or None if it is not locked."""
+        full = self._full(key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            raise self._translate("stat", key, exc) from exc
+        if head.get("ObjectLockRetainUntilDate") is None:
+            return None
+        return str(head.get("ObjectLockMode", "")).lower(), head["ObjectLockRetainUntilDate"]
+
+    def list(self, prefix: str = "") -> list[StoredObject]:
+        prefix = validate_prefix(prefix)
+        out: list[StoredObject] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    out.append(StoredObject(key=self._rel(item["Key"]), size=int(item["Size"]), sha256=None,
+                                            etag=_unquote(item.get("ETag")), modified=item.get("LastModified")))
+        except Exception as exc:
+            raise self._translate("list", prefix or None, exc) from exc
+        out.sort(key=lambda o: o.key)
+        return out
+
+    # deleting ------------------------------------------------------------------------------
+    def delete(self, key) -> None:
+        """Remove the object's current version (by version id where the bucket keeps versions).
+
+        Deleting a missing object is not an error; deleting a locked one raises a StorageError.
+        """
+        full = self._full(key)
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            err = self._translate("delete", key, exc)
+            if isinstance(err, ObjectNotFound):
+                err = self._not_found("delete", key)
+                if isinstance(err, ObjectNotFound):
+                    return
+            raise err from exc
+        version = head.get("VersionId")
+        lock_until = head.get("ObjectLockRetainUntilDate")
+        lock_info = ""
+        if lock_until is not None and lock_until > datetime.now(timezone.utc):
+            lock_info = f"({str(head.get('ObjectLockMode', '')).upper()}) until {lock_until.isoformat()}"
+        try:
+            if version and version != "null":
+                self.client.delete_object(Bucket=self.bucket, Key=full, VersionId=version)
+            else:
+                self.client.delete_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            raise self._translate("delete", key, exc, lock_info=lock_info) from exc
+
+
+def _unquote(etag: Optional[str]) -> Optional[str]:
+    return etag.strip('"') if isinstance(etag, str) else etag
+
+
