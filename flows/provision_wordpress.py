@@ -131,6 +131,21 @@ def provision_wordpress(
                 acme_server=site.acme_server,
             ))
 
+    if "php" in steps and not inputs["samples"]:
+        # The first run sized PHP before any worker had run WordPress: measure now that the site serves, and
+        # re-size in this same run, so that the next run finds nothing to change.
+        measured = sizing_inputs(server, cfg)
+        better = provision.choose_worker_memory(measured["samples"], plan.php.worker_rss_bytes)
+        if better != plan.php.worker_rss_bytes:
+            plan = plan_host(facts.mem_total_bytes, worker_rss_bytes=better, cpus=facts.cpus)
+            files = provision.desired_files(
+                cfg, plan, ssh_users=[server.user], ssh_port=server.port, control_networks=control_networks,
+                db_password=secrets.db_password, salts=secrets.salts,
+            )
+            resized = configure_php(server, cfg, files["php"], provision.php_remove(cfg))
+            resized.name = "php (sized from measured workers)"
+            results.append(resized)
+
     checks = verify_site(server, cfg, admin_user=site.admin_user, admin_password=secrets.admin_password) if verify else []
     seconds = round(time.monotonic() - started, 1)
     site_url = f"https://{cfg.domain}/"

@@ -262,11 +262,25 @@ def missing_packages(conn: Connection, packages: list[str]) -> list[str]:
     return [p for p in packages if p not in installed]
 
 
+def finish_interrupted_dpkg(conn: Connection, *, timeout: float = 600) -> None:
+    """A run cut off half-way can leave dpkg interrupted: finish its work (a no-op otherwise). Waits while
+    another apt or dpkg (say, the orphan of that cut-off run) still holds the lock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = run(conn, [*APT_ENV, "dpkg", "--configure", "-a"], check=False, timeout=timeout)
+        if result.ok:
+            return
+        if "lock" not in result.stderr.lower() or time.monotonic() > deadline:
+            raise RemoteCommandError(conn.host, "dpkg", result.exited, result.stderr)
+        time.sleep(2)
+
+
 def ensure_packages(conn: Connection, packages: list[str], *, timeout: float = 1800) -> list[str]:
     """Install the packages that are missing (one apt transaction); returns those installed."""
     missing = missing_packages(conn, packages)
     if not missing:
         return []
+    finish_interrupted_dpkg(conn, timeout=timeout)
     run(conn, [*APT_ENV, "apt-get", *APT_OPTS, "update", "-q"], timeout=timeout)
     run(conn, [*APT_ENV, "apt-get", *APT_OPTS, "install", "-y", "-q", "--no-install-recommends", *missing], timeout=timeout)
     still = missing_packages(conn, missing)

@@ -7,6 +7,7 @@ from prefect.cache_policies import NONE
 
 from pressfleet import converge
 from pressfleet.converge import ManagedFile, StepResult
+from pressfleet.remote import run
 from tasks.common import connected, step
 
 
@@ -18,7 +19,7 @@ def harden_ssh(server, files: list[ManagedFile]) -> StepResult:
             conn, files, check=["sshd", "-t"], on_change=["systemctl", "reload", "ssh"])
     # Prove the flow's own access survives: a fresh connection with the same key must still log in.
     with connected(server) as conn:
-        conn.run("true", hide=True)
+        run(conn, ["true"])
     return result
 
 

@@ -39,6 +39,25 @@ def ensure_site_user(conn, site: SiteConfig) -> list[str]:
     return [f"site {site.name}: {what}" for what in out]
 
 
+# WordPress calls its own site (loopback and REST health checks, wp-cron, cache purges): the domain
+# resolves to this host itself, whatever public DNS says, so those calls never leave the machine.
+_HOSTS_SCRIPT = r"""
+set -eu
+tag="# pressfleet:$1"; shift
+line="127.0.0.1 $* $tag"
+if grep -qxF "$line" /etc/hosts; then exit 0; fi
+grep -vF "$tag" /etc/hosts > /etc/hosts.pressfleet-new || true
+echo "$line" >> /etc/hosts.pressfleet-new
+cat /etc/hosts.pressfleet-new > /etc/hosts; rm -f /etc/hosts.pressfleet-new
+echo changed
+"""
+
+
+def ensure_hosts_entry(conn, site: SiteConfig) -> list[str]:
+    out = converge.sh(conn, _HOSTS_SCRIPT, [site.name, *site.server_names]).stdout.strip()
+    return [f"/etc/hosts: {site.domain} is this host"] if out == "changed" else []
+
+
 def install_release(conn, site: SiteConfig, url: str, sha256: str | None) -> list[str]:
     """Download the release archive by URL, verify its checksum, and put it in place (keeping wp-content)."""
     out = converge.sh(
@@ -77,6 +96,7 @@ def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str
     """Site user, verified release, wp-config.php, mu-plugin and drop-in, then wp_install() if needed."""
     with step("wordpress") as result, connected(server) as conn:
         result.changed += ensure_site_user(conn, site)
+        result.changed += ensure_hosts_entry(conn, site)
         result.changed += install_release(conn, site, release_url, release_sha256)
         result.changed += converge.ensure_files(conn, wordpress_files(site, wp_config))
         outcome = bootstrap(conn, site, "install", {

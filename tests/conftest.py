@@ -84,3 +84,47 @@ def connect_lab(host: lab.LabHost):
 
     return connect(host.address, port=host.port, user=host.user,
                    private_key=Path(host.private_key_path).read_text(), host_key=host.host_key).connection
+
+
+class Provisioned:
+    """A lab host provisioned with a WordPress site by the real flow (shared by the session's tests)."""
+
+    def __init__(self, host, server, site, report):
+        self.host, self.server, self.site, self.report = host, server, site, report
+
+    @property
+    def config(self):
+        return self.site.config()
+
+    def curl(self, path: str = "/", *args: str, scheme: str = "https") -> "subprocess.CompletedProcess":
+        """curl from this machine to the site on the lab host (through its firewall), SNI and Host set."""
+        import subprocess
+
+        port = 443 if scheme == "https" else 80
+        domain = self.config.domain
+        return subprocess.run(
+            ["curl", "-ksS", "--max-time", "20", "--resolve", f"{domain}:{port}:{self.host.address}",
+             *args, f"{scheme}://{domain}{path}"], capture_output=True, text=True, timeout=60)
+
+
+def make_site(**overrides):
+    from blocks.site import WordPressSite
+
+    release = lab.ensure_mirror()
+    fields = dict(name="blog", domain="blog.lab.test", admin_email="admin@lab.test", title="pressfleet test",
+                  tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"])
+    fields.update(overrides)
+    return WordPressSite(**fields)
+
+
+@pytest.fixture(scope="session")
+def provisioned(lab_pool, prefect_harness) -> Provisioned:
+    """A pristine lab host turned into a WordPress server by provision_wordpress (once per session)."""
+    from flows.provision_wordpress import provision_wordpress
+    from pressfleet.labblocks import server_for
+
+    host = lab_pool.fresh("w")
+    server = server_for(host)
+    site = make_site()
+    report = provision_wordpress(server=server, site=site)
+    return Provisioned(host, server, site, report)

@@ -1,0 +1,277 @@
+"""provision_wordpress on real Debian 12 lab hosts: pristine host to a hardened, cached WordPress site
+that answers 200 over HTTPS; a re-run changes nothing; bad input changes nothing; a dropped connection
+half-way completes on re-run; fail2ban really bans an attacking host."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from pressfleet import converge
+from pressfleet.converge import ManagedFile
+from pressfleet.remote import run
+from tasks.checks import REQUIRED_HEADERS
+from tasks.wordpress import bootstrap
+from tests.conftest import connect_lab, make_site
+
+pytestmark = pytest.mark.lab
+
+
+def headers_of(text: str) -> tuple[int, dict[str, str]]:
+    lines = text.replace("\r", "").split("\n")
+    status = int(lines[0].split()[1])
+    return status, {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+
+
+@pytest.fixture
+def conn(provisioned):
+    c = connect_lab(provisioned.host)
+    yield c
+    c.close()
+
+
+def test_site_answers_200_over_https_with_every_header(provisioned):
+    assert all(c["passed"] for c in provisioned.report.checks), provisioned.report.checks
+    status, headers = headers_of(provisioned.curl("/", "-D", "-", "-o", "/dev/null").stdout)
+    assert status == 200
+    for name in REQUIRED_HEADERS:
+        assert name in headers, name
+    assert headers["strict-transport-security"].startswith("max-age=31536000")
+    assert "frame-ancestors 'self'" in headers["content-security-policy"]
+    assert headers["x-content-type-options"] == "nosniff"
+    # HTTP/2 and compression
+    out = provisioned.curl("/", "-D", "-", "-o", "/dev/null", "--http2", "-H", "Accept-Encoding: gzip").stdout
+    assert out.startswith("HTTP/2 200")
+    assert "content-encoding: gzip" in out.lower()
+    # HTTP redirects to HTTPS
+    status, headers = headers_of(provisioned.curl("/x?y=1", "-D", "-", "-o", "/dev/null", scheme="http").stdout)
+    assert status == 301 and headers["location"] == "https://blog.lab.test/x?y=1"
+
+
+def test_second_request_is_a_cache_hit_and_bypasses_hold(provisioned):
+    provisioned.curl("/")
+    _, first = headers_of(provisioned.curl("/", "-D", "-", "-o", "/dev/null").stdout)
+    assert first["x-cache-status"] == "HIT"
+    out = provisioned.curl("/", "-D", "-", "-o", "/dev/null", "-H", "Cookie: wordpress_logged_in_abc=1").stdout
+    assert headers_of(out)[1].get("x-cache-status") == "BYPASS"
+    # POST is never looked up in the cache (fastcgi_cache_methods GET HEAD): no cache status at all.
+    out = provisioned.curl("/", "-D", "-", "-o", "/dev/null", "-X", "POST").stdout
+    assert headers_of(out)[1].get("x-cache-status") is None
+    out = provisioned.curl("/?s=hello", "-D", "-", "-o", "/dev/null").stdout
+    assert headers_of(out)[1].get("x-cache-status") == "BYPASS"
+
+
+def test_publishing_purges_the_cached_home_page(provisioned, conn):
+    provisioned.curl("/")
+    assert "HIT" in provisioned.curl("/", "-D", "-", "-o", "/dev/null").stdout
+    title = f"Fresh post {time.time_ns()}"
+    php = ("<?php define('ABSPATH', '/var/www/blog/htdocs/'); $_SERVER['HTTP_HOST'] = 'blog.lab.test';"
+           "require ABSPATH . 'wp-load.php'; $t = stream_get_contents(STDIN);"
+           "echo wp_insert_post(['post_title' => $t, 'post_status' => 'publish', 'post_content' => 'x']);")
+    run(conn, ["runuser", "-u", "blog", "--", "php", "-r", php[len("<?php "):]], stdin=title)
+    body = provisioned.curl("/").stdout
+    assert title in body  # the mu-plugin purged the stale cached copy on publish
+
+
+def test_admin_login_works_over_https(provisioned, tmp_path):
+    from pressfleet.sitesecrets import site_secrets
+
+    password = site_secrets("blog").admin_password
+    jar = tmp_path / "jar"
+    provisioned.curl("/wp-login.php", "-c", str(jar), "-o", "/dev/null")
+    # The password goes on curl's stdin (never on a command line).
+    proc = subprocess.run(
+        ["curl", "-ksS", "--resolve", f"blog.lab.test:443:{provisioned.host.address}", "-b", str(jar), "-c", str(jar),
+         "-D", "-", "-o", "/dev/null", "--data-urlencode", "log=admin", "--data-urlencode", "pwd@-",
+         "--data", "testcookie=1", "https://blog.lab.test/wp-login.php"],
+        input=password, capture_output=True, text=True, timeout=60)
+    status, headers = headers_of(proc.stdout)
+    assert status == 302 and headers["location"].startswith("https://blog.lab.test/wp-admin")
+    assert "wordpress_logged_in_" in jar.read_text()
+    admin = provisioned.curl("/wp-admin/", "-b", str(jar), "-D", "-", "-o", "/dev/null").stdout
+    assert headers_of(admin)[0] == 200
+    wrong = subprocess.run(
+        ["curl", "-ksS", "--resolve", f"blog.lab.test:443:{provisioned.host.address}", "-D", "-", "-o", "/dev/null",
+         "--data-urlencode", "log=admin", "--data-urlencode", "pwd=wrong", "https://blog.lab.test/wp-login.php"],
+        capture_output=True, text=True, timeout=60)
+    assert headers_of(wrong.stdout)[0] == 200  # the login form again, no session
+
+
+def test_redis_object_cache_has_keys_and_hits(provisioned, conn):
+    provisioned.curl("/?cache-bypass=1")
+    provisioned.curl("/?cache-bypass=2")
+    keys = run(conn, ["redis-cli", "--scan", "--pattern", "blog:*"]).stdout.split()
+    assert len(keys) > 10
+    stats = dict(ln.split(":", 1) for ln in run(conn, ["redis-cli", "info", "stats"]).stdout.split() if ":" in ln)
+    hits, misses = int(stats["keyspace_hits"]), int(stats["keyspace_misses"])
+    assert hits / (hits + misses) > 0
+
+
+def test_site_health_has_no_critical_issue_but_the_internet_ones(provisioned, conn):
+    results = bootstrap(conn, provisioned.config, "site-health")
+    critical = {name for name, r in results.items() if r["status"] == "critical"}
+    # Lab hosts have no route to the internet: WordPress cannot reach wordpress.org. With PHP allowed to
+    # write only to uploads (the default hardening), WordPress cannot update itself: pressfleet updates it.
+    expected = {"dotorg_communication", "background_updates"}
+    assert critical <= expected, {n: results[n] for n in critical - expected}
+    assert results["https_status"]["status"] == "good"
+    assert results["loopback_requests"]["status"] == "good"
+    assert results["php_extensions"]["status"] == "good"
+
+
+def test_hardening_is_in_place(provisioned, conn):
+    sshd = run(conn, ["sshd", "-T"]).stdout.lower()
+    for line in ["passwordauthentication no", "kbdinteractiveauthentication no", "permitrootlogin without-password",
+                 "maxauthtries 3", "allowusers root", "x11forwarding no", "allowtcpforwarding no"]:
+        assert line in sshd, line
+    assert "chacha20-poly1305@openssh.com" in sshd and "3des" not in sshd and "hmac-sha1," not in sshd
+    ruleset = run(conn, ["nft", "list", "table", "inet", "pressfleet"]).stdout
+    assert "policy drop" in ruleset and "tcp dport { 80, 443 } accept" in ruleset
+    jails = run(conn, ["fail2ban-client", "status"]).stdout
+    for jail in ["sshd", "recidive", "nginx-botsearch", "pressfleet-wordpress-login", "pressfleet-wordpress-xmlrpc"]:
+        assert jail in jails, jail
+    # MariaDB and Redis listen on loopback only, and the firewall drops anything but 22/80/443 anyway.
+    for port in (3306, 6379):
+        with pytest.raises(OSError):
+            socket.create_connection((provisioned.host.address, port), timeout=2).close()
+    wp_config = run(conn, ["stat", "-c", "%a %U %G", "/var/www/blog/wp-config.php"]).stdout.split()
+    assert wp_config == ["440", "root", "blog"]
+    assert "define( 'DISALLOW_FILE_EDIT', true );" in run(conn, ["cat", "/var/www/blog/wp-config.php"]).stdout
+    pool = run(conn, ["cat", "/etc/php/8.2/fpm/pool.d/blog.conf"]).stdout
+    assert re.search(r"^user = blog$", pool, re.M) and "pm.max_children" in pool
+    # The site's user can write uploads and nothing else of the site.
+    assert run(conn, ["runuser", "-u", "blog", "--", "touch", "/var/www/blog/htdocs/wp-content/uploads/ok"], check=False).ok
+    assert not run(conn, ["runuser", "-u", "blog", "--", "touch", "/var/www/blog/htdocs/evil.php"], check=False).ok
+    assert not run(conn, ["test", "-e", "/etc/php/8.2/fpm/pool.d/www.conf"], check=False).ok
+    for path, status in [("/xmlrpc.php", 403), ("/.env", 403), ("/db.sql", 403), ("/readme.html", 403)]:
+        got = headers_of(provisioned.curl(path, "-D", "-", "-o", "/dev/null").stdout)[0]
+        assert got == status, path
+    assert "APT::Periodic::Unattended-Upgrade \"1\";" in run(conn, ["cat", "/etc/apt/apt.conf.d/20auto-upgrades"]).stdout
+
+
+def test_rerun_changes_nothing_and_says_so(provisioned, prefect_harness):
+    from prefect.client.orchestration import get_client
+    from flows.provision_wordpress import provision_wordpress
+
+    report = provision_wordpress(server=provisioned.server, site=provisioned.site)
+    assert report.changed is False, [s for s in report.steps if s["changed"]]
+    assert all(c["passed"] for c in report.checks)
+
+    import asyncio
+
+    async def latest_markdown():
+        async with get_client() as client:
+            from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+            arts = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["provision-blog"])))
+            return sorted(arts, key=lambda a: a.created)[-1].data
+
+    markdown = asyncio.run(latest_markdown())
+    assert "Nothing to change" in markdown and "| nginx | no |" in markdown and "https://blog.lab.test/" in markdown
+
+
+def test_failed_config_is_never_reloaded_and_previous_stays(provisioned, conn):
+    vhost = provisioned.config.nginx_vhost_path
+    good = run(conn, ["cat", vhost]).stdout
+    with pytest.raises(converge.ValidationFailed, match="nginx -t"):
+        converge.ensure_files(conn, [ManagedFile(vhost, good.encode() + b"\nthis is not nginx;\n")],
+                              check=["nginx", "-t"], on_change=["systemctl", "reload", "nginx"])
+    assert run(conn, ["cat", vhost]).stdout == good
+    assert headers_of(provisioned.curl("/", "-D", "-", "-o", "/dev/null").stdout)[0] == 200
+
+
+def test_bad_input_is_refused_before_anything_runs(provisioned, prefect_harness):
+    from pydantic import ValidationError
+    from flows.provision_wordpress import provision_wordpress
+
+    for bad in [dict(domain="a;rm -rf /"), dict(name="../etc"), dict(php_version="7.4"), dict(admin_email="x")]:
+        with pytest.raises(ValidationError):
+            make_site(**bad)
+    from prefect.exceptions import ParameterTypeError
+
+    with pytest.raises(ParameterTypeError, match="components"):
+        provision_wordpress(server=provisioned.server, site=provisioned.site, components=["nginx", "rm -rf"])
+    with pytest.raises(ValueError):
+        ManagedFile("/etc/nginx/../shadow", b"")
+
+
+def test_fail2ban_bans_an_attacking_host(provisioned, lab_pool):
+    attacker = lab_pool.get("x")
+    target = provisioned.host.address
+    ac = connect_lab(attacker)
+    try:
+        # Logins as a user that does not exist: sshd refuses them, fail2ban's sshd jail counts them.
+        # (Each attempt is bounded: once banned, packets are dropped and a handshake would hang.)
+        attack = ("for i in 1 2 3 4 5; do timeout 8 ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o ConnectTimeout=3 "
+                  f"-o UserKnownHostsFile=/dev/null intruder$i@{target} true; done; true")
+        run(ac, ["sh", "-c", attack], timeout=120)
+        deadline = time.monotonic() + 30
+        banned = ""
+        with connect_lab(provisioned.host) as tc:
+            while time.monotonic() < deadline:
+                banned = run(tc, ["fail2ban-client", "status", "sshd"]).stdout
+                if attacker.address in banned:
+                    break
+                time.sleep(0.5)
+        assert attacker.address in banned
+        probe = run(ac, ["sh", "-c", f"timeout 5 bash -c '</dev/tcp/{target}/22' && echo open || echo closed"],
+                    check=False).stdout.strip()
+        assert probe == "closed"
+        # The control side (this machine) still gets in.
+        with connect_lab(provisioned.host) as tc:
+            assert run(tc, ["true"]).ok
+    finally:
+        with connect_lab(provisioned.host) as tc:
+            run(tc, ["fail2ban-client", "set", "sshd", "unbanip", attacker.address], check=False)
+        ac.close()
+
+
+# The PID of the sshd process serving the session that runs `apt-get install` (its nearest sshd ancestor).
+SSHD_OF_APT = r"""
+p=$(pgrep -f '^apt-get .*install' | head -1)
+while [ -n "$p" ] && [ "$p" != 1 ]; do
+  if [ "$(cat /proc/$p/comm)" = sshd ]; then echo "$p"; break; fi
+  p=$(ps -o ppid= -p "$p" | tr -d ' ')
+done
+"""
+
+
+def test_dropped_connection_half_way_completes_on_rerun(lab_pool, prefect_harness):
+    """Cut the SSH session while apt installs the stack: the run fails clearly; a re-run completes."""
+    from flows.provision_wordpress import provision_wordpress
+    from pressfleet.labblocks import server_for
+
+    host = lab_pool.fresh("cut")
+    server, site = server_for(host), make_site()
+    outcome: dict = {}
+
+    def provision():
+        try:
+            outcome["report"] = provision_wordpress(server=server, site=site)
+        except BaseException as exc:  # noqa: BLE001 - the failure is what this test looks at
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=provision)
+    worker.start()
+    with connect_lab(host) as watcher:
+        deadline = time.monotonic() + 300
+        killed = False
+        while time.monotonic() < deadline and worker.is_alive():
+            # The sshd process serving the flow's session: the parent of a running apt-get install.
+            sshd = run(watcher, ["sh", "-c", SSHD_OF_APT], check=False).stdout.strip()
+            if sshd.isdigit():
+                run(watcher, ["kill", "-9", sshd], check=False)
+                killed = True
+                break
+            time.sleep(0.2)
+    worker.join(600)
+    assert killed, "never saw apt-get install running"
+    assert "error" in outcome, "the run should fail when its connection drops"
+    report = provision_wordpress(server=server, site=site)
+    assert all(c["passed"] for c in report.checks)
+    lab_pool.stop("cut")
