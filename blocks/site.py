@@ -41,6 +41,9 @@ class WordPressSite(Block):
         "acme", title="TLS certificate",
         description="acme: Let's Encrypt (or the ACME server below) through certbot; provided: the certificate below; self-signed: for tests.")
     acme_server: Optional[str] = Field(None, title="ACME directory URL", description="Empty for Let's Encrypt.")
+    acme_ca_bundle: Optional[str] = Field(
+        None, title="ACME server's CA (PEM)",
+        description="Only for a private ACME server whose HTTPS certificate is not publicly trusted (e.g. step-ca).")
     certificate_pem: Optional[str] = Field(None, title="Certificate chain (PEM)", description="For TLS 'provided'.")
     certificate_key: Optional[SecretStr] = Field(None, title="Certificate private key (PEM)", description="For TLS 'provided'.")
     admin_allow: list[str] = Field(default_factory=list, title="wp-admin allow-list",
@@ -53,6 +56,18 @@ class WordPressSite(Block):
     release_sha256: Optional[str] = Field(
         None, title="Release sha256", pattern=r"^[0-9a-f]{64}$",
         description="Pin the archive's sha256. Empty: the .sha1 published beside the archive is checked instead.")
+
+    @field_validator("acme_server")
+    @classmethod
+    def _check_acme_url(cls, value: Optional[str]) -> Optional[str]:
+        return _release_url(value) if value else None
+
+    @field_validator("acme_ca_bundle", "certificate_pem")
+    @classmethod
+    def _check_pem(cls, value: Optional[str]) -> Optional[str]:
+        if value and "-----BEGIN CERTIFICATE-----" not in value:
+            raise ValueError("expected PEM certificate text (-----BEGIN CERTIFICATE-----)")
+        return value or None
 
     @field_validator("release_url")
     @classmethod
@@ -79,6 +94,6 @@ def _release_url(value: str) -> str:
 
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname or any(c in value for c in " \n\t'\"\\`$;"):
-        raise ValueError("the release URL must be a plain http(s) URL")
+        raise ValueError("the URL must be a plain http(s) URL")
     validate.hostname(parts.hostname)
     return value

@@ -128,7 +128,7 @@ def provision_wordpress(
                 server, files["nginx"], site=cfg, remove=provision.NGINX_REMOVE, links=provision.nginx_links(cfg),
                 cache_dirs=[provision.NGINX_CACHE_DIR],
                 certificate=(site.certificate_pem, site.certificate_key.get_secret_value() if site.certificate_key else None),
-                acme_server=site.acme_server,
+                acme_server=site.acme_server, acme_ca_bundle=site.acme_ca_bundle,
             ))
 
     if "php" in steps and not inputs["samples"]:

@@ -34,25 +34,39 @@ def ensure_self_signed(conn, site: SiteConfig) -> list[str]:
     return [] if out == "unchanged" else [f"self-signed certificate for {site.domain}"]
 
 
-def ensure_acme(conn, site: SiteConfig, acme_server: str | None) -> list[str]:
+ACME_CA_PATH = "/etc/pressfleet/acme-ca.pem"
+# Debian's certbot.timer renews through certbot.service: it must trust a private ACME server's CA too.
+CERTBOT_DROPIN = "/etc/systemd/system/certbot.service.d/pressfleet-acme-ca.conf"
+
+
+def ensure_acme(conn, site: SiteConfig, acme_server: str | None, acme_ca_bundle: str | None) -> list[str]:
     """A certificate from an ACME CA through certbot's nginx plugin (renewed by Debian's certbot timer)."""
+    changed: list[str] = []
+    env = ["env"]
+    if acme_ca_bundle:
+        changed += converge.ensure_files(conn, [
+            ManagedFile(ACME_CA_PATH, acme_ca_bundle.encode()),
+            ManagedFile(CERTBOT_DROPIN, f"[Service]\nEnvironment=REQUESTS_CA_BUNDLE={ACME_CA_PATH}\n".encode()),
+        ], on_change=["systemctl", "daemon-reload"])
+        env.append(f"REQUESTS_CA_BUNDLE={ACME_CA_PATH}")
     if run(conn, ["test", "-s", site.tls_cert_path], check=False).ok:
-        return []
-    args = ["certbot", "certonly", "--nginx", "--non-interactive", "--agree-tos", "-m", site.admin_email,
+        return changed
+    args = [*env, "certbot", "certonly", "--nginx", "--non-interactive", "--agree-tos", "-m", site.admin_email,
             "--no-random-sleep-on-renew", "--cert-name", site.domain, "-d", site.domain]
     for alias in site.aliases:
         args += ["-d", alias]
     if acme_server:
         args += ["--server", acme_server]
     run(conn, args, timeout=300)
-    return [f"ACME certificate for {site.domain}"]
+    return changed + [f"ACME certificate for {site.domain}"]
 
 
-def tls_step(conn, site: SiteConfig, certificate: tuple[str | None, str | None], acme_server: str | None) -> list[str]:
+def tls_step(conn, site: SiteConfig, certificate: tuple[str | None, str | None], acme_server: str | None,
+             acme_ca_bundle: str | None) -> list[str]:
     if site.tls_mode == "self-signed":
         return ensure_self_signed(conn, site)
     if site.tls_mode == "acme":
-        return ensure_acme(conn, site, acme_server)
+        return ensure_acme(conn, site, acme_server, acme_ca_bundle)
     pem, key = certificate
     if not pem or not key:
         raise ValueError(f"site {site.name} uses a provided certificate but the block has no certificate and key")
@@ -65,10 +79,10 @@ def tls_step(conn, site: SiteConfig, certificate: tuple[str | None, str | None],
 @task(name="nginx", cache_policy=NONE)
 def configure_nginx(server, files: list[ManagedFile], *, site: SiteConfig, remove: list[str], links: dict[str, str],
                     cache_dirs: list[str], certificate: tuple[str | None, str | None] = (None, None),
-                    acme_server: str | None = None) -> StepResult:
+                    acme_server: str | None = None, acme_ca_bundle: str | None = None) -> StepResult:
     """Certificate first (the vhost refers to it), then config; nginx reloads only if `nginx -t` passes."""
     with step("nginx") as result, connected(server) as conn:
-        result.changed += tls_step(conn, site, certificate, acme_server)
+        result.changed += tls_step(conn, site, certificate, acme_server, acme_ca_bundle)
         for d in cache_dirs:
             if not run(conn, ["test", "-d", d], check=False).ok:
                 run(conn, ["install", "-d", "-o", "www-data", "-g", "www-data", "-m", "0700", d])

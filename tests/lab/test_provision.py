@@ -231,6 +231,31 @@ def test_fail2ban_bans_an_attacking_host(provisioned, lab_pool):
         ac.close()
 
 
+def test_acme_certificate_through_certbot_from_a_real_acme_server(provisioned, prefect_harness, tmp_path):
+    """Switch the site to ACME against pebble (a real ACME server): certbot's nginx plugin answers the
+    http-01 challenge, nginx serves the issued certificate; switching back to self-signed works too."""
+    from flows.provision_wordpress import provision_wordpress
+    from tests.acme import Pebble
+
+    pebble = Pebble(tmp_path).start()
+    try:
+        pebble.add_a("blog.lab.test", provisioned.host.address)
+        acme_site = make_site(tls_mode="acme", acme_server=pebble.directory_url, acme_ca_bundle=pebble.ca_pem)
+        report = provision_wordpress(server=provisioned.server, site=acme_site, components=["nginx"])
+        nginx = next(s for s in report.steps if s["name"] == "nginx")
+        assert any("ACME certificate" in c for c in nginx["changed"]), nginx
+        assert all(c["passed"] for c in report.checks), report.checks
+        issuer = subprocess.run(
+            ["sh", "-c", f"openssl s_client -connect {provisioned.host.address}:443 -servername blog.lab.test </dev/null 2>/dev/null"
+                         " | openssl x509 -noout -issuer"], capture_output=True, text=True, timeout=30).stdout
+        assert "Pebble" in issuer, issuer
+        again = provision_wordpress(server=provisioned.server, site=acme_site, components=["nginx"])
+        assert again.changed is False
+    finally:
+        pebble.stop()
+        provision_wordpress(server=provisioned.server, site=provisioned.site, components=["nginx"])
+
+
 # The PID of the sshd process serving the session that runs `apt-get install` (its nearest sshd ancestor).
 SSHD_OF_APT = r"""
 p=$(pgrep -f '^apt-get .*install' | head -1)
