@@ -241,15 +241,20 @@ def ensure_network() -> None:
     ensure_proxy()
 
 
+def _service_pid(service: str) -> int | None:
+    """The PID a lab service (proxy, mirror) recorded in its folder, if any."""
+    try:
+        return int((lab_dir() / service / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _proxy_dir() -> Path:
     return lab_dir() / "proxy"
 
 
 def _proxy_pid() -> int | None:
-    try:
-        return int((_proxy_dir() / "pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return _service_pid("proxy")
 
 
 def ensure_proxy() -> None:
@@ -311,10 +316,7 @@ def _mirror_dir() -> Path:
 
 
 def _mirror_pid() -> int | None:
-    try:
-        return int((_mirror_dir() / "pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return _service_pid("mirror")
 
 
 def mirror_url(path: str = "") -> str:

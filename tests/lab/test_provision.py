@@ -300,3 +300,22 @@ def test_dropped_connection_half_way_completes_on_rerun(lab_pool, prefect_harnes
     report = provision_wordpress(server=server, site=site)
     assert all(c["passed"] for c in report.checks)
     lab_pool.stop("cut")
+
+
+def test_cli_provision_runs_the_same_flow_and_fails_non_zero(provisioned, prefect_harness):
+    import os
+    import sys
+
+    from prefect.settings import PREFECT_API_URL
+
+    provisioned.server.save("lab-pt-w", overwrite=True)
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    cli = [sys.executable, "-m", "pressfleet.cli", "provision"]
+    ok = subprocess.run([*cli, "lab-pt-w", "--domain", "blog.lab.test", "-c", "nginx"],
+                        env=env, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "nothing to change" in ok.stdout and "12/12 checks passed" in ok.stdout and "site-blog" in ok.stdout
+    bad = subprocess.run([*cli, "lab-pt-w", "--domain", "a;rm -rf /"], env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "refused before anything ran" in bad.stderr
+    missing = subprocess.run([*cli, "lab-nosuch", "--domain", "blog.lab.test"], env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
