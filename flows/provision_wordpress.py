@@ -121,7 +121,7 @@ def provision_wordpress(
             results.append(configure_wordpress(
                 server, cfg, title=site.title, admin_user=site.admin_user, admin_password=secrets.admin_password,
                 wp_config=provision.wp_config(cfg, secrets.db_password, secrets.salts),
-                release_url=site.release_url, release_sha256=site.release_sha256,
+                release_url=site.release_url, release_sha256=site.release_sha256, cron_units=files["wordpress"],
             ))
         elif step_name == "nginx":
             results.append(configure_nginx(

@@ -109,7 +109,8 @@ def desired_files(
             ManagedFile(f"/etc/php/{php}/fpm/conf.d/90-pressfleet.ini", render.render_php_ini_overrides(plan.opcache, php_version=php).encode()),
             ManagedFile(SIZING_RECORD, sizing_record(plan)),
         ],
-        "wordpress": [],  # wp-config.php and pressfleet's PHP files: tasks.wordpress.wordpress_files()
+        # (wp-config.php and pressfleet's PHP files come from tasks.wordpress.wordpress_files())
+        "wordpress": [ManagedFile(path, text.encode()) for path, text in render.render_wp_cron_units(site).items()],
         "nginx": [
             ManagedFile("/etc/nginx/conf.d/pressfleet.conf", render.render_nginx_http_conf(cache_dir=NGINX_CACHE_DIR).encode()),
             ManagedFile("/etc/nginx/sites-enabled/00-default.conf", render.render_nginx_default_server().encode()),

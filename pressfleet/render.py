@@ -52,6 +52,8 @@ __all__ = [
     "render_fail2ban_filters",
     "render_wp_config",
     "render_site_files",
+    "render_wp_cron_units",
+    "wp_cron_unit",
 ]
 
 CONFIG_TEMPLATES = TEMPLATES / "config"
@@ -500,6 +502,24 @@ def render_wp_config(
         redis_host=_v.hostname(redis_host),
         redis_port=_v.port(redis_port),
     )
+
+
+def wp_cron_unit(site: SiteConfig) -> str:
+    return f"pressfleet-wp-cron-{site.name}"
+
+
+def render_wp_cron_units(site: SiteConfig, *, interval_min: int = 5) -> dict[str, str]:
+    """The systemd service and timer that run the site's wp-cron.php (DISABLE_WP_CRON is set when
+    `site.system_cron`), as {path: content}; empty when the site keeps WordPress's visitor-driven cron."""
+    site = _valid(site, SiteConfig, "site")
+    if not site.system_cron:
+        return {}
+    unit = f"/etc/systemd/system/{wp_cron_unit(site)}"
+    interval = _int_in(interval_min, 1, 60, "interval_min")
+    return {
+        f"{unit}.service": _render("systemd/wp-cron.service.j2", site=site),
+        f"{unit}.timer": _render("systemd/wp-cron.timer.j2", site=site, interval_min=interval),
+    }
 
 
 def render_site_files(

@@ -11,6 +11,7 @@ from prefect.cache_policies import NONE
 from pressfleet import converge
 from pressfleet.converge import ManagedFile, StepResult
 from pressfleet.remote import run
+from pressfleet.render import wp_cron_unit
 from pressfleet.site import SiteConfig
 from tasks.common import connected, script, step, wordpress_file
 
@@ -92,8 +93,10 @@ def wordpress_files(site: SiteConfig, wp_config: bytes) -> list[ManagedFile]:
 
 @task(name="wordpress", cache_policy=NONE)
 def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str, admin_password: str,
-                        wp_config: bytes, release_url: str, release_sha256: str | None) -> StepResult:
-    """Site user, verified release, wp-config.php, mu-plugin and drop-in, then wp_install() if needed."""
+                        wp_config: bytes, release_url: str, release_sha256: str | None,
+                        cron_units: list[ManagedFile]) -> StepResult:
+    """Site user, verified release, wp-config.php, mu-plugin and drop-in, wp_install() if needed, and the
+    systemd timer that runs WordPress's scheduled tasks."""
     with step("wordpress") as result, connected(server) as conn:
         result.changed += ensure_site_user(conn, site)
         result.changed += ensure_hosts_entry(conn, site)
@@ -105,4 +108,7 @@ def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str
         })
         if outcome.get("changed"):
             result.changed.append("WordPress installed" if outcome.get("user_id") else "WordPress options updated")
+        if cron_units:
+            result.changed += converge.ensure_files(conn, cron_units, on_change=["systemctl", "daemon-reload"])
+            result.changed += converge.ensure_service(conn, f"{wp_cron_unit(site)}.timer")
     return result

@@ -125,6 +125,15 @@ def test_site_health_has_no_critical_issue_but_the_internet_ones(provisioned, co
     assert results["php_extensions"]["status"] == "good"
 
 
+def test_wordpress_cron_runs_from_a_systemd_timer(provisioned, conn):
+    assert "define( 'DISABLE_WP_CRON', true );" in run(conn, ["cat", "/var/www/blog/wp-config.php"]).stdout
+    assert run(conn, ["systemctl", "is-enabled", "pressfleet-wp-cron-blog.timer"]).stdout.strip() == "enabled"
+    assert run(conn, ["systemctl", "is-active", "pressfleet-wp-cron-blog.timer"]).stdout.strip() == "active"
+    run(conn, ["systemctl", "start", "pressfleet-wp-cron-blog.service"], timeout=120)
+    result = run(conn, ["systemctl", "show", "-p", "Result", "--value", "pressfleet-wp-cron-blog.service"]).stdout.strip()
+    assert result == "success"
+
+
 def test_hardening_is_in_place(provisioned, conn):
     sshd = run(conn, ["sshd", "-T"]).stdout.lower()
     for line in ["passwordauthentication no", "kbdinteractiveauthentication no", "permitrootlogin without-password",

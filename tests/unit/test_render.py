@@ -216,9 +216,10 @@ def test_php_pool(plan):
         f"pm.max_children = {plan.php.max_children}",
         "pm.max_requests = 500",
         "security.limit_extensions = .php",
-        "php_admin_value[open_basedir] = /var/www/shop/",
     ]:
         assert line in text.splitlines()
+    assert "open_basedir" not in text
+    assert "php_admin_value[open_basedir] = /var/www/shop/" in render_php_pool(_site(php_open_basedir=True), plan.php).splitlines()
     assert "disable_functions" in text
     assert "disable_functions" not in render_php_pool(_site(disable_shell_functions=False), plan.php)
     ondemand = plan_host(1 * GiB).php
