@@ -15,26 +15,21 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
-from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, SecretStr, model_validator
 
 from pressfleet.storage.base import InvalidKey, ObjectStore, normalize_store_prefix
-
-_S3_BUCKET_RE = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_GCS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
-_AZURE_CONTAINER_RE = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-_AZURE_ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
-_AWS_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z0-9]+)+-\d+$|^[a-z0-9-]{2,40}$")
-
-LockMode = Literal["governance", "compliance"]
 
 _LOCK_MODE_HELP = (
     "governance: the lock can be lifted by an administrator with special permission; compliance: "
     "nobody can shorten or remove it, not even the account owner, until it expires."
 )
+
+
+# --- field types: each checks (and tidies) its value before pydantic's own validation --------------
 
 
 def _check_prefix(value: Optional[str]) -> str:
@@ -54,6 +49,82 @@ def _check_endpoint(value: Optional[str]) -> Optional[str]:
     if parts.username or parts.password or parts.query:
         raise ValueError("the endpoint URL must not carry a user, password or query string; use the credential fields")
     return value.rstrip("/")
+
+
+def _check_path(value) -> str:
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise ValueError("the folder must be an absolute path, e.g. /srv/backups")
+    value = str(value).strip()
+    if not value.startswith("/"):
+        raise ValueError(f"the folder must be an absolute path (starting with /), not {value[:100]!r}")
+    if "\x00" in value:
+        raise ValueError("the folder path contains a NUL character")
+    return value
+
+
+def _check_service_account(value) -> Optional[SecretStr]:
+    raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        info = json.loads(raw)
+    except (TypeError, ValueError):
+        raise ValueError("the service-account key is not valid JSON (paste the whole key file)") from None
+    if not isinstance(info, dict) or info.get("type") != "service_account" or "private_key" not in info \
+            or "client_email" not in info:
+        raise ValueError("the JSON is not a service-account key (it needs type, client_email and private_key)")
+    return SecretStr(str(raw).strip())
+
+
+def _name(pattern: str, message: str) -> BeforeValidator:
+    """A required name (bucket, container): surrounding blanks dropped, then it must match pattern."""
+    pattern = re.compile(pattern)
+
+    def check(value):
+        value = value.strip() if isinstance(value, str) else value
+        if not isinstance(value, str) or not pattern.match(value):
+            raise ValueError(message)
+        return value
+
+    return BeforeValidator(check)
+
+
+def _optional_name(pattern: str, message: str) -> BeforeValidator:
+    """An optional name (region, key ID, account): empty means None, else it must match pattern."""
+    pattern = re.compile(pattern)
+
+    def check(value):
+        if value is None or not str(value).strip():
+            return None
+        value = str(value).strip()
+        if not pattern.match(value):
+            raise ValueError(message)
+        return value
+
+    return BeforeValidator(check)
+
+
+LockMode = Literal["governance", "compliance"]
+LockDays = Annotated[Optional[int], Field(ge=1, le=36500)]
+Folder = Annotated[str, BeforeValidator(_check_path)]
+StorePrefix = Annotated[str, BeforeValidator(_check_prefix)]
+Endpoint = Annotated[Optional[str], BeforeValidator(_check_endpoint)]
+S3Bucket = Annotated[str, _name(
+    r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+    "the bucket name must be 3-63 lower-case letters, digits, dots and dashes, e.g. acme-wp-backups")]
+GCSBucket = Annotated[str, _name(
+    r"^(?!.*\.\.)[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$",
+    "the bucket name must be lower-case letters, digits, dots, dashes and underscores, e.g. acme-wp-backups")]
+AzureContainer = Annotated[str, _name(
+    r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+    "the container name must be 3-63 lower-case letters, digits and single dashes, e.g. wp-backups")]
+AWSRegion = Annotated[Optional[str], _optional_name(
+    r"^[a-z]{2}(-[a-z0-9]+)+-\d+$|^[a-z0-9-]{2,40}$", "the region must look like eu-central-1")]
+AccessKeyID = Annotated[Optional[str], _optional_name(
+    r"^[A-Za-z0-9_-]{3,128}$", "the access key ID must be letters and digits, e.g. AKIAIOSFODNN7EXAMPLE")]
+AzureAccount = Annotated[Optional[str], _optional_name(
+    r"^[a-z0-9]{3,24}$", "the account name must be 3-24 lower-case letters and digits")]
+ServiceAccountKey = Annotated[Optional[SecretStr], BeforeValidator(_check_service_account)]
 
 
 class _StorageBlock(Block):
@@ -78,23 +149,11 @@ class LocalStorage(_StorageBlock):
         "Writes are atomic (temporary file, then rename); the folder must exist."
     )
 
-    path: str = Field(
+    path: Folder = Field(
         ...,
         title="Folder",
         description="Absolute path of an existing folder, e.g. /srv/backups or /mnt/backup-disk/pressfleet.",
     )
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _check_path(cls, value):
-        if not isinstance(value, (str, Path)) or not str(value).strip():
-            raise ValueError("the folder must be an absolute path, e.g. /srv/backups")
-        value = str(value).strip()
-        if not value.startswith("/"):
-            raise ValueError(f"the folder must be an absolute path (starting with /), not {value[:100]!r}")
-        if "\x00" in value:
-            raise ValueError("the folder path contains a NUL character")
-        return value
 
     def store(self):
         from pressfleet.storage.local import LocalStore
@@ -117,52 +176,14 @@ class S3Storage(_StorageBlock):
         "Streams large objects as multipart uploads; optional Object Lock retention on every object."
     )
 
-    bucket: str = Field(..., title="Bucket", description="Bucket name, e.g. acme-wp-backups (3-63 lower-case letters, digits, dots, dashes).")
-    prefix: str = Field("", title="Prefix", description="Folder inside the bucket for all pressfleet objects, e.g. pressfleet/ (empty: the bucket root).")
-    region: Optional[str] = Field(None, title="Region", description="AWS region of the bucket, e.g. eu-central-1. Leave empty for the default (us-east-1 with a custom endpoint).")
-    endpoint_url: Optional[str] = Field(None, title="Endpoint URL", description="Only for S3-compatible services: their URL, e.g. https://s3.eu-central-003.backblazeb2.com. Leave empty for AWS.")
-    access_key_id: Optional[str] = Field(None, title="Access key ID", description="Access key ID of a user allowed to read, write, list and delete in the bucket. Empty: the machine's AWS credentials.")
+    bucket: S3Bucket = Field(..., title="Bucket", description="Bucket name, e.g. acme-wp-backups (3-63 lower-case letters, digits, dots, dashes).")
+    prefix: StorePrefix = Field("", title="Prefix", description="Folder inside the bucket for all pressfleet objects, e.g. pressfleet/ (empty: the bucket root).")
+    region: AWSRegion = Field(None, title="Region", description="AWS region of the bucket, e.g. eu-central-1. Leave empty for the default (us-east-1 with a custom endpoint).")
+    endpoint_url: Endpoint = Field(None, title="Endpoint URL", description="Only for S3-compatible services: their URL, e.g. https://s3.eu-central-003.backblazeb2.com. Leave empty for AWS.")
+    access_key_id: AccessKeyID = Field(None, title="Access key ID", description="Access key ID of a user allowed to read, write, list and delete in the bucket. Empty: the machine's AWS credentials.")
     secret_access_key: Optional[SecretStr] = Field(None, title="Secret access key", description="The secret that goes with the access key ID. Stored as a secret.")
-    object_lock_days: Optional[int] = Field(None, ge=1, le=36500, title="Object Lock days", description="Keep every object immutable for this many days (S3 Object Lock). The bucket must have Object Lock enabled. Empty: no lock.")
+    object_lock_days: LockDays = Field(None, title="Object Lock days", description="Keep every object immutable for this many days (S3 Object Lock). The bucket must have Object Lock enabled. Empty: no lock.")
     object_lock_mode: LockMode = Field("governance", title="Object Lock mode", description=_LOCK_MODE_HELP)
-
-    @field_validator("bucket", mode="before")
-    @classmethod
-    def _check_bucket(cls, value):
-        value = value.strip() if isinstance(value, str) else value
-        if not isinstance(value, str) or not _S3_BUCKET_RE.match(value):
-            raise ValueError("the bucket name must be 3-63 lower-case letters, digits, dots and dashes, e.g. acme-wp-backups")
-        return value
-
-    @field_validator("prefix", mode="before")
-    @classmethod
-    def _check_prefix(cls, value):
-        return _check_prefix(value)
-
-    @field_validator("endpoint_url", mode="before")
-    @classmethod
-    def _check_endpoint(cls, value):
-        return _check_endpoint(value)
-
-    @field_validator("region", mode="before")
-    @classmethod
-    def _check_region(cls, value):
-        if value is None or not str(value).strip():
-            return None
-        value = str(value).strip()
-        if not _AWS_REGION_RE.match(value):
-            raise ValueError("the region must look like eu-central-1")
-        return value
-
-    @field_validator("access_key_id", mode="before")
-    @classmethod
-    def _check_key_id(cls, value):
-        if value is None or not str(value).strip():
-            return None
-        value = str(value).strip()
-        if not re.fullmatch(r"[A-Za-z0-9_-]{3,128}", value):
-            raise ValueError("the access key ID must be letters and digits, e.g. AKIAIOSFODNN7EXAMPLE")
-        return value
 
     @model_validator(mode="after")
     def _check_pair(self):
@@ -197,46 +218,13 @@ class GCSStorage(_StorageBlock):
         "optional object retention on every object."
     )
 
-    bucket: str = Field(..., title="Bucket", description="Bucket name, e.g. acme-wp-backups.")
-    prefix: str = Field("", title="Prefix", description="Folder inside the bucket for all pressfleet objects, e.g. pressfleet/ (empty: the bucket root).")
+    bucket: GCSBucket = Field(..., title="Bucket", description="Bucket name, e.g. acme-wp-backups.")
+    prefix: StorePrefix = Field("", title="Prefix", description="Folder inside the bucket for all pressfleet objects, e.g. pressfleet/ (empty: the bucket root).")
     project: Optional[str] = Field(None, title="Project", description="Google Cloud project ID, e.g. acme-hosting. Empty: the one in the service-account key or the machine's default.")
-    endpoint: Optional[str] = Field(None, title="Endpoint", description="Only for a test server or private endpoint, e.g. http://127.0.0.1:9023. Leave empty for Google Cloud.")
-    service_account_json: Optional[SecretStr] = Field(None, title="Service-account key (JSON)", description="The whole JSON key file of a service account allowed to use the bucket. Stored as a secret. Empty: Application Default Credentials.")
-    retention_days: Optional[int] = Field(None, ge=1, le=36500, title="Retention days", description="Keep every object under retention for this many days. The bucket must have object retention enabled. Empty: no retention.")
+    endpoint: Endpoint = Field(None, title="Endpoint", description="Only for a test server or private endpoint, e.g. http://127.0.0.1:9023. Leave empty for Google Cloud.")
+    service_account_json: ServiceAccountKey = Field(None, title="Service-account key (JSON)", description="The whole JSON key file of a service account allowed to use the bucket. Stored as a secret. Empty: Application Default Credentials.")
+    retention_days: LockDays = Field(None, title="Retention days", description="Keep every object under retention for this many days. The bucket must have object retention enabled. Empty: no retention.")
     retention_mode: LockMode = Field("governance", title="Retention mode", description="governance: Unlocked retention (can be shortened with special permission); compliance: Locked retention (cannot be shortened or removed).")
-
-    @field_validator("bucket", mode="before")
-    @classmethod
-    def _check_bucket(cls, value):
-        value = value.strip() if isinstance(value, str) else value
-        if not isinstance(value, str) or not _GCS_BUCKET_RE.match(value) or ".." in value:
-            raise ValueError("the bucket name must be lower-case letters, digits, dots, dashes and underscores, e.g. acme-wp-backups")
-        return value
-
-    @field_validator("prefix", mode="before")
-    @classmethod
-    def _check_prefix(cls, value):
-        return _check_prefix(value)
-
-    @field_validator("endpoint", mode="before")
-    @classmethod
-    def _check_endpoint(cls, value):
-        return _check_endpoint(value)
-
-    @field_validator("service_account_json", mode="before")
-    @classmethod
-    def _check_sa(cls, value):
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if raw is None or not str(raw).strip():
-            return None
-        try:
-            info = json.loads(raw)
-        except (TypeError, ValueError):
-            raise ValueError("the service-account key is not valid JSON (paste the whole key file)") from None
-        if not isinstance(info, dict) or info.get("type") != "service_account" or "private_key" not in info \
-                or "client_email" not in info:
-            raise ValueError("the JSON is not a service-account key (it needs type, client_email and private_key)")
-        return SecretStr(str(raw).strip())
 
     def store(self):
         from pressfleet.storage.gcs import GCSStore
@@ -263,42 +251,14 @@ class AzureBlobStorage(_StorageBlock):
         "committed at the end; optional immutability policy on every blob."
     )
 
-    container: str = Field(..., title="Container", description="Container name, e.g. wp-backups (3-63 lower-case letters, digits and dashes).")
-    prefix: str = Field("", title="Prefix", description="Folder inside the container for all pressfleet blobs, e.g. pressfleet/ (empty: the container root).")
+    container: AzureContainer = Field(..., title="Container", description="Container name, e.g. wp-backups (3-63 lower-case letters, digits and dashes).")
+    prefix: StorePrefix = Field("", title="Prefix", description="Folder inside the container for all pressfleet blobs, e.g. pressfleet/ (empty: the container root).")
     connection_string: Optional[SecretStr] = Field(None, title="Connection string", description="The storage account's connection string (DefaultEndpointsProtocol=https;AccountName=...;AccountKey=...). Stored as a secret. Or leave empty and give the account name and key.")
-    account_name: Optional[str] = Field(None, title="Account name", description="Storage account name, e.g. acmebackups (with the account key, instead of a connection string).")
+    account_name: AzureAccount = Field(None, title="Account name", description="Storage account name, e.g. acmebackups (with the account key, instead of a connection string).")
     account_key: Optional[SecretStr] = Field(None, title="Account key", description="One of the storage account's access keys. Stored as a secret.")
-    endpoint: Optional[str] = Field(None, title="Blob endpoint", description="Only with account name and key, for a non-default endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1. Empty: https://<account>.blob.core.windows.net.")
-    immutability_days: Optional[int] = Field(None, ge=1, le=36500, title="Immutability days", description="Keep every blob immutable for this many days. The container needs version-level immutability support. Empty: none.")
+    endpoint: Endpoint = Field(None, title="Blob endpoint", description="Only with account name and key, for a non-default endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1. Empty: https://<account>.blob.core.windows.net.")
+    immutability_days: LockDays = Field(None, title="Immutability days", description="Keep every blob immutable for this many days. The container needs version-level immutability support. Empty: none.")
     immutability_mode: LockMode = Field("governance", title="Immutability mode", description="governance: Unlocked policy (can be shortened or removed); compliance: Locked policy (can only be extended).")
-
-    @field_validator("container", mode="before")
-    @classmethod
-    def _check_container(cls, value):
-        value = value.strip() if isinstance(value, str) else value
-        if not isinstance(value, str) or not _AZURE_CONTAINER_RE.match(value):
-            raise ValueError("the container name must be 3-63 lower-case letters, digits and single dashes, e.g. wp-backups")
-        return value
-
-    @field_validator("prefix", mode="before")
-    @classmethod
-    def _check_prefix(cls, value):
-        return _check_prefix(value)
-
-    @field_validator("endpoint", mode="before")
-    @classmethod
-    def _check_endpoint(cls, value):
-        return _check_endpoint(value)
-
-    @field_validator("account_name", mode="before")
-    @classmethod
-    def _check_account(cls, value):
-        if value is None or not str(value).strip():
-            return None
-        value = str(value).strip()
-        if not _AZURE_ACCOUNT_RE.match(value):
-            raise ValueError("the account name must be 3-24 lower-case letters and digits")
-        return value
 
     @model_validator(mode="after")
     def _check_credentials(self):

@@ -20,22 +20,17 @@ from typing import IO, Optional
 
 from pressfleet.storage.base import (
     DEFAULT_PART_SIZE,
-    MiB,
     ChunkReader,
+    CloudStoreBase,
     HashingSource,
+    MiB,
     ObjectNotFound,
-    SourceError,
     StorageError,
-    StoreBase,
     StoredObject,
     buffered,
-    part_size_for,
-    resolve_lock,
+    located,
     scrub,
-    strip_url_userinfo,
-    upload_parts,
-    validate_metadata,
-    validate_prefix,
+    unquote_etag,
 )
 
 MAX_BLOCKS = 50_000
@@ -52,8 +47,10 @@ def parse_connection_string(text: str) -> dict[str, str]:
     return out
 
 
-class AzureBlobStore(StoreBase):
+class AzureBlobStore(CloudStoreBase):
     backend = "Azure Blob"
+    max_parts = MAX_BLOCKS
+    part_word = "blocks"
 
     def __init__(
         self,
@@ -78,8 +75,7 @@ class AzureBlobStore(StoreBase):
         if not connection_string and not (account_name and account_key):
             raise ValueError("give an Azure connection string, or an account name and account key")
         self.container = container
-        self.part_size = part_size
-        self.in_flight = in_flight
+        self._set_transfer(part_size, in_flight, max(1, attempts), connect_timeout, read_timeout)
         self._conn = connection_string
         self._account_key = account_key
         fields = parse_connection_string(connection_string) if connection_string else {}
@@ -87,19 +83,15 @@ class AzureBlobStore(StoreBase):
         self.endpoint = endpoint or fields.get("BlobEndpoint")
         self._sas = fields.get("SharedAccessSignature")
         self._key_in_conn = fields.get("AccountKey")
-        self._attempts = max(1, attempts)
-        self._timeouts = (connect_timeout, read_timeout)
         self._service = None
         self._container_client = None
 
     # client --------------------------------------------------------------------------------
     def _where(self) -> str:
         where = f"container {self.container!r}"
-        if self.endpoint:
-            where += f" at {strip_url_userinfo(self.endpoint)}"
-        elif self.account_name:
-            where += f" of account {self.account_name!r}"
-        return where
+        if self.account_name and not self.endpoint:
+            return f"{where} of account {self.account_name!r}"
+        return located(where, self.endpoint)
 
     def _secrets(self) -> list[str]:
         return [s for s in (self._account_key, self._key_in_conn, self._sas, self._conn) if s]
@@ -170,50 +162,30 @@ class AzureBlobStore(StoreBase):
         return ImmutabilityPolicy(expiry_time=until, policy_mode="Locked" if self.lock_mode == "compliance" else "Unlocked")
 
     # writing -------------------------------------------------------------------------------
-    def put_stream(self, key, stream: IO[bytes], *, size_hint=None, metadata=None, immutable_until=None) -> StoredObject:
-        from azure.storage.blob import ContentSettings
+    def _put_parts(self, key, full, src: HashingSource, first: list, part_size: int, meta, until) -> StoredObject:
+        """Staged blocks, then one commit of the block list.
 
-        full = self._full(key)
-        meta = validate_metadata(metadata)
-        until = resolve_lock(immutable_until, self.lock_days, backend=self.backend, key=key)
-        part_size = part_size_for(self.part_size, size_hint, MAX_BLOCKS)
-        src = HashingSource(stream)
-        try:
-            first = src.read_part(part_size)
-        except SourceError as exc:
-            raise exc.original from None
-        if src.eof:
-            return self._put_single(key, full, first, src.sha256, meta, until, if_absent=False)
+        Staged blocks of a failed upload are invisible and discarded by the service; deleting the blob
+        would destroy a committed object of the same name, so nothing is cleaned up here.
+        """
+        from azure.storage.blob import ContentSettings
 
         blob = self._blob(full)
         upload = uuid.uuid4().hex
-        try:
-            holder = [first]
-            del first
 
-            def send(number: int, data: bytes, last: bool) -> str:
-                block_id = base64.b64encode(f"{upload}-{number:06d}".encode()).decode()
-                blob.stage_block(block_id, data, length=len(data))
-                return block_id
+        def send(number: int, data: bytes, last: bool) -> str:
+            block_id = base64.b64encode(f"{upload}-{number:06d}".encode()).decode()
+            blob.stage_block(block_id, data, length=len(data))
+            return block_id
 
-            ids = upload_parts(src, holder, part_size, send, in_flight=self.in_flight, max_parts=MAX_BLOCKS,
-                               too_many=lambda: self._error("write", key, f"the stream needs more than {MAX_BLOCKS} "
-                                                            "blocks (pass size_hint or a larger part size)"))
-            resp = blob.commit_block_list(
-                ids, metadata={**meta, "sha256": src.sha256},
-                content_settings=ContentSettings(content_type="application/octet-stream"),
-                immutability_policy=self._policy(until),
-            )
-        except BaseException as exc:
-            # Staged blocks are invisible and discarded by the service; deleting the blob here would
-            # destroy a committed object of the same name, so nothing is done.
-            if isinstance(exc, SourceError):
-                raise exc.original from None
-            if isinstance(exc, Exception):
-                raise self._translate("write", key, exc) from exc
-            raise
-        return StoredObject(key=self._rel(full), size=src.size, sha256=src.sha256, etag=_unquote(resp.get("etag")),
-                            modified=resp.get("last_modified"), metadata=meta)
+        ids = self._upload_parts(key, src, first, part_size, send)
+        resp = blob.commit_block_list(
+            ids, metadata={**meta, "sha256": src.sha256},
+            content_settings=ContentSettings(content_type="application/octet-stream"),
+            immutability_policy=self._policy(until),
+        )
+        return StoredObject(key=self._rel(full), size=src.size, sha256=src.sha256,
+                            etag=unquote_etag(resp.get("etag")), modified=resp.get("last_modified"), metadata=meta)
 
     def _put_single(self, key, full, data, sha256, meta, until, *, if_absent: bool) -> Optional[StoredObject]:
         from azure.core.exceptions import ResourceExistsError
@@ -231,18 +203,8 @@ class AzureBlobStore(StoreBase):
             raise self._error("write", key, "an object of that name exists")
         except Exception as exc:
             raise self._translate("write", key, exc) from exc
-        return StoredObject(key=self._rel(full), size=len(data), sha256=sha256, etag=_unquote(resp.get("etag")),
+        return StoredObject(key=self._rel(full), size=len(data), sha256=sha256, etag=unquote_etag(resp.get("etag")),
                             modified=resp.get("last_modified"), metadata=meta)
-
-    def put_if_absent(self, key, data: bytes, *, metadata=None) -> Optional[StoredObject]:
-        """Write only if no blob has this name (If-None-Match: *); None if one does."""
-        import hashlib
-
-        full = self._full(key)
-        meta = validate_metadata(metadata)
-        data = bytes(data)
-        until = resolve_lock(None, self.lock_days, backend=self.backend, key=key)
-        return self._put_single(key, full, data, hashlib.sha256(data).hexdigest(), meta, until, if_absent=True)
 
     # reading -------------------------------------------------------------------------------
     def open_read(self, key) -> IO[bytes]:
@@ -253,41 +215,28 @@ class AzureBlobStore(StoreBase):
             raise self._translate("read", key, exc) from exc
         return buffered(ChunkReader(downloader.chunks(), translate=lambda e: self._translate("read", key, e)))
 
-    def stat(self, key) -> StoredObject:
+    def _properties(self, key):
         full = self._full(key)
         try:
-            props = self._blob(full).get_blob_properties()
+            return self._blob(full).get_blob_properties()
         except Exception as exc:
             raise self._translate("stat", key, exc) from exc
-        return self._to_object(props)
+
+    def stat(self, key) -> StoredObject:
+        return self._to_object(self._properties(key))
 
     def _to_object(self, props) -> StoredObject:
-        meta = dict(props.metadata or {})
-        sha = meta.pop("sha256", None)
-        return StoredObject(key=self._rel(props.name), size=int(props.size or 0), sha256=sha,
-                            etag=_unquote(props.etag), modified=props.last_modified, metadata=meta)
+        return self._described(props.name, props.size, unquote_etag(props.etag), props.last_modified, props.metadata)
 
     def retention(self, key) -> Optional[tuple[str, datetime]]:
         """(mode, expiry) of the blob's immutability policy, or None if it has none."""
-        full = self._full(key)
-        try:
-            props = self._blob(full).get_blob_properties()
-        except Exception as exc:
-            raise self._translate("stat", key, exc) from exc
-        policy = props.immutability_policy
+        policy = self._properties(key).immutability_policy
         if not policy or not policy.expiry_time:
             return None
         return ("compliance" if str(policy.policy_mode).lower() == "locked" else "governance"), policy.expiry_time
 
-    def list(self, prefix: str = "") -> list[StoredObject]:
-        prefix = validate_prefix(prefix)
-        try:
-            out = [self._to_object(p) for p in
-                   self.container_client.list_blobs(name_starts_with=self.prefix + prefix, include=["metadata"])]
-        except Exception as exc:
-            raise self._translate("list", prefix or None, exc) from exc
-        out.sort(key=lambda o: o.key)
-        return out
+    def _iter_objects(self, full_prefix: str):
+        return map(self._to_object, self.container_client.list_blobs(name_starts_with=full_prefix, include=["metadata"]))
 
     # deleting ------------------------------------------------------------------------------
     def delete(self, key) -> None:
@@ -300,7 +249,3 @@ class AzureBlobStore(StoreBase):
             if isinstance(err, ObjectNotFound):
                 return
             raise err from exc
-
-
-def _unquote(etag: Optional[str]) -> Optional[str]:
-    return etag.strip('"') if isinstance(etag, str) else etag

@@ -467,7 +467,8 @@ def strip_url_userinfo(url: Optional[str]) -> Optional[str]:
 
 
 class StoreBase:
-    """Shared behaviour: key/prefix handling, put_bytes/get_bytes/exists on top of the primitives."""
+    """Shared behaviour: key/prefix handling, put_bytes/get_bytes/exists on top of the primitives, and
+    ``list`` on top of the backend's ``_iter_objects``."""
 
     backend = "storage"
 
@@ -516,3 +517,138 @@ class StoreBase:
             return True
         except ObjectNotFound:
             return False
+
+    def _described(self, full: str, size, etag: Optional[str], modified, metadata) -> StoredObject:
+        """An object as the service describes it; the sha256 recorded at commit time rides in its metadata."""
+        meta = dict(metadata or {})
+        sha = meta.pop("sha256", None)
+        return StoredObject(key=self._rel(full), size=int(size or 0), sha256=sha, etag=etag, modified=modified,
+                            metadata=meta)
+
+    # listing: the backend yields the objects under a full prefix, in any order -----------------
+    _service_errors: tuple = (Exception,)  # what _translate turns into a StorageError
+
+    def _check_available(self, op: str, key: Optional[str]) -> None:  # local: is the folder there?
+        pass
+
+    def _iter_objects(self, full_prefix: str) -> Iterator[StoredObject]:
+        raise NotImplementedError
+
+    def _translate(self, op: str, key: Optional[str], exc: BaseException) -> StorageError:
+        raise NotImplementedError
+
+    def list(self, prefix: str = "") -> list[StoredObject]:
+        prefix = validate_prefix(prefix)
+        self._check_available("list", None)
+        try:
+            out = [*self._iter_objects(self.prefix + prefix)]
+        except self._service_errors as exc:
+            raise self._translate("list", prefix or None, exc) from exc
+        out.sort(key=lambda o: o.key)
+        return out
+
+
+class CloudStoreBase(StoreBase):
+    """What the S3, GCS and Azure stores share: transfer settings and the streamed write.
+
+    ``put_stream`` reads the first part; an object that fits in it is one request (``_put_single``),
+    a larger one goes up in parts (``_put_parts``, which cleans up its own half-done upload). Either
+    way a failure of the caller's stream re-raises the original exception, and a service error
+    becomes a StorageError through the backend's ``_translate``.
+    """
+
+    max_parts: int  # the service's limit on parts per object: parts grow so that size_hint fits
+    part_multiple = 1  # part sizes are rounded up to a multiple of this
+    part_word = "parts"  # what the service calls them, for messages
+    max_single_put: Optional[int] = None  # the largest object one request may write (put_if_absent)
+
+    def _set_transfer(self, part_size: int, in_flight: int, attempts: int, connect_timeout: float,
+                      read_timeout: float) -> None:
+        self.part_size = part_size
+        self.in_flight = in_flight  # parts being sent while the next one is read (0: send, then read)
+        self._attempts = attempts
+        self._timeouts = (connect_timeout, read_timeout)
+
+    def _connect(self) -> None:
+        """Set up the service client, where that can fail, before the caller's stream is read."""
+
+    def _put_single(self, key: str, full: str, data: bytes, sha256: str, meta: dict, until: Optional[datetime], *,
+                    if_absent: bool) -> Optional[StoredObject]:
+        raise NotImplementedError
+
+    def _put_parts(self, key: str, full: str, src: HashingSource, first: list, part_size: int, meta: dict,
+                   until: Optional[datetime]) -> StoredObject:
+        raise NotImplementedError
+
+    def put_stream(self, key, stream: IO[bytes], *, size_hint=None, metadata=None, immutable_until=None) -> StoredObject:
+        full = self._full(key)
+        meta = validate_metadata(metadata)
+        until = resolve_lock(immutable_until, self.lock_days, backend=self.backend, key=key)
+        part_size = part_size_for(self.part_size, size_hint, self.max_parts, self.part_multiple)
+        src = HashingSource(stream)
+        self._connect()
+        try:
+            first = src.read_part(part_size)
+        except SourceError as exc:
+            raise exc.original from None
+        if src.eof:
+            return self._put_single(key, full, first, src.sha256, meta, until, if_absent=False)
+        holder = [first]
+        del first  # upload_parts empties holder: no reference to the part outlives its send
+        try:
+            return self._put_parts(key, full, src, holder, part_size, meta, until)
+        except SourceError as exc:
+            raise exc.original from None
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._translate("write", key, exc) from exc
+
+    def _upload_parts(self, key: str, src: HashingSource, first: list, part_size: int,
+                      send: Callable[[int, bytes, bool], object]) -> list:
+        """upload_parts with this store's concurrency and part limit."""
+        return upload_parts(
+            src, first, part_size, send, in_flight=self.in_flight, max_parts=self.max_parts,
+            too_many=lambda: self._error("write", key, f"the stream needs more than {self.max_parts} {self.part_word} "
+                                         "(pass size_hint or a larger part size)"),
+        )
+
+    def put_if_absent(self, key, data: bytes, *, metadata=None) -> Optional[StoredObject]:
+        """Write only if no object has this key; None if one does.
+
+        One conditional request: If-None-Match: * on S3 and Azure, ifGenerationMatch=0 on GCS.
+        """
+        full = self._full(key)
+        meta = validate_metadata(metadata)
+        data = bytes(data)
+        if self.max_single_put is not None and len(data) > self.max_single_put:
+            raise self._error("write", key, f"put_if_absent takes at most {self.max_single_put // (1024 * MiB)} GiB")
+        until = resolve_lock(None, self.lock_days, backend=self.backend, key=key)
+        return self._put_single(key, full, data, hashlib.sha256(data).hexdigest(), meta, until, if_absent=True)
+
+    # a missing object, or a missing bucket? ------------------------------------------------------
+    _bucket_seen = False  # set once the bucket is known to exist
+
+    def _bucket_exists(self) -> bool:
+        raise NotImplementedError
+
+    def _not_found(self, op: str, key: str) -> StorageError:
+        """The error for a 404 on an object: the bucket is asked about once per store, only on this path."""
+        if not self._bucket_seen:
+            try:
+                exists = self._bucket_exists()
+            except Exception as exc:
+                return self._translate(op, key, exc)
+            if not exists:
+                return self._error(op, key, "the bucket does not exist")
+            self._bucket_seen = True
+        return self._error(op, key, "no such object", ObjectNotFound)
+
+
+def located(what: str, endpoint: Optional[str]) -> str:
+    """``what`` (e.g. "bucket 'x'"), followed by the endpoint it is at, without credentials."""
+    return f"{what} at {strip_url_userinfo(endpoint)}" if endpoint else what
+
+
+def unquote_etag(etag: Optional[str]) -> Optional[str]:
+    return etag.strip('"') if isinstance(etag, str) else etag

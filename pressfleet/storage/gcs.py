@@ -20,32 +20,29 @@ from typing import IO, Optional
 
 from pressfleet.storage.base import (
     DEFAULT_PART_SIZE,
-    MiB,
     ChunkReader,
+    CloudStoreBase,
     HashingSource,
+    MiB,
     ObjectNotFound,
-    SourceError,
     StorageError,
-    StoreBase,
     StoredObject,
     backoff_delays,
     buffered,
-    part_size_for,
-    resolve_lock,
+    located,
     scrub,
     sleep,
-    strip_url_userinfo,
     upload_parts,
-    validate_metadata,
-    validate_prefix,
 )
 
 CHUNK_MULTIPLE = 256 * 1024
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
-class GCSStore(StoreBase):
+class GCSStore(CloudStoreBase):
     backend = "GCS"
+    max_parts = 1 << 30  # chunks are not counted; this only sizes them (the configured size, in practice)
+    part_multiple = CHUNK_MULTIPLE
 
     def __init__(
         self,
@@ -72,8 +69,8 @@ class GCSStore(StoreBase):
         self.bucket_name = bucket
         self.project = project
         self.endpoint = endpoint.rstrip("/") if endpoint else None
-        self.part_size = part_size
-        self.in_flight = in_flight  # 0: send, then read; 1: read the next chunk while one is sent
+        # in_flight 0: send, then read; 1 (the most): read the next chunk while one is sent
+        self._set_transfer(part_size, in_flight, max(1, attempts), connect_timeout, read_timeout)
         if isinstance(service_account_info, str):
             try:
                 service_account_info = json.loads(service_account_info)
@@ -81,21 +78,15 @@ class GCSStore(StoreBase):
                 raise ValueError("the GCS service-account key is not valid JSON") from None
         self._sa_info = service_account_info
         self._anonymous = bool(self.endpoint and not service_account_info) if anonymous is None else anonymous
-        self._attempts = max(1, attempts)
-        self._timeouts = (connect_timeout, read_timeout)
         self._client = None
         self._bucket = None
         self._http = None
         self._media_http = None
         self._credentials = None
-        self._bucket_seen = False
 
     # client --------------------------------------------------------------------------------
     def _where(self) -> str:
-        where = f"bucket {self.bucket_name!r}"
-        if self.endpoint:
-            where += f" at {strip_url_userinfo(self.endpoint)}"
-        return where
+        return located(f"bucket {self.bucket_name!r}", self.endpoint)
 
     def _secrets(self) -> list[str]:
         info = self._sa_info or {}
@@ -195,16 +186,8 @@ class GCSStore(StoreBase):
             pass
         return self._error(op, key, scrub(f"{type(exc).__name__}: {exc}", self._secrets()))
 
-    def _not_found(self, op: str, key: str) -> StorageError:
-        """An object is missing, or is it the bucket? Asked once per store, only on this path."""
-        if not self._bucket_seen:
-            try:
-                if not self.bucket.exists(timeout=self._timeouts, retry=self.retry):
-                    return self._error(op, key, "the bucket does not exist")
-                self._bucket_seen = True
-            except Exception as exc:
-                return self._translate(op, key, exc)
-        return self._error(op, key, "no such object", ObjectNotFound)
+    def _bucket_exists(self) -> bool:
+        return self.bucket.exists(timeout=self._timeouts, retry=self.retry)
 
     # writing -------------------------------------------------------------------------------
     def _blob_for_write(self, full: str, meta: dict, until: Optional[datetime]):
@@ -215,52 +198,30 @@ class GCSStore(StoreBase):
             blob.retention.retain_until_time = until
         return blob
 
-    def put_stream(self, key, stream: IO[bytes], *, size_hint=None, metadata=None, immutable_until=None) -> StoredObject:
-        full = self._full(key)
-        meta = validate_metadata(metadata)
-        until = resolve_lock(immutable_until, self.lock_days, backend=self.backend, key=key)
-        chunk = part_size_for(self.part_size, size_hint, 1 << 30, CHUNK_MULTIPLE)
-        src = HashingSource(stream)
-        try:
-            first = src.read_part(chunk)
-        except SourceError as exc:
-            raise exc.original from None
-        if src.eof:
-            return self._put_single(key, full, first, src.sha256, meta, until, if_absent=False)
-
-        blob = self._blob_for_write(full, meta, until)
-        try:
-            url = blob.create_resumable_upload_session(
-                content_type="application/octet-stream", timeout=self._timeouts, retry=self.retry,
-                client=self.client,
-            )
-        except Exception as exc:
-            raise self._translate("write", key, exc) from exc
+    def _put_parts(self, key, full, src: HashingSource, first: list, chunk: int, meta, until) -> StoredObject:
+        """A resumable upload, cancelled unless its last chunk finalized it."""
+        url = self._blob_for_write(full, meta, until).create_resumable_upload_session(
+            content_type="application/octet-stream", timeout=self._timeouts, retry=self.retry, client=self.client,
+        )
         final: dict = {}
+        offsets = [0]
+
+        def send(number: int, data: bytes, last: bool) -> None:
+            # One chunk at a time, in order (in_flight is at most 1): the next is read meanwhile.
+            offset = offsets[0]
+            total = offset + len(data) if last else None
+            resource = self._send(url, data, offset, total, key)
+            offsets[0] = offset + len(data)
+            if last:
+                final["resource"] = resource
+
         try:
-            holder = [first]
-            del first
-            offsets = [0]
-
-            def send(number: int, data: bytes, last: bool) -> None:
-                # One chunk at a time, in order (in_flight is at most 1): the next is read meanwhile.
-                offset = offsets[0]
-                total = offset + len(data) if last else None
-                resource = self._send(url, data, offset, total, key)
-                offsets[0] = offset + len(data)
-                if last:
-                    final["resource"] = resource
-
-            upload_parts(src, holder, chunk, send, in_flight=min(1, self.in_flight))
+            upload_parts(src, first, chunk, send, in_flight=min(1, self.in_flight))
             if "resource" not in final:  # the stream ended exactly on a chunk boundary: finalize with no bytes
                 final["resource"] = self._send(url, b"", src.size, src.size, key)
-        except BaseException as exc:
+        except BaseException:
             if "resource" not in final:
                 self._cancel(url)
-            if isinstance(exc, SourceError):
-                raise exc.original from None
-            if isinstance(exc, Exception):
-                raise self._translate("write", key, exc) from exc
             raise
         resource = final["resource"]
         size = int(resource.get("size", -1))
@@ -357,16 +318,6 @@ class GCSStore(StoreBase):
         return StoredObject(key=self._rel(full), size=len(data), sha256=sha256, etag=blob.etag,
                             modified=blob.updated, metadata=meta)
 
-    def put_if_absent(self, key, data: bytes, *, metadata=None) -> Optional[StoredObject]:
-        """Write only if no object has this key (ifGenerationMatch=0); None if one does."""
-        import hashlib
-
-        full = self._full(key)
-        meta = validate_metadata(metadata)
-        data = bytes(data)
-        until = resolve_lock(None, self.lock_days, backend=self.backend, key=key)
-        return self._put_single(key, full, data, hashlib.sha256(data).hexdigest(), meta, until, if_absent=True)
-
     # reading -------------------------------------------------------------------------------
     def _get_blob(self, op: str, key: str, full: str):
         try:
@@ -437,10 +388,7 @@ class GCSStore(StoreBase):
         return self._to_object(self._get_blob("stat", key, full))
 
     def _to_object(self, blob) -> StoredObject:
-        meta = dict(blob.metadata or {})
-        sha = meta.pop("sha256", None)
-        return StoredObject(key=self._rel(blob.name), size=int(blob.size or 0), sha256=sha, etag=blob.etag,
-                            modified=blob.updated, metadata=meta)
+        return self._described(blob.name, blob.size, blob.etag, blob.updated, blob.metadata)
 
     def retention(self, key) -> Optional[tuple[str, datetime]]:
         """(mode, retain-until) of the object, or None if it has no retention."""
@@ -451,16 +399,9 @@ class GCSStore(StoreBase):
             return None
         return ("compliance" if blob.retention.mode == "Locked" else "governance"), until
 
-    def list(self, prefix: str = "") -> list[StoredObject]:
-        prefix = validate_prefix(prefix)
-        try:
-            blobs = self.client.list_blobs(self.bucket_name, prefix=self.prefix + prefix, timeout=self._timeouts,
-                                           retry=self.retry)
-            out = [self._to_object(b) for b in blobs]
-        except Exception as exc:
-            raise self._translate("list", prefix or None, exc) from exc
-        out.sort(key=lambda o: o.key)
-        return out
+    def _iter_objects(self, full_prefix: str):
+        blobs = self.client.list_blobs(self.bucket_name, prefix=full_prefix, timeout=self._timeouts, retry=self.retry)
+        return map(self._to_object, blobs)
 
     # deleting ------------------------------------------------------------------------------
     def delete(self, key) -> None:

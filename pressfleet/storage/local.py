@@ -32,12 +32,12 @@ from pressfleet.storage.base import (
     StoredObject,
     buffered,
     validate_metadata,
-    validate_prefix,
 )
 
 
 class LocalStore(StoreBase):
     backend = "local folder"
+    _service_errors = (OSError,)
 
     def __init__(self, root, prefix: Optional[str] = "", *, part_size: int = MiB, fsync: bool = True) -> None:
         super().__init__(prefix)
@@ -52,7 +52,7 @@ class LocalStore(StoreBase):
         return f"{str(self.root)!r}" + (f" (prefix {self.prefix!r})" if self.prefix else "")
 
     # paths ---------------------------------------------------------------------------------
-    def _check_root(self, op: str, key: Optional[str]) -> None:
+    def _check_available(self, op: str, key: Optional[str]) -> None:
         if not self.root.is_dir():
             raise self._error(op, key, "the storage folder does not exist (is the disk mounted?)")
 
@@ -68,7 +68,7 @@ class LocalStore(StoreBase):
         d.mkdir(parents=True, exist_ok=True)
         return d
 
-    def _oserror(self, op: str, key: Optional[str], exc: OSError) -> StorageError:
+    def _translate(self, op: str, key: Optional[str], exc: OSError) -> StorageError:
         if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST) and op == "write":
             reason = "a folder and an object would share a name (keys 'a' and 'a/b' cannot both exist in a folder)"
         else:
@@ -103,7 +103,7 @@ class LocalStore(StoreBase):
         meta = validate_metadata(metadata)
         if immutable_until is not None:
             raise self._error("write", key, "a local folder cannot make objects immutable (use S3 Object Lock)")
-        self._check_root("write", key)
+        self._check_available("write", key)
         src = HashingSource(stream)
         target = self._path(full)
         tmp: Optional[Path] = None
@@ -136,7 +136,7 @@ class LocalStore(StoreBase):
         except SourceError as exc:
             raise exc.original from None
         except OSError as exc:
-            raise self._oserror("write", key, exc) from exc
+            raise self._translate("write", key, exc) from exc
         finally:
             if tmp is not None:
                 try:
@@ -165,7 +165,7 @@ class LocalStore(StoreBase):
     # reading -------------------------------------------------------------------------------
     def open_read(self, key) -> IO[bytes]:
         full = self._full(key)
-        self._check_root("read", key)
+        self._check_available("read", key)
         try:
             f = open(self._path(full), "rb")
             if not statmod.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -174,19 +174,19 @@ class LocalStore(StoreBase):
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise self._error("read", key, "no such object", ObjectNotFound) from None
         except OSError as exc:
-            raise self._oserror("read", key, exc) from exc
+            raise self._translate("read", key, exc) from exc
         chunks = iter(lambda: f.read(MiB), b"")
-        return buffered(ChunkReader(chunks, translate=lambda e: self._oserror("read", key, e), on_close=f.close))
+        return buffered(ChunkReader(chunks, translate=lambda e: self._translate("read", key, e), on_close=f.close))
 
     def stat(self, key) -> StoredObject:
         full = self._full(key)
-        self._check_root("stat", key)
+        self._check_available("stat", key)
         try:
             st = os.stat(self._path(full))
         except (FileNotFoundError, NotADirectoryError):
             raise self._error("stat", key, "no such object", ObjectNotFound) from None
         except OSError as exc:
-            raise self._oserror("stat", key, exc) from exc
+            raise self._translate("stat", key, exc) from exc
         if not statmod.S_ISREG(st.st_mode):
             raise self._error("stat", key, "no such object", ObjectNotFound)
         sha, meta = self._read_meta(full, st.st_size)
@@ -198,44 +198,35 @@ class LocalStore(StoreBase):
         self.stat(key)
         return None
 
-    def list(self, prefix: str = "") -> list[StoredObject]:
-        prefix = validate_prefix(prefix)
-        self._check_root("list", None)
-        full_prefix = self.prefix + prefix
+    def _iter_objects(self, full_prefix: str):
         base_rel = full_prefix[: full_prefix.rfind("/") + 1]
         base = self._path(base_rel.rstrip("/")) if base_rel else self.root
-        out: list[StoredObject] = []
         if not base.is_dir():
-            return out
-        try:
-            for dirpath, dirnames, filenames in os.walk(base, onerror=_raise):
-                rel_dir = os.path.relpath(dirpath, self.root)
-                rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-                if not rel_dir:
-                    dirnames[:] = [d for d in dirnames if not d.startswith(RESERVED_SEGMENT)]
-                dirnames.sort()
-                for name in sorted(filenames):
-                    full = rel_dir + name
-                    if not full.startswith(full_prefix) or not full.startswith(self.prefix):
-                        continue
-                    if not rel_dir and name.startswith(RESERVED_SEGMENT):
-                        continue
-                    st = os.lstat(os.path.join(dirpath, name))
-                    if not statmod.S_ISREG(st.st_mode):
-                        continue
-                    sha, meta = self._read_meta(full, st.st_size)
-                    out.append(StoredObject(key=self._rel(full), size=st.st_size, sha256=sha, etag=_etag(st),
-                                            modified=_mtime(st), metadata=meta))
-        except OSError as exc:
-            raise self._oserror("list", prefix or None, exc) from exc
-        out.sort(key=lambda o: o.key)
-        return out
+            return
+        for dirpath, dirnames, filenames in os.walk(base, onerror=_raise):
+            rel_dir = os.path.relpath(dirpath, self.root)
+            rel_dir = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+            if not rel_dir:
+                dirnames[:] = [d for d in dirnames if not d.startswith(RESERVED_SEGMENT)]
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = rel_dir + name
+                if not full.startswith(full_prefix) or not full.startswith(self.prefix):
+                    continue
+                if not rel_dir and name.startswith(RESERVED_SEGMENT):
+                    continue
+                st = os.lstat(os.path.join(dirpath, name))
+                if not statmod.S_ISREG(st.st_mode):
+                    continue
+                sha, meta = self._read_meta(full, st.st_size)
+                yield StoredObject(key=self._rel(full), size=st.st_size, sha256=sha, etag=_etag(st),
+                                   modified=_mtime(st), metadata=meta)
 
     # deleting ------------------------------------------------------------------------------
     def delete(self, key) -> None:
         """Remove the object (and its recorded digest). Deleting a missing object is not an error."""
         full = self._full(key)
-        self._check_root("delete", key)
+        self._check_available("delete", key)
         path = self._path(full)
         try:
             if path.is_dir():
@@ -249,7 +240,7 @@ class LocalStore(StoreBase):
             except (FileNotFoundError, NotADirectoryError):
                 pass
         except OSError as exc:
-            raise self._oserror("delete", key, exc) from exc
+            raise self._translate("delete", key, exc) from exc
         self._prune_empty(path.parent, self.root)
         self._prune_empty(self._meta_path(full).parent, self.root / RESERVED_SEGMENT / "meta")
 

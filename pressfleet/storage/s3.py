@@ -20,22 +20,17 @@ from typing import IO, Optional
 from pressfleet.storage.base import (
     DEFAULT_PART_SIZE,
     MIN_PART_SIZE,
-    MiB,
     ChunkReader,
+    CloudStoreBase,
     HashingSource,
+    MiB,
     ObjectNotFound,
-    SourceError,
     StorageError,
-    StoreBase,
     StoredObject,
     buffered,
-    part_size_for,
-    resolve_lock,
+    located,
     scrub,
-    strip_url_userinfo,
-    upload_parts,
-    validate_metadata,
-    validate_prefix,
+    unquote_etag,
 )
 
 MAX_PARTS = 10_000
@@ -44,8 +39,10 @@ _DENIED = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
 _BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "InvalidClientTokenId"}
 
 
-class S3Store(StoreBase):
+class S3Store(CloudStoreBase):
     backend = "S3"
+    max_parts = MAX_PARTS
+    max_single_put = 5 * 1024 * MiB
 
     def __init__(
         self,
@@ -73,22 +70,15 @@ class S3Store(StoreBase):
         self.bucket = bucket
         self.region = region
         self.endpoint_url = endpoint_url
-        self.part_size = part_size
-        self.in_flight = in_flight
+        self._set_transfer(part_size, in_flight, attempts, connect_timeout, read_timeout)
         self._access_key_id = access_key_id
         self._secret = secret_access_key
         self._session_token = session_token
-        self._attempts = attempts
-        self._timeouts = (connect_timeout, read_timeout)
         self._client = None
-        self._bucket_seen = False
 
     # client --------------------------------------------------------------------------------
     def _where(self) -> str:
-        where = f"bucket {self.bucket!r}"
-        if self.endpoint_url:
-            where += f" at {strip_url_userinfo(self.endpoint_url)}"
-        return where
+        return located(f"bucket {self.bucket!r}", self.endpoint_url)
 
     @property
     def client(self):
@@ -155,54 +145,32 @@ class S3Store(StoreBase):
             return {}
         return {"ObjectLockMode": self.lock_mode.upper(), "ObjectLockRetainUntilDate": until}
 
-    def put_stream(self, key, stream: IO[bytes], *, size_hint=None, metadata=None, immutable_until=None) -> StoredObject:
-        full = self._full(key)
-        meta = validate_metadata(metadata)
-        until = resolve_lock(immutable_until, self.lock_days, backend=self.backend, key=key)
-        part_size = part_size_for(self.part_size, size_hint, MAX_PARTS)
-        src = HashingSource(stream)
+    def _connect(self) -> None:
+        self.client
+
+    def _put_parts(self, key, full, src: HashingSource, first: list, part_size: int, meta, until) -> StoredObject:
+        """A multipart upload, aborted if any part or the completion fails."""
         client = self.client
+        upload_id = client.create_multipart_upload(
+            Bucket=self.bucket, Key=full, Metadata=meta, ContentType="application/octet-stream",
+            **self._lock_args(until),
+        )["UploadId"]
+
+        def send(number: int, data: bytes, last: bool) -> dict:
+            r = client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=data)
+            return {"ETag": r["ETag"], "PartNumber": number}
+
         try:
-            first = src.read_part(part_size)
-        except SourceError as exc:
-            raise exc.original from None
-        if src.eof:
-            return self._put_single(key, full, first, src.sha256, meta, until, if_absent=False)
-
-        upload_id = None
-        try:
-            resp = client.create_multipart_upload(
-                Bucket=self.bucket, Key=full, Metadata=meta, ContentType="application/octet-stream",
-                **self._lock_args(until),
-            )
-            upload_id = resp["UploadId"]
-            holder = [first]
-            del first
-
-            def send(number: int, data: bytes, last: bool) -> dict:
-                r = client.upload_part(Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number,
-                                       Body=data)
-                return {"ETag": r["ETag"], "PartNumber": number}
-
-            parts = upload_parts(src, holder, part_size, send, in_flight=self.in_flight, max_parts=MAX_PARTS,
-                                 too_many=lambda: self._error("write", key, f"the stream needs more than {MAX_PARTS} "
-                                                              "parts (pass size_hint or a larger part size)"))
+            parts = self._upload_parts(key, src, first, part_size, send)
             done = client.complete_multipart_upload(
                 Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload={"Parts": parts},
             )
-            upload_id = None
-            etag = done.get("ETag")
-        except BaseException as exc:
-            if upload_id is not None:
-                self._abort(full, upload_id)
-            if isinstance(exc, SourceError):
-                raise exc.original from None
-            if isinstance(exc, Exception):
-                raise self._translate("write", key, exc) from exc
+        except BaseException:
+            self._abort(full, upload_id)
             raise
         if until is not None:
             self._ensure_retention(key, full, until)
-        return StoredObject(key=self._rel(full), size=src.size, sha256=src.sha256, etag=_unquote(etag),
+        return StoredObject(key=self._rel(full), size=src.size, sha256=src.sha256, etag=unquote_etag(done.get("ETag")),
                             modified=datetime.now(timezone.utc), metadata=meta)
 
     def _put_single(self, key, full, data, sha256, meta, until, *, if_absent: bool) -> Optional[StoredObject]:
@@ -220,20 +188,8 @@ class S3Store(StoreBase):
             ):
                 return None
             raise self._translate("write", key, exc) from exc
-        return StoredObject(key=self._rel(full), size=len(data), sha256=sha256, etag=_unquote(resp.get("ETag")),
+        return StoredObject(key=self._rel(full), size=len(data), sha256=sha256, etag=unquote_etag(resp.get("ETag")),
                             modified=datetime.now(timezone.utc), metadata=meta)
-
-    def put_if_absent(self, key, data: bytes, *, metadata=None) -> Optional[StoredObject]:
-        """Write only if no object has this key (S3 conditional write, If-None-Match: *); None if one does."""
-        import hashlib
-
-        full = self._full(key)
-        meta = validate_metadata(metadata)
-        data = bytes(data)
-        if len(data) > 5 * 1024 * MiB:
-            raise self._error("write", key, "put_if_absent takes at most 5 GiB")
-        until = resolve_lock(None, self.lock_days, backend=self.backend, key=key)
-        return self._put_single(key, full, data, hashlib.sha256(data).hexdigest(), meta, until, if_absent=True)
 
     def _abort(self, full: str, upload_id: str) -> None:
         try:
@@ -267,61 +223,45 @@ class S3Store(StoreBase):
         return buffered(ChunkReader(body.iter_chunks(chunk_size=MiB),
                                     translate=lambda e: self._translate("read", key, e), on_close=body.close))
 
+    def _head(self, op: str, key: str, full: str, *, check_bucket: bool = True) -> dict:
+        """HEAD of the object; a 404 is told apart from a missing bucket unless check_bucket is off."""
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=full)
+        except Exception as exc:
+            err = self._translate(op, key, exc)
+            if check_bucket and isinstance(err, ObjectNotFound):
+                err = self._not_found(op, key)
+            raise err from exc
+
     def stat(self, key) -> StoredObject:
         full = self._full(key)
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=full)
-        except Exception as exc:
-            err = self._translate("stat", key, exc)
-            if isinstance(err, ObjectNotFound):
-                err = self._not_found("stat", key)
-            raise err from exc
+        head = self._head("stat", key, full)
         self._bucket_seen = True
-        return self._from_head(full, head)
+        return self._described(full, head.get("ContentLength", 0), unquote_etag(head.get("ETag")),
+                               head.get("LastModified"), head.get("Metadata"))
 
-    def _not_found(self, op: str, key: str) -> StorageError:
-        """HEAD answers a bare 404 for a missing bucket too: ask once per store, only on this path."""
-        if not self._bucket_seen:
-            try:
-                self.client.head_bucket(Bucket=self.bucket)
-                self._bucket_seen = True
-            except Exception as exc:
-                err = self._translate(op, key, exc)
-                if isinstance(err, ObjectNotFound):
-                    return self._error(op, key, "the bucket does not exist")
-                return err
-        return self._error(op, key, "no such object", ObjectNotFound)
-
-    def _from_head(self, full: str, head: dict) -> StoredObject:
-        meta = dict(head.get("Metadata") or {})
-        sha = meta.pop("sha256", None)
-        return StoredObject(key=self._rel(full), size=int(head.get("ContentLength", 0)), sha256=sha,
-                            etag=_unquote(head.get("ETag")), modified=head.get("LastModified"), metadata=meta)
+    def _bucket_exists(self) -> bool:
+        """HEAD answers a bare 404 for a missing bucket too: so a 404 for an object asks this."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except Exception as exc:
+            if isinstance(self._translate("stat", None, exc), ObjectNotFound):
+                return False
+            raise
+        return True
 
     def retention(self, key) -> Optional[tuple[str, datetime]]:
         """(mode, retain-until) of the object's current version, or None if it is not locked."""
-        full = self._full(key)
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=full)
-        except Exception as exc:
-            raise self._translate("stat", key, exc) from exc
+        head = self._head("stat", key, self._full(key), check_bucket=False)
         if head.get("ObjectLockRetainUntilDate") is None:
             return None
         return str(head.get("ObjectLockMode", "")).lower(), head["ObjectLockRetainUntilDate"]
 
-    def list(self, prefix: str = "") -> list[StoredObject]:
-        prefix = validate_prefix(prefix)
-        out: list[StoredObject] = []
-        try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
-            for page in pages:
-                for item in page.get("Contents", []):
-                    out.append(StoredObject(key=self._rel(item["Key"]), size=int(item["Size"]), sha256=None,
-                                            etag=_unquote(item.get("ETag")), modified=item.get("LastModified")))
-        except Exception as exc:
-            raise self._translate("list", prefix or None, exc) from exc
-        out.sort(key=lambda o: o.key)
-        return out
+    def _iter_objects(self, full_prefix: str):
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full_prefix):
+            for item in page.get("Contents", []):
+                yield StoredObject(key=self._rel(item["Key"]), size=int(item["Size"]), sha256=None,
+                                   etag=unquote_etag(item.get("ETag")), modified=item.get("LastModified"))
 
     # deleting ------------------------------------------------------------------------------
     def delete(self, key) -> None:
@@ -331,14 +271,9 @@ class S3Store(StoreBase):
         """
         full = self._full(key)
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=full)
-        except Exception as exc:
-            err = self._translate("delete", key, exc)
-            if isinstance(err, ObjectNotFound):
-                err = self._not_found("delete", key)
-                if isinstance(err, ObjectNotFound):
-                    return
-            raise err from exc
+            head = self._head("delete", key, full)
+        except ObjectNotFound:
+            return
         version = head.get("VersionId")
         lock_until = head.get("ObjectLockRetainUntilDate")
         lock_info = ""
@@ -351,9 +286,5 @@ class S3Store(StoreBase):
                 self.client.delete_object(Bucket=self.bucket, Key=full)
         except Exception as exc:
             raise self._translate("delete", key, exc, lock_info=lock_info) from exc
-
-
-def _unquote(etag: Optional[str]) -> Optional[str]:
-    return etag.strip('"') if isinstance(etag, str) else etag
 
 
