@@ -20,13 +20,14 @@ from pressfleet.provision import Component, ProvisionReport
 from pressfleet.remote import run
 from pressfleet.sitesecrets import site_secrets
 from pressfleet.site import SiteConfig
-from pressfleet.sizing import plan_host
 from tasks.base import install_packages, stack_packages
 from tasks.checks import Check, verify_site
 from tasks.common import connected
 from tasks.host import gather_host_facts
 from tasks.mariadb import configure_mariadb
 from tasks.nginx import configure_nginx
+from tasks.os import harden_os
+from pressfleet.render import LOGIN_DEFS
 from tasks.php import configure_php, measured_worker_memory
 from tasks.redis import configure_redis
 from tasks.security import configure_fail2ban, configure_firewall, harden_ssh
@@ -92,8 +93,7 @@ def provision_wordpress(
         results.append(install_packages(server, stack_packages(cfg.php_version), provision.unattended_upgrades_files()))
 
     inputs = sizing_inputs(server, cfg)
-    worker_memory = provision.choose_worker_memory(inputs["samples"], inputs["recorded"])
-    plan = plan_host(facts.mem_total_bytes, worker_rss_bytes=worker_memory, cpus=facts.cpus)
+    plan = provision.plan_for(facts.mem_total_bytes, facts.cpus, inputs["samples"], inputs["recorded"])
     control = inputs["control_address"]
     control_networks = [str(ipaddress.ip_network(control))] if control else []
     files = provision.desired_files(
@@ -105,7 +105,9 @@ def provision_wordpress(
              plan.php.max_children, plan.innodb.buffer_pool_bytes // 2**20)
 
     for step_name in steps:
-        if step_name == "ssh":
+        if step_name == "os":
+            results.append(harden_os(server, files["os"], LOGIN_DEFS))
+        elif step_name == "ssh":
             results.append(harden_ssh(server, files["ssh"]))
         elif step_name == "firewall":
             results.append(configure_firewall(server, files["firewall"]))
@@ -135,9 +137,9 @@ def provision_wordpress(
         # The first run sized PHP before any worker had run WordPress: measure now that the site serves, and
         # re-size in this same run, so that the next run finds nothing to change.
         measured = sizing_inputs(server, cfg)
-        better = provision.choose_worker_memory(measured["samples"], plan.php.worker_rss_bytes)
-        if better != plan.php.worker_rss_bytes:
-            plan = plan_host(facts.mem_total_bytes, worker_rss_bytes=better, cpus=facts.cpus)
+        better = provision.plan_for(facts.mem_total_bytes, facts.cpus, measured["samples"], plan.php.worker_rss_bytes)
+        if better != plan:
+            plan = better
             files = provision.desired_files(
                 cfg, plan, ssh_users=[server.user], ssh_port=server.port, control_networks=control_networks,
                 db_password=secrets.db_password, salts=secrets.salts,

@@ -256,6 +256,37 @@ def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
     return [f"removed {p}" for p in sh(conn, _ABSENT_SCRIPT, paths).stdout.split()]
 
 
+# `KEY VALUE` lines in a distro file we do not own whole (login.defs): replace the key's active line, or
+# append one; commented lines (the distro's documentation) stay as they are.
+_SETTINGS_SCRIPT = r"""
+set -eu
+file=$1; shift
+changed=""
+while [ $# -ge 2 ]; do
+  key=$1 value=$2; shift 2
+  if grep -Eq "^$key[[:space:]]+$value[[:space:]]*$" "$file"; then continue; fi
+  if grep -Eq "^$key[[:space:]]" "$file"; then
+    sed -i -E "s|^$key[[:space:]].*|$key $value|" "$file"
+  else
+    echo "$key $value" >> "$file"
+  fi
+  changed="$changed $key"
+done
+echo $changed
+"""
+
+
+def ensure_settings(conn: Connection, path: str, settings: dict[str, str]) -> list[str]:
+    """`KEY VALUE` settings in a file we do not own whole (the rest of it stays as the distro has it)."""
+    ManagedFile(path, b"")
+    for key, value in settings.items():
+        if not re.fullmatch(r"[A-Z_]+", key) or not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
+            raise ValueError(f"setting {key}={value!r} is not a plain key and value")
+    args = [x for kv in settings.items() for x in kv]
+    out = sh(conn, _SETTINGS_SCRIPT, [path, *args]).stdout.split()
+    return [f"{path}: {key}" for key in out]
+
+
 def missing_packages(conn: Connection, packages: list[str]) -> list[str]:
     result = run(conn, ["dpkg-query", "-W", "-f", "${Package}\t${db:Status-Status}\n", *packages], check=False)
     installed = {ln.split("\t")[0] for ln in result.stdout.splitlines() if ln.endswith("\tinstalled")}

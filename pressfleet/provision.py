@@ -15,12 +15,13 @@ from pydantic import BaseModel
 from pressfleet import render
 from pressfleet.converge import ManagedFile
 from pressfleet.site import SiteConfig, WpSalts
-from pressfleet.sizing import HostPlan, MiB
+from pressfleet.sizing import HostPlan, MiB, plan_host
 
-Component = Literal["packages", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx"]
+Component = Literal["packages", "os", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx"]
 # Dependency order: the database before WordPress's install, the site's user (made by wordpress) before its
 # PHP pool, the pool's socket before the vhost that points at it.
-COMPONENTS: tuple[Component, ...] = ("packages", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx")
+COMPONENTS: tuple[Component, ...] = (
+    "packages", "os", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx")
 
 class ProvisionReport(BaseModel):
     """What a provisioning run did (the flow's result; importable so a deployment's result can be read back)."""
@@ -63,6 +64,18 @@ def choose_worker_memory(samples: list[int], recorded: int | None) -> int | None
     return measured
 
 
+def plan_for(ram_bytes: int, cpus: int, samples: list[int], recorded: int | None) -> HostPlan:
+    """The host's plan from the measured workers, but keeping the recorded worker figure whenever the
+    measurement would not change the pool's size (so a re-run rewrites nothing for noise)."""
+    chosen = choose_worker_memory(samples, recorded)
+    plan = plan_host(ram_bytes, worker_rss_bytes=chosen, cpus=cpus)
+    if recorded and chosen != recorded:
+        kept = plan_host(ram_bytes, worker_rss_bytes=recorded, cpus=cpus)
+        if kept.php.max_children == plan.php.max_children:
+            return kept
+    return plan
+
+
 def sizing_record(plan: HostPlan) -> bytes:
     return (json.dumps({"worker_memory_bytes": plan.php.worker_rss_bytes, "ram_bytes": plan.ram_bytes,
                         "max_children": plan.php.max_children,
@@ -94,12 +107,13 @@ def desired_files(
     ]
     return {
         "packages": unattended_upgrades_files(),
+        "os": [ManagedFile(path, text.encode()) for path, text in render.render_os_hardening().items()],
         "ssh": [ManagedFile("/etc/ssh/sshd_config.d/00-pressfleet.conf",
                             render.render_sshd_conf(ssh_users, port=ssh_port).encode())],
         "firewall": [ManagedFile("/etc/nftables.conf",
                                  render.render_nftables_conf(ssh_port=ssh_port, ssh_exempt=control_networks).encode(), 0o755)],
         "fail2ban": [*fail2ban_filters,
-                     ManagedFile("/etc/fail2ban/jail.d/pressfleet.local",
+                     ManagedFile("/etc/fail2ban/jail.local",
                                  render.render_fail2ban_jails([site], ignore_ip=control_networks, ssh_port=ssh_port).encode())],
         "mariadb": [ManagedFile("/etc/mysql/mariadb.conf.d/90-pressfleet.cnf", render.render_mariadb_conf(plan.innodb).encode())],
         "redis": [ManagedFile("/etc/redis/redis.conf", render.render_redis_conf(plan.redis).encode(), 0o640, "redis", "redis")],

@@ -53,6 +53,8 @@ __all__ = [
     "render_wp_config",
     "render_site_files",
     "render_wp_cron_units",
+    "render_os_hardening",
+    "LOGIN_DEFS",
     "wp_cron_unit",
 ]
 
@@ -381,7 +383,7 @@ def render_sshd_conf(
     port: int = 22,
     permit_root_login: str = "prohibit-password",
     max_auth_tries: int = 3,
-    max_sessions: int = 4,
+    max_sessions: int = 2,
 ) -> str:
     """/etc/ssh/sshd_config.d/00-pressfleet.conf: keys only, listed users only, no forwarding, modern crypto.
 
@@ -444,7 +446,7 @@ def render_fail2ban_jails(
     wp_login_maxretry: int = 5,
     fail2ban_log: str = "/var/log/fail2ban.log",
 ) -> str:
-    """/etc/fail2ban/jail.d/pressfleet.local: sshd (journal), recidive, nginx-botsearch, WordPress jails.
+    """/etc/fail2ban/jail.local: sshd (journal), recidive, nginx-botsearch, WordPress jails.
 
     The WordPress login jail reads each site's access log; the XML-RPC jail only the logs of sites that
     deny xmlrpc.php (on a site that allows it, posting to it is legitimate). Log files are listed one by
@@ -502,6 +504,36 @@ def render_wp_config(
         redis_host=_v.hostname(redis_host),
         redis_port=_v.port(redis_port),
     )
+
+
+# Protocols and file systems a WordPress server never needs (CIS / Lynis NETW-3200, FILE-6430).
+UNUSED_KERNEL_MODULES = ("dccp", "sctp", "rds", "tipc", "cramfs", "freevxfs", "jffs2", "hfs", "hfsplus", "udf",
+                         "usb-storage", "firewire-core")
+
+
+def render_os_hardening() -> dict[str, str]:
+    """Whole files of the OS hardening step, as {path: content}: login banner, no core dumps, kernel
+    settings, unused kernel modules, sysstat on."""
+    banner = _render("os/issue.j2")
+    return {
+        "/etc/issue": banner,
+        "/etc/issue.net": banner,
+        "/etc/security/limits.d/90-pressfleet.conf": _render("os/limits.conf.j2"),
+        "/etc/sysctl.d/90-pressfleet.conf": _render("os/sysctl.conf.j2"),
+        "/etc/modprobe.d/90-pressfleet.conf": _render("os/modprobe.conf.j2", modules=UNUSED_KERNEL_MODULES),
+        "/etc/default/sysstat": _render("os/sysstat.j2"),
+    }
+
+
+# Settings changed inside distro files that pressfleet does not own whole (`key value` lines).
+LOGIN_DEFS = {
+    "UMASK": "027",
+    "PASS_MAX_DAYS": "365",
+    "PASS_MIN_DAYS": "1",
+    "PASS_WARN_AGE": "14",
+    "SHA_CRYPT_MIN_ROUNDS": "65536",
+    "SHA_CRYPT_MAX_ROUNDS": "65536",
+}
 
 
 def wp_cron_unit(site: SiteConfig) -> str:

@@ -8,6 +8,7 @@ from prefect.cache_policies import NONE
 from pressfleet import converge
 from pressfleet.converge import ManagedFile, StepResult
 from tasks.common import connected, step
+from tasks.os import HARDENING_PACKAGES
 
 
 def stack_packages(php: str = "8.2") -> list[str]:
@@ -21,6 +22,7 @@ def stack_packages(php: str = "8.2") -> list[str]:
         "nftables", "fail2ban", "python3-systemd",
         "unattended-upgrades", "certbot", "python3-certbot-nginx",
         "curl", "zstd", "ca-certificates", "netbase",
+        *HARDENING_PACKAGES,  # one apt transaction for everything; the os step finds them there
     ]
 
 

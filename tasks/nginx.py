@@ -76,6 +76,17 @@ def tls_step(conn, site: SiteConfig, certificate: tuple[str | None, str | None],
     ])
 
 
+# Debian's nginx.conf still offers TLS 1.0 and 1.1 at http level (every vhost of ours overrides it; this
+# covers any other server block).
+_TLS_PROTOCOLS = r"""
+f=/etc/nginx/nginx.conf
+if grep -Eq '^[[:space:]]*ssl_protocols[[:space:]]+TLSv1\.2 TLSv1\.3;' "$f"; then exit 0; fi
+if grep -Eq '^[[:space:]]*ssl_protocols[[:space:]]' "$f"; then
+  sed -i -E 's/^([[:space:]]*)ssl_protocols[[:space:]][^;]*;.*/\1ssl_protocols TLSv1.2 TLSv1.3;/' "$f"; echo changed
+fi
+"""
+
+
 @task(name="nginx", cache_policy=NONE)
 def configure_nginx(server, files: list[ManagedFile], *, site: SiteConfig, remove: list[str], links: dict[str, str],
                     cache_dirs: list[str], certificate: tuple[str | None, str | None] = (None, None),
@@ -92,6 +103,8 @@ def configure_nginx(server, files: list[ManagedFile], *, site: SiteConfig, remov
         removed = converge.ensure_absent(conn, remove)
         changed_files = converge.ensure_files(conn, files, check=["nginx", "-t"], on_change=["systemctl", "reload", "nginx"])
         relinked = converge.ensure_links(conn, links)
+        if converge.sh(conn, _TLS_PROTOCOLS, []).stdout.strip():
+            relinked.append("/etc/nginx/nginx.conf: TLS 1.2 and 1.3 only")
         if relinked or (removed and not changed_files):
             run(conn, ["nginx", "-t"])
             run(conn, ["systemctl", "reload", "nginx"])

@@ -653,10 +653,13 @@ def test_redis_starts_with_the_rendered_configuration(tmp_path, plan):
                 break
             time.sleep(0.05)
         assert sock.exists(), (tmp_path / "redis.log").read_text() if (tmp_path / "redis.log").exists() else "no log"
-        got = _run(["redis-cli", "-s", str(sock), "CONFIG", "GET", "maxmemory*"]).stdout.split()
-        settings_ = dict(zip(got[::2], got[1::2]))
+        info = _run(["redis-cli", "-s", str(sock), "INFO", "memory"]).stdout
+        settings_ = dict(ln.strip().split(":", 1) for ln in info.splitlines() if ":" in ln)
         assert settings_["maxmemory"] == str(plan.redis.maxmemory_bytes)
-        assert settings_["maxmemory-policy"] == "allkeys-lru"
+        assert settings_["maxmemory_policy"] == "allkeys-lru"
+        # CONFIG is renamed away: a client cannot reconfigure the cache (or make it write files)
+        refused = subprocess.run(["redis-cli", "-s", str(sock), "CONFIG", "GET", "dir"], capture_output=True, text=True, timeout=10)
+        assert "unknown command" in (refused.stdout + refused.stderr).lower()
         subprocess.run(["redis-cli", "-s", str(sock), "SHUTDOWN", "NOSAVE"], capture_output=True, timeout=10)
         proc.wait(timeout=10)
     finally:
