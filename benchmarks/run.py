@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ["lab", "provision"]
+SUITES = ["lab", "storage", "provision", "forecast"]
 
 
 def write_result(name: str, data: dict) -> Path:
