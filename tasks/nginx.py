@@ -21,7 +21,7 @@ if [ -s "$crt" ] && [ -s "$key" ] && openssl x509 -in "$crt" -noout -checkend 25
 fi
 mkdir -p "$(dirname "$crt")" "$(dirname "$key")"
 umask 077
-openssl req -x509 -newkey rsa:2048 -sha256 -days 397 -nodes -subj "/CN=$domain" \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -sha256 -days 397 -nodes -subj "/CN=$domain" \
   -addext "subjectAltName=DNS:$domain" -keyout "$key.new" -out "$crt.new" 2>/dev/null
 chmod 600 "$key.new"; chmod 644 "$crt.new"
 mv -f "$key.new" "$key"; mv -f "$crt.new" "$crt"

@@ -89,3 +89,30 @@ def test_mirror_serves_a_verified_wordpress_release(lab_host):
     out = ssh(lab_host, f"curl -fsS {release['url']} | sha256sum; curl -fsS {release['url']} | tar tz | grep -c '^wordpress/wp-includes/version.php$'").stdout.split()
     assert out[0] == release["sha256"]
     assert out[-1] == "1"
+
+
+def test_lab_up_cli_prints_json_and_saves_a_server_block(prefect_harness):
+    """`pressfleet lab up` prints how to reach the host and saves `lab-NAME`, usable by flows at once."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    from blocks.server import Server
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "up", "pt-cli"],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        info = json.loads(proc.stdout)
+        assert {"address", "port", "user", "private_key_path", "fingerprint", "host_key"} <= set(info)
+        assert info["block"] == "lab-pt-cli"
+        server = Server.load("lab-pt-cli")
+        assert server.address == info["address"] and server.host_key == info["host_key"]
+        assert server.fingerprint() == info["fingerprint"]
+        with server.connect() as conn:
+            from pressfleet.remote import run
+
+            assert run(conn, ["hostname"]).stdout.strip() == "pt-cli"
+    finally:
+        lab.down("pt-cli")

@@ -328,3 +328,35 @@ def test_cli_provision_runs_the_same_flow_and_fails_non_zero(provisioned, prefec
     assert bad.returncode == 1 and "refused before anything ran" in bad.stderr
     missing = subprocess.run([*cli, "lab-nosuch", "--domain", "blog.lab.test"], env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_no_secret_in_logs_artifacts_or_parameters(provisioned, prefect_harness):
+    """The site's passwords, salts and the server's private key appear in no log line, artifact or
+    recorded flow-run parameter of the session's runs."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+
+    from pressfleet.sitesecrets import site_secrets
+
+    secrets = site_secrets("blog")
+    needles = [secrets.db_password, secrets.admin_password, *secrets.salts.as_constants().values(),
+               provisioned.server.private_key.get_secret_value().splitlines()[1]]
+
+    async def everything() -> str:
+        async with get_client() as client:
+            logs = await client.read_logs(limit=200)
+            texts = [log.message for log in logs]
+            offset = 200
+            while len(logs) == 200:
+                logs = await client.read_logs(limit=200, offset=offset)
+                texts += [log.message for log in logs]
+                offset += 200
+            texts += [str(a.data) for a in await client.read_artifacts()]
+            texts += [str(r.parameters) for r in await client.read_flow_runs()]
+            return "\n".join(texts)
+
+    haystack = asyncio.run(everything())
+    assert "provision-wordpress" in haystack or "Sizing for" in haystack  # the logs really are there
+    for needle in needles:
+        assert needle not in haystack
