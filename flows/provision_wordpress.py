@@ -17,6 +17,7 @@ from blocks.site import WordPressSite
 from pressfleet import provision
 from pressfleet.converge import StepResult
 from pressfleet.provision import Component, ProvisionReport
+from pressfleet.render import LOGIN_DEFS
 from pressfleet.remote import run
 from pressfleet.sitesecrets import site_secrets
 from pressfleet.site import SiteConfig
@@ -27,7 +28,6 @@ from tasks.host import gather_host_facts
 from tasks.mariadb import configure_mariadb
 from tasks.nginx import configure_nginx
 from tasks.os import harden_os
-from pressfleet.render import LOGIN_DEFS
 from tasks.php import configure_php, measured_worker_memory
 from tasks.redis import configure_redis
 from tasks.security import configure_fail2ban, configure_firewall, harden_ssh

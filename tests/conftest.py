@@ -6,7 +6,7 @@ demo; each is torn down at the end of the session, by PID.
 
 from __future__ import annotations
 
-import os
+import subprocess
 import threading
 from pathlib import Path
 
@@ -96,10 +96,8 @@ class Provisioned:
     def config(self):
         return self.site.config()
 
-    def curl(self, path: str = "/", *args: str, scheme: str = "https") -> "subprocess.CompletedProcess":
+    def curl(self, path: str = "/", *args: str, scheme: str = "https") -> subprocess.CompletedProcess:
         """curl from this machine to the site on the lab host (through its firewall), SNI and Host set."""
-        import subprocess
-
         port = 443 if scheme == "https" else 80
         domain = self.config.domain
         return subprocess.run(

@@ -4,7 +4,6 @@ half-way completes on re-run; fail2ban really bans an attacking host."""
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess
