@@ -359,3 +359,14 @@ def test_no_secret_in_logs_artifacts_or_parameters(provisioned, prefect_harness)
     assert "provision-wordpress" in haystack or "Sizing for" in haystack  # the logs really are there
     for needle in needles:
         assert needle not in haystack
+
+
+def test_wp_login_is_rate_limited(provisioned):
+    """wp-login.php: 1 request/s per address with a burst of 5; a rapid run gets 429s, the home page does not."""
+    codes = subprocess.run(
+        ["sh", "-c", f"for i in $(seq 1 15); do curl -ks -o /dev/null -w '%{{http_code}} ' --resolve "
+                     f"blog.lab.test:443:{provisioned.host.address} https://blog.lab.test/wp-login.php; done"],
+        capture_output=True, text=True, timeout=120).stdout.split()
+    assert codes.count("429") >= 5, codes
+    assert codes[0] == "200"
+    assert headers_of(provisioned.curl("/", "-D", "-", "-o", "/dev/null").stdout)[0] == 200
