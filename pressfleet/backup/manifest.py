@@ -1,0 +1,121 @@
+"""The manifest stored next to every backup: what it holds and how to check each part.
+
+A manifest names the site, the backup (id, kind and, for an incremental, the backup it depends on),
+when it started and ended, the WordPress version, every part (object key, sha256, size, compressed
+or not, encrypted or not) and the row count of every table. A restore-test checks each part it
+reads with ``verify_part`` and each table it loads against ``table_rows``.
+
+``to_json()`` / ``from_json()`` round-trip exactly; ``manifest_sha256()`` is the sha256 of a
+canonical form (sorted keys, parts sorted by name, times in UTC), so the same content always gives
+the same digest whatever order it was built in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from pressfleet.backup.retention import BackupRecord, Kind
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True)]
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"time {value.isoformat()} has no time zone; give it in UTC")
+    return value.astimezone(UTC)
+
+
+class ManifestPart(BaseModel):
+    """One stored object of a backup (the database dump, wp-content, the config files...)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    sha256: Sha256
+    size: int = Field(ge=0)
+    compressed: bool = True
+    encrypted: bool = False
+
+
+class BackupManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    site: str = Field(min_length=1)
+    backup_id: str = Field(min_length=1)
+    kind: Kind = "full"
+    parent_id: str | None = None
+    started_at: datetime
+    ended_at: datetime
+    wordpress_version: str = Field(min_length=1)
+    parts: list[ManifestPart] = Field(default_factory=list)
+    table_rows: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+
+    @field_validator("started_at", "ended_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        return _utc(value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BackupManifest:
+        if self.kind == "incremental" and not self.parent_id:
+            raise ValueError(f"incremental backup {self.backup_id!r} has no parent_id")
+        if self.kind == "full" and self.parent_id is not None:
+            raise ValueError(f"full backup {self.backup_id!r} has a parent_id ({self.parent_id!r})")
+        if self.ended_at < self.started_at:
+            raise ValueError(
+                f"backup {self.backup_id!r} ends ({self.ended_at.isoformat()}) before it starts "
+                f"({self.started_at.isoformat()})"
+            )
+        seen: set[str] = set()
+        for part in self.parts:
+            if part.name in seen:
+                raise ValueError(f"part {part.name!r} appears more than once in backup {self.backup_id!r}")
+            seen.add(part.name)
+        return self
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> BackupManifest:
+        return cls.model_validate_json(text)
+
+    def canonical_json(self) -> str:
+        data = self.model_dump(mode="json")
+        data["parts"] = sorted(data["parts"], key=lambda p: p["name"])
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    def manifest_sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+    def part(self, name: str) -> ManifestPart | None:
+        return next((p for p in self.parts if p.name == name), None)
+
+    def verify_part(self, name: str, sha256: str, size: int) -> str | None:
+        """None if the part matches the manifest, else one sentence saying what differs."""
+        part = self.part(name)
+        where = f"backup {self.backup_id!r} of {self.site}"
+        if part is None:
+            known = ", ".join(sorted(p.name for p in self.parts)) or "none"
+            return f"part {name!r} is not in the manifest of {where} (parts: {known})"
+        got = sha256.lower()
+        problems = []
+        if got != part.sha256:
+            problems.append(f"sha256 expected {part.sha256}, got {got}")
+        if size != part.size:
+            problems.append(f"size expected {part.size} bytes, got {size}")
+        if not problems:
+            return None
+        return f"part {name!r} ({part.key}) of {where} does not match: " + "; ".join(problems)
+
+    def as_record(self, verified: bool = False) -> BackupRecord:
+        """The entry retention pruning sees for this backup (dated when it started)."""
+        return BackupRecord(
+            id=self.backup_id, taken_at=self.started_at, kind=self.kind, parent=self.parent_id, verified=verified
+        )
