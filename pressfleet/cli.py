@@ -28,12 +28,7 @@ def use_local_prefect() -> None:
     from pressfleet import stack
 
     cfg = stack.StackConfig()
-    env = stack.prefect_env(cfg)
-    keys = ["PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "PREFECT_RESULTS_PERSIST_BY_DEFAULT"]
-    if stack.healthy(cfg):
-        keys += ["PREFECT_API_URL", "PREFECT_UI_URL"]
-    for key in keys:
-        os.environ[key] = env[key]
+    stack.use_in_this_process(cfg, api=stack.healthy(cfg))
 
 
 @app.callback()

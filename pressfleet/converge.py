@@ -48,6 +48,14 @@ class ValidationFailed(RuntimeError):
         )
 
 
+def check_path(path: str) -> str:
+    """A remote path pressfleet may manage: absolute, normalized, no `..`, no newline or NUL."""
+    if (not isinstance(path, str) or not path.startswith("/") or posixpath.normpath(path) != path
+            or "\n" in path or "\0" in path or ".." in path.split("/")):
+        raise ValueError(f"managed path {path!r} must be absolute and normalized")
+    return path
+
+
 @dataclass(frozen=True)
 class ManagedFile:
     """A file as it should be on the host."""
@@ -59,9 +67,7 @@ class ManagedFile:
     group: str = "root"
 
     def __post_init__(self) -> None:
-        p = self.path
-        if not p.startswith("/") or posixpath.normpath(p) != p or "\n" in p or "\0" in p or ".." in p.split("/"):
-            raise ValueError(f"managed path {p!r} must be absolute and normalized")
+        check_path(self.path)
 
     @property
     def sha256(self) -> str:
@@ -242,7 +248,7 @@ def ensure_links(conn: Connection, links: dict[str, str]) -> list[str]:
     if not links:
         return []
     for path in [*links, *links.values()]:
-        ManagedFile(path, b"")  # the same path rules as files
+        check_path(path)
     args = [x for pair in links.items() for x in pair]
     return [f"link {p}" for p in sh(conn, _LINKS_SCRIPT, args).stdout.split()]
 
@@ -252,7 +258,7 @@ def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
     if not paths:
         return []
     for path in paths:
-        ManagedFile(path, b"")
+        check_path(path)
     return [f"removed {p}" for p in sh(conn, _ABSENT_SCRIPT, paths).stdout.split()]
 
 
@@ -278,7 +284,7 @@ echo $changed
 
 def ensure_settings(conn: Connection, path: str, settings: dict[str, str]) -> list[str]:
     """`KEY VALUE` settings in a file we do not own whole (the rest of it stays as the distro has it)."""
-    ManagedFile(path, b"")
+    check_path(path)
     for key, value in settings.items():
         if not re.fullmatch(r"[A-Z_]+", key) or not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
             raise ValueError(f"setting {key}={value!r} is not a plain key and value")

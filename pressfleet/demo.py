@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable
 
 from pressfleet import lab, stack
-
-
-def _connect_prefect(cfg: stack.StackConfig) -> None:
-    env = stack.prefect_env(cfg)
-    for key in ("PREFECT_HOME", "PREFECT_API_URL", "PREFECT_UI_URL", "PREFECT_RESULTS_PERSIST_BY_DEFAULT"):
-        os.environ[key] = env[key]
 
 
 def block_ref(block) -> dict:
@@ -38,7 +31,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     started = time.monotonic()
     cfg = stack.StackConfig()
     status = stack.up(cfg, log=log)
-    _connect_prefect(cfg)
+    stack.use_in_this_process(cfg, api=True)
 
     from blocks.server import Server
     from pressfleet.labblocks import save_lab_server_block

@@ -153,6 +153,17 @@ def prefect_env(cfg: StackConfig, base: dict[str, str] | None = None) -> dict[st
     return env
 
 
+def use_in_this_process(cfg: StackConfig, *, api: bool) -> None:
+    """Point this process's Prefect client at the stack (before prefect is imported): its PREFECT_HOME and,
+    with `api`, its server."""
+    env = prefect_env(cfg)
+    keys = ["PREFECT_HOME", "PREFECT_SERVER_ANALYTICS_ENABLED", "DO_NOT_TRACK", "PREFECT_RESULTS_PERSIST_BY_DEFAULT"]
+    if api:
+        keys += ["PREFECT_API_URL", "PREFECT_UI_URL"]
+    for key in keys:
+        os.environ[key] = env[key]
+
+
 def _prefect_cmd() -> list[str]:
     exe = Path(sys.executable).with_name("prefect")
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "prefect"]

@@ -48,7 +48,7 @@ def configure_fail2ban(server, files: list[ManagedFile], watched_logs: list[str]
     a jail with no log file."""
     with step("fail2ban") as result, connected(server) as conn:
         for path in watched_logs:
-            ManagedFile(path, b"")  # path rules
+            converge.check_path(path)
         created = converge.sh(conn, _LOGS_SCRIPT, watched_logs).stdout.split()
         result.changed += [f"created empty log {p}" for p in created]
         result.changed += converge.ensure_files(

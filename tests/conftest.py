@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -79,11 +78,10 @@ def prefect_harness(tmp_path_factory):
 
 
 def connect_lab(host: lab.LabHost):
-    """A pinned-key Fabric connection to a lab host."""
-    from pressfleet.remote import connect
+    """A pinned-key Fabric connection to a lab host, through the same Server block `lab up` saves."""
+    from pressfleet.labblocks import server_for
 
-    return connect(host.address, port=host.port, user=host.user,
-                   private_key=Path(host.private_key_path).read_text(), host_key=host.host_key).connection
+    return server_for(host).connect()
 
 
 class Provisioned:
