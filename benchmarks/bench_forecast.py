@@ -24,9 +24,9 @@ from pressfleet.metrics.generate import generate_history
 N_SERIES = 1000
 DAYS = 30
 HORIZON = 24 * 7
-SKIP = {"disk_size_bytes"}  # constant by design
-NOISY = ("cpu_percent", "load1", "mem_used_bytes", "disk_used_bytes", "nginx_requests_total", "php_active",
-         "mariadb_threads", "redis_hit_ratio", "ttfb_ms")
+SKIP = {"disk_total_bytes", "mem_total_bytes", "cpu_count", "inodes_total", "up"}  # constant by design
+NOISY = ("cpu_percent", "load1", "mem_used_bytes", "disk_used_bytes", "nginx_requests", "php_active_processes",
+         "mariadb_threads_connected", "redis_hit_ratio", "ttfb_seconds")
 
 
 def fleet_series(n: int, *, seed: int = 100, clean: bool = False) -> list[pd.Series]:

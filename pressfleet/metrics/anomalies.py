@@ -154,7 +154,7 @@ def detect_anomalies(series: Any, *, threshold: float = DEFAULT_THRESHOLD,
     periods = tuple(sorted(set(int(p) for p in (seasonal_periods if seasonal_periods is not None
                                                  else default_periods(prep.step)) if int(p) >= 2)))
     used = tuple(p for p in periods if n >= 2 * p)
-    whole = _whole_numbers(y)
+    whole = _whole_numbers(y[~prep.filled] if len(prep.filled) == n else y)  # filled steps are interpolated
     log = transform == "log" or (transform == "auto" and not whole and _multiplicative(y, used))
     if log and np.min(y) <= 0:
         log = False

@@ -116,8 +116,9 @@ def is_counter(series: pd.Series) -> bool:
     kind = getattr(series, "attrs", {}).get("kind")
     if kind:
         return kind == "counter"
-    name = str(series.name or "")
-    return name.endswith("_total") or name.endswith("_count")
+    from pressfleet.analysis.metric_names import kind_of  # the one list of metric names (nginx_requests, ...)
+
+    return kind_of(str(series.name or "")) == "counter"
 
 
 def prepare(series: Any, *, freq: Any = None, kind: str = "auto", now: Any = None) -> Prepared:

@@ -25,28 +25,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pressfleet.analysis import metric_names as mn
 from pressfleet.metrics.store import canonical_labels
 
 GIB = 1024**3
 DEFAULT_END = pd.Timestamp("2025-06-02T00:00:00Z")  # a Monday: the default keeps histories reproducible
 
-# metric -> (kind, scope, unit)
-METRICS: dict[str, tuple[str, str, str]] = {
-    "cpu_percent": ("gauge", "host", "%"),
-    "load1": ("gauge", "host", ""),
-    "mem_used_bytes": ("gauge", "host", "B"),
-    "disk_used_bytes": ("gauge", "mount", "B"),
-    "disk_size_bytes": ("gauge", "mount", "B"),
-    "nginx_requests_total": ("counter", "host", "requests"),
-    "php_active": ("gauge", "host", "workers"),
-    "mariadb_threads": ("gauge", "host", "threads"),
-    "redis_hit_ratio": ("gauge", "host", "ratio"),
-    "ttfb_ms": ("gauge", "site", "ms"),
-    "tls_days_left": ("gauge", "site", "days"),
-    "backup_age_hours": ("gauge", "site", "hours"),
-}
+# metric -> (kind, scope, unit): every metric the collector stores (pressfleet.analysis.metric_names)
+METRICS: dict[str, tuple[str, str, str]] = {m: tuple(info) for m, info in mn.METRICS.items()}
 MOUNTS = ("/", "/var/lib/mysql")
 INCIDENT_KINDS = ("disk_filling", "traffic_spike", "memory_leak")
+# where each host's backups are kept (provider, storage class), as priced by the PriceTable block
+BACKUP_TARGETS = (("s3", "standard"), ("gcs", "nearline"), ("azure", "cool"), ("s3", "standard_ia"))
 
 
 @dataclass(frozen=True)
@@ -74,6 +64,7 @@ class History:
 
     def series(self, metric: str, host: str, site: str = "", labels: Mapping[str, Any] | str | None = None
                ) -> pd.Series:
+        metric = mn.canonical(metric)
         p = self.points
         if self._index is None or self._index[0] != id(p):
             self._index = (id(p), p.groupby(["metric", "host", "site", "labels"], sort=False).indices)
@@ -81,7 +72,9 @@ class History:
         if rows is None:
             return pd.Series([], dtype="float64", index=pd.DatetimeIndex([], tz="UTC"), name=metric)
         sel = p.iloc[rows]
-        return pd.Series(sel["value"].to_numpy(), index=pd.DatetimeIndex(sel["time"]), name=metric)
+        out = pd.Series(sel["value"].to_numpy(), index=pd.DatetimeIndex(sel["time"]), name=metric)
+        out.attrs["kind"] = mn.kind_of(metric)
+        return out
 
     def keys(self) -> list[tuple[str, str, str, str]]:
         """(metric, host, site, labels) of every series."""
@@ -226,22 +219,23 @@ def _host_series(seed: int, plan: _HostPlan, times: pd.DatetimeIndex, step_h: fl
         length = max(1, int(round(r.uniform(3, 6) / step_h)))
         spike[s:s + length] = 1.0
         rps = rps * (1 + 4.0 * spike)
-        hist.incidents.append(Incident("traffic_spike", h, ("nginx_requests_total", "cpu_percent", "load1",
-                                                             "php_active", "mariadb_threads", "ttfb_ms"),
+        hist.incidents.append(Incident("traffic_spike", h, (mn.NGINX_REQUESTS, mn.CPU_PERCENT, mn.LOAD1,
+                                                             mn.PHP_ACTIVE_PROCESSES, mn.MARIADB_THREADS_CONNECTED,
+                                                             mn.TTFB_SECONDS),
                                        times[s], times[min(n - 1, s + length - 1)], detail="requests x5"))
     util = np.clip(rps / plan.capacity_rps, 0, 1.5)
     out: dict[tuple[str, str, str], np.ndarray] = {}
 
     cpu = 2.0 + 75.0 * util + _ar1(_rng(seed, h, "cpu"), n, phi, 1.5)
-    out[("cpu_percent", "", "")] = np.clip(cpu, 0.0, 100.0)
+    out[(mn.CPU_PERCENT, "", "")] = np.clip(cpu, 0.0, 100.0)
     load = plan.cpus * np.clip(cpu, 0, 100) / 100 * 1.1 + np.abs(_ar1(_rng(seed, h, "load"), n, phi, 0.08))
-    out[("load1", "", "")] = np.maximum(load, 0.0)
+    out[(mn.LOAD1, "", "")] = np.maximum(load, 0.0)
     rp = _rng(seed, h, "php")
-    out[("php_active", "", "")] = rp.poisson(np.maximum(rps * 0.12 * (1 + util**2), 0.05)).astype(float) + 1
+    out[(mn.PHP_ACTIVE_PROCESSES, "", "")] = rp.poisson(np.maximum(rps * 0.12 * (1 + util**2), 0.05)).astype(float) + 1
     rm = _rng(seed, h, "maria")
-    out[("mariadb_threads", "", "")] = 2.0 + rm.poisson(np.maximum(rps * 0.06, 0.05))
+    out[(mn.MARIADB_THREADS_CONNECTED, "", "")] = 2.0 + rm.poisson(np.maximum(rps * 0.06, 0.05))
     hit = 0.975 - 0.04 * util + _ar1(_rng(seed, h, "redis"), n, phi, 0.004)
-    out[("redis_hit_ratio", "", "")] = np.clip(hit, 0.0, 1.0)
+    out[(mn.REDIS_HIT_RATIO, "", "")] = np.clip(hit, 0.0, 1.0)
 
     # Memory: a base, a traffic-driven part, slow growth; a leak climbs until the service restarts.
     mem = plan.mem_total * (0.32 + 0.12 * np.clip(util, 0, 1) + 0.002 * t_days)
@@ -252,9 +246,10 @@ def _host_series(seed: int, plan: _HostPlan, times: pd.DatetimeIndex, step_h: fl
         leak = np.zeros(n)
         leak[s:e] = np.linspace(0, 0.35 * plan.mem_total, e - s)
         mem = mem + leak
-        hist.incidents.append(Incident("memory_leak", h, ("mem_used_bytes",), times[s], times[e - 1],
+        hist.incidents.append(Incident("memory_leak", h, (mn.MEM_USED_BYTES,), times[s], times[e - 1],
                                        detail="+35% of RAM, then a restart"))
-    out[("mem_used_bytes", "", "")] = np.clip(mem, 0, plan.mem_total)
+    mem = np.clip(mem, 0, plan.mem_total)
+    out[(mn.MEM_USED_BYTES, "", "")] = mem
 
     # Disks: linear growth plus logs that grow through the day and are compressed at midnight.
     for m in MOUNTS:
@@ -271,10 +266,13 @@ def _host_series(seed: int, plan: _HostPlan, times: pd.DatetimeIndex, step_h: fl
             rate = (size - used[s]) * 0.9 / max(1.0, (n - s) * step_h) * 0.6  # would fill ~ weeks later
             fill[s:] = rate * step_h * np.arange(n - s)
             used = used + fill
-            hist.incidents.append(Incident("disk_filling", h, ("disk_used_bytes",), times[s], times[-1],
+            hist.incidents.append(Incident("disk_filling", h, (mn.DISK_USED_BYTES,), times[s], times[-1],
                                            labels=lab, detail=f"+{rate * 24 / GIB:.2f} GiB/day"))
-        out[("disk_used_bytes", "", lab)] = np.clip(used, 0, size)
-        out[("disk_size_bytes", "", lab)] = np.full(n, size)
+        out[(mn.DISK_USED_BYTES, "", lab)] = np.clip(used, 0, size)
+        out[(mn.DISK_TOTAL_BYTES, "", lab)] = np.full(n, size)
+        inodes_total = round(size / 16384)
+        out[(mn.INODES_TOTAL, "", lab)] = np.full(n, float(inodes_total))
+        out[(mn.INODES_USED, "", lab)] = np.round(np.clip(used, 0, size) / (size / inodes_total) * 0.35)
 
     # nginx's request counter: cumulative requests, back to zero when nginx restarts.
     reqs = rps * step_h * 3600 * np.exp(_rng(seed, h, "reqnoise").normal(0, 0.02, n))
@@ -283,22 +281,23 @@ def _host_series(seed: int, plan: _HostPlan, times: pd.DatetimeIndex, step_h: fl
         rr = _rng(seed, h, "restarts")
         for k in sorted(rr.choice(np.arange(n // 10, n), size=int(rr.integers(1, 3)), replace=False)):
             counter[k:] -= counter[k - 1] + reqs[k] * rr.uniform(0.2, 0.9)
-            hist.incidents.append(Incident("counter_reset", h, ("nginx_requests_total",), times[k], times[k],
+            hist.incidents.append(Incident("counter_reset", h, (mn.NGINX_REQUESTS,), times[k], times[k],
                                            detail="nginx restarted"))
-    out[("nginx_requests_total", "", "")] = np.round(np.maximum(counter, 0))
+    out[(mn.NGINX_REQUESTS, "", "")] = np.round(np.maximum(counter, 0))
+    _more_host_series(seed, plan, times, step_h, rps, util, cpu, mem, reqs, out)
 
     for j, site in enumerate(plan.sites):
         rs = _rng(seed, h, site)
         base = float(rs.uniform(120, 450))
         ttfb = base * (1 + 0.8 * np.clip(util, 0, 1.5) ** 2) * np.exp(_ar1(_rng(seed, h, site, "ttfb"), n, phi, 0.08))
-        out[("ttfb_ms", site, "")] = ttfb
+        out[(mn.TTFB_SECONDS, site, "")] = ttfb / 1000.0
         # TLS: 90-day certificates renewed at 30 days left.
         first_left = float(rs.uniform(31, 90))
         left = first_left - t_days
         while (left < 30).any():
             k = int(np.argmax(left < 30))
             left[k:] = left[k:] + 60.0
-        out[("tls_days_left", site, "")] = left
+        out[(mn.TLS_DAYS_LEFT, site, "")] = left
         # Backups: nightly at about 02:30 local; the age in hours since the last one finished.
         done_hour = 2.5 + float(rs.uniform(0, 1.5))
         hours_since = np.mod(local_hour - done_hour, 24)
@@ -311,10 +310,68 @@ def _host_series(seed: int, plan: _HostPlan, times: pd.DatetimeIndex, step_h: fl
             age = np.where(after_missed | before_next, age + 24, age)
             hit = np.nonzero(after_missed | before_next)[0]
             if len(hit):
-                hist.incidents.append(Incident("backup_missed", h, ("backup_age_hours",), times[hit[0]],
+                hist.incidents.append(Incident("backup_missed", h, (mn.BACKUP_AGE_SECONDS,), times[hit[0]],
                                                times[hit[-1]], site=site, detail="one nightly backup failed"))
-        out[("backup_age_hours", site, "")] = age
+        out[(mn.BACKUP_AGE_SECONDS, site, "")] = age * 3600.0
+        _more_site_series(seed, plan, j, site, times, t_days, local, done_hour, util, spike, out)
     return out
+
+
+def _more_host_series(seed: int, plan: _HostPlan, times: pd.DatetimeIndex, step_h: float, rps: np.ndarray,
+                      util: np.ndarray, cpu: np.ndarray, mem: np.ndarray, reqs: np.ndarray,
+                      out: dict[tuple[str, str, str], np.ndarray]) -> None:
+    """The rest of the collector's host metrics, driven by the same traffic (counters without resets)."""
+    n = len(times)
+    h = plan.name
+    phi = 0.75 ** step_h if step_h < 1 else 0.6
+    out[(mn.CPU_COUNT, "", "")] = np.full(n, float(plan.cpus))
+    out[(mn.MEM_TOTAL_BYTES, "", "")] = np.full(n, plan.mem_total)
+    over = np.clip(mem / plan.mem_total - 0.85, 0, None)
+    out[(mn.SWAP_USED_BYTES, "", "")] = np.round(plan.mem_total * (0.01 + over))
+    secs = step_h * 3600
+    body = 45_000 * np.exp(_ar1(_rng(seed, h, "netb"), n, phi, 0.05))
+    out[(mn.NET_TX_BYTES, "", "")] = np.round(np.cumsum(reqs * body))
+    out[(mn.NET_RX_BYTES, "", "")] = np.round(np.cumsum(reqs * 1_800 + 2_000 * secs))
+    rc = _rng(seed, h, "conns")
+    out[(mn.NGINX_ACTIVE_CONNECTIONS, "", "")] = 1.0 + rc.poisson(np.maximum(rps * 0.8, 0.05))
+    rx = _rng(seed, h, "maxch")
+    out[(mn.PHP_MAX_CHILDREN_REACHED, "", "")] = np.cumsum(rx.poisson(np.clip(util - 0.8, 0, None) * 3 * step_h))
+    out[(mn.PHP_SLOW_REQUESTS, "", "")] = np.cumsum(rx.poisson(reqs * 2e-5 * (1 + 4 * util**2)))
+    queries = reqs * 28 * np.exp(_rng(seed, h, "q").normal(0, 0.03, n))
+    out[(mn.MARIADB_QUERIES, "", "")] = np.round(np.cumsum(queries))
+    out[(mn.MARIADB_SLOW_QUERIES, "", "")] = np.cumsum(rx.poisson(queries * 1e-6))
+    bp = 0.995 - 0.01 * np.clip(util, 0, 1.5) + _ar1(_rng(seed, h, "bp"), n, phi, 0.001)
+    out[(mn.MARIADB_BUFFER_POOL_HIT_RATIO, "", "")] = np.clip(bp, 0.0, 1.0)
+    redis_max = min(max(plan.mem_total / 16, 16 * 2**20), 4 * GIB)
+    fill = 1 - np.exp(-np.asarray((times - times[0]) / pd.Timedelta(days=2), dtype="float64"))
+    out[(mn.REDIS_USED_MEMORY_BYTES, "", "")] = redis_max * (0.3 + 0.6 * fill) * (
+        1 + _ar1(_rng(seed, h, "redism"), n, phi, 0.01))
+    out[(mn.UP, "", "")] = np.ones(n)
+
+
+def _more_site_series(seed: int, plan: _HostPlan, j: int, site: str, times: pd.DatetimeIndex, t_days: np.ndarray,
+                      local: pd.DatetimeIndex, done_hour: float, util: np.ndarray, spike: np.ndarray,
+                      out: dict[tuple[str, str, str], np.ndarray]) -> None:
+    """Per-site database size, HTTP status and the latest backup's size (it changes when a backup runs)."""
+    n = len(times)
+    rs = _rng(seed, plan.name, site, "more")
+    db0 = float(rs.uniform(0.05, 2.0)) * GIB
+    db_growth = float(rs.uniform(0.001, 0.01))
+    db = db0 * (1 + db_growth) ** t_days
+    out[(mn.MARIADB_DB_BYTES, site, "")] = np.round(db)
+    status = np.full(n, 200.0)
+    status[(spike > 0) & (util > 1.2)] = 502.0
+    out[(mn.HTTP_STATUS, site, "")] = status
+    uploads0 = float(rs.uniform(0.5, 25.0)) * GIB
+    uploads_growth = float(rs.uniform(0.001, 0.008))
+    # the backup taken each night: database (compressed to a quarter) and uploads (already compressed)
+    nights = np.floor((np.asarray((local - local[0].normalize()) / pd.Timedelta(hours=1), dtype="float64")
+                       - done_hour) / 24)
+    night_days = np.maximum(nights, 0) + 0.1
+    size = db0 * (1 + db_growth) ** night_days / 4 + uploads0 * (1 + uploads_growth) ** night_days
+    provider, storage_class = BACKUP_TARGETS[(int(plan.name.rsplit("-", 1)[-1]) - 1) % len(BACKUP_TARGETS)]
+    lab = canonical_labels({mn.PROVIDER_LABEL: provider, mn.STORAGE_CLASS_LABEL: storage_class})
+    out[(mn.BACKUP_BYTES, site, lab)] = np.round(size)
 
 
 def generate_series(metric: str = "cpu_percent", *, seed: int = 0, days: float = 30, freq: str = "1h",
@@ -323,7 +380,9 @@ def generate_series(metric: str = "cpu_percent", *, seed: int = 0, days: float =
     """One clean host-level series (no gaps, no resets) of `metric`, optionally with one incident.
 
     For per-site metrics the host's first site is used; for disks, `labels` picks the mount (default '/').
+    Names the generator used before pressfleet.analysis.metric_names (ttfb_ms, ...) give the renamed metric.
     """
+    metric = mn.canonical(metric)
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     end_ts = pd.Timestamp(end if end is not None else DEFAULT_END)
@@ -337,6 +396,9 @@ def generate_series(metric: str = "cpu_percent", *, seed: int = 0, days: float =
     scope = METRICS[metric][1]
     site = plan.sites[0] if scope == "site" else ""
     lab = canonical_labels(labels if labels is not None else ({"mount": "/"} if scope == "mount" else None))
+    if (metric, site, lab) not in cols and labels is None:  # a labelled per-site series (backup_bytes)
+        lab = next((k[2] for k in cols if k[0] == metric and k[1] == site), lab)
     s = pd.Series(cols[(metric, site, lab)], index=times, name=metric)
     s.attrs["incidents"] = hist.incidents
+    s.attrs["kind"] = mn.kind_of(metric)
     return s

@@ -11,10 +11,10 @@ from pressfleet.metrics.generate import generate_history, generate_series
 
 pytestmark = pytest.mark.unit
 
-# Series whose clean version is noise around a pattern (tls_days_left and backup_age_hours are countdowns
-# whose renewals and nightly resets are steps by design; disk_size_bytes is constant).
-NOISY = ("cpu_percent", "load1", "mem_used_bytes", "disk_used_bytes", "nginx_requests_total", "php_active",
-         "mariadb_threads", "redis_hit_ratio", "ttfb_ms")
+# Series whose clean version is noise around a pattern (tls_days_left and backup_age_seconds are countdowns
+# whose renewals and nightly resets are steps by design; disk_total_bytes is constant).
+NOISY = ("cpu_percent", "load1", "mem_used_bytes", "disk_used_bytes", "nginx_requests", "php_active_processes",
+         "mariadb_threads_connected", "redis_hit_ratio", "ttfb_seconds")
 
 
 def test_false_alarm_rate_on_clean_series_is_the_stated_one():
@@ -39,7 +39,7 @@ def test_false_alarm_rate_on_clean_series_is_the_stated_one():
 def test_injected_incidents_are_caught():
     hist = generate_history(seed=32, hosts=3, sites_per_host=1, days=21)
     spike = next(i for i in hist.incidents if i.kind == "traffic_spike")
-    for metric in ("nginx_requests_total", "cpu_percent"):
+    for metric in ("nginx_requests", "cpu_percent"):
         res = detect_anomalies(hist.series(metric, spike.host))
         during = res.points.loc[spike.start:spike.end, "anomaly"]
         assert during.mean() >= 0.5, (metric, res.points.loc[spike.start:spike.end])
@@ -48,13 +48,13 @@ def test_injected_incidents_are_caught():
         outside = res.points["anomaly"].sum() - during.sum()
         assert outside <= 2  # no ghosts of the spike in the other weeks
     missed = next(i for i in hist.incidents if i.kind == "backup_missed")
-    res = detect_anomalies(hist.series("backup_age_hours", missed.host, missed.site))
+    res = detect_anomalies(hist.series("backup_age_seconds", missed.host, missed.site))
     assert res.points.loc[missed.start:missed.end, "anomaly"].any()
     assert res.points["anomaly"].sum() <= len(res.points.loc[missed.start:missed.end]) + 2
 
 
 def test_spikes_and_dips_added_to_a_clean_series():
-    s = generate_series("ttfb_ms", seed=33, days=21)
+    s = generate_series("ttfb_seconds", seed=33, days=21)
     bad = s.copy()
     bad.iloc[300] *= 3.0        # a slow page
     bad.iloc[301] *= 2.5

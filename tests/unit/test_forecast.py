@@ -34,7 +34,7 @@ def hourly(values, start="2025-01-06", name=None) -> pd.Series:
 
 
 def test_a_forecast_continues_the_series():
-    s = generate_series("ttfb_ms", seed=1)
+    s = generate_series("ttfb_seconds", seed=1)
     fc = forecast(s, 48)
     assert isinstance(fc, ForecastResult)
     assert len(fc.mean) == len(fc.lower) == len(fc.upper) == 48
@@ -44,7 +44,7 @@ def test_a_forecast_continues_the_series():
     assert fc.frame().shape == (48, 3)
 
 
-@pytest.mark.parametrize("metric,seed", [("cpu_percent", 1), ("ttfb_ms", 2), ("nginx_requests_total", 3),
+@pytest.mark.parametrize("metric,seed", [("cpu_percent", 1), ("ttfb_seconds", 2), ("nginx_requests", 3),
                                          ("mem_used_bytes", 4), ("disk_used_bytes", 5), ("load1", 6)])
 def test_beats_seasonal_naive_on_generated_series(metric, seed):
     s = generate_series(metric, seed=seed, host_index=seed)
@@ -64,8 +64,8 @@ def test_beats_seasonal_naive_on_real_electricity_demand():
 
 def test_intervals_contain_most_held_out_points():
     inside = total = 0
-    for metric, seed in [("cpu_percent", 11), ("ttfb_ms", 12), ("redis_hit_ratio", 13), ("mem_used_bytes", 14),
-                         ("nginx_requests_total", 15)]:
+    for metric, seed in [("cpu_percent", 11), ("ttfb_seconds", 12), ("redis_hit_ratio", 13), ("mem_used_bytes", 14),
+                         ("nginx_requests", 15)]:
         s = generate_series(metric, seed=seed, host_index=seed % 5)
         res = backtest(s, 48, origins=2, step=72)
         inside += (res.per_origin["coverage"] * res.per_origin["points"]).sum()
@@ -75,7 +75,7 @@ def test_intervals_contain_most_held_out_points():
 
 def test_days_until_a_disk_fills():
     s = generate_series("disk_used_bytes", seed=0, incident="disk_filling")
-    size = float(generate_series("disk_size_bytes", seed=0).iloc[0])
+    size = float(generate_series("disk_total_bytes", seed=0).iloc[0])
     fc = forecast(s, 24 * 60)
     assert "last 3 days" in fc.method  # the disk started filling: the recent slope is the one that counts
     c = days_until(fc, size)
@@ -114,7 +114,7 @@ def test_short_series_drop_the_seasons_they_cannot_see():
 
 
 def test_gaps_nans_flat_and_irregular_points():
-    s = generate_series("ttfb_ms", seed=4, days=21)
+    s = generate_series("ttfb_seconds", seed=4, days=21)
     gappy = s.drop(s.index[200:230]).drop(s.index[400:403])
     fc = forecast(gappy, 24)
     assert any("33 of" in n and "missing" in n for n in fc.notes)
@@ -136,7 +136,7 @@ def test_gaps_nans_flat_and_irregular_points():
 
 
 def test_counters_become_rates_and_resets_are_handled():
-    rate = generate_series("nginx_requests_total", seed=7).diff().dropna()
+    rate = generate_series("nginx_requests", seed=7).diff().dropna()
     counter = rate.cumsum()
     counter.iloc[300:] -= counter.iloc[299]  # nginx restarted: the count starts again from zero
     counter.iloc[500:] -= counter.iloc[499]

@@ -21,8 +21,8 @@ def test_deterministic_by_seed(hist):
     pd.testing.assert_frame_equal(hist.points, again.points)
     other = generate_history(seed=6, hosts=4, sites_per_host=2, days=21)
     assert not np.allclose(other.points["value"].to_numpy()[:500], hist.points["value"].to_numpy()[:500])
-    a = generate_series("ttfb_ms", seed=9)
-    pd.testing.assert_series_equal(a, generate_series("ttfb_ms", seed=9))
+    a = generate_series("ttfb_seconds", seed=9)
+    pd.testing.assert_series_equal(a, generate_series("ttfb_seconds", seed=9))
 
 
 def test_every_metric_with_sane_values(hist):
@@ -36,13 +36,13 @@ def test_every_metric_with_sane_values(hist):
     for (host, labels), size in hist.disk_sizes.items():
         used = hist.series("disk_used_bytes", host, labels=labels)
         assert len(used) and used.max() <= size
-    sites = p.loc[p["metric"] == "ttfb_ms", "site"].unique()
+    sites = p.loc[p["metric"] == "ttfb_seconds", "site"].unique()
     assert len(sites) == 8 and "" not in sites
     assert set(p.loc[p["metric"] == "disk_used_bytes", "labels"]) == {'{"mount":"/"}', '{"mount":"/var/lib/mysql"}'}
 
 
 def test_daily_and_weekly_cycles_and_growth():
-    s = generate_series("nginx_requests_total", seed=2, days=28)
+    s = generate_series("nginx_requests", seed=2, days=28)
     rate = s.diff().dropna()
     by_hour = rate.groupby(rate.index.hour).mean()
     assert by_hour.max() > 2.5 * by_hour.min()  # busy days, quiet nights
@@ -61,13 +61,13 @@ def test_incidents_gaps_resets_and_a_host_that_disappears(hist):
     cpu = hist.series("cpu_percent", "web-01")
     assert len(cpu) < 21 * 24  # collection gaps
     for host in hist.hosts:
-        c = hist.series("nginx_requests_total", host)
+        c = hist.series("nginx_requests", host)
         drops = int((c.diff() < 0).sum())
         resets = [i for i in hist.incidents if i.kind == "counter_reset" and i.host == host
                   and (host not in hist.ended or i.start < hist.ended[host])]
         assert drops <= len(resets)  # a reset inside a gap shows as no drop
     spike = next(i for i in hist.incidents if i.kind == "traffic_spike")
-    rate = hist.series("nginx_requests_total", spike.host).diff()
+    rate = hist.series("nginx_requests", spike.host).diff()
     during = rate.loc[spike.start:spike.end].median()
     assert during > 2.5 * rate.loc[spike.start - pd.Timedelta(days=7):spike.start - pd.Timedelta(days=6)].median()
     leak = next(i for i in hist.incidents if i.kind == "memory_leak")
@@ -81,5 +81,5 @@ def test_clean_histories_and_five_minute_steps():
     assert not clean.incidents and not clean.ended
     s = clean.series("cpu_percent", "web-02")
     assert len(s) == 2 * 288 and (s.index.to_series().diff().dropna() == pd.Timedelta("5min")).all()
-    c = clean.series("nginx_requests_total", "web-01")
+    c = clean.series("nginx_requests", "web-01")
     assert (c.diff().dropna() >= 0).all()
