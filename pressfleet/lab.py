@@ -238,7 +238,21 @@ def ensure_network() -> None:
         _run(["ip", "link", "set", BRIDGE, "up"])
     if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0":
         raise LabError("IP forwarding is on: the lab refuses to run because its hosts must not reach out")
+    _ensure_inotify_instances()
     ensure_proxy()
+
+
+INOTIFY_INSTANCES = 1024  # each host's systemd holds about 10; Debian's default 128 stops the 13th host booting
+
+
+def _ensure_inotify_instances() -> None:
+    knob = Path("/proc/sys/fs/inotify/max_user_instances")
+    try:
+        if int(knob.read_text()) < INOTIFY_INSTANCES:
+            knob.write_text(f"{INOTIFY_INSTANCES}\n")
+    except (OSError, ValueError) as exc:
+        raise LabError(f"cannot raise fs.inotify.max_user_instances to {INOTIFY_INSTANCES} ({exc}): "
+                       "more than about 12 lab hosts would fail to boot") from None
 
 
 def _service_pid(service: str) -> int | None:

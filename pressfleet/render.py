@@ -14,6 +14,7 @@ Two guards keep hostile values out of the files:
 from __future__ import annotations
 
 import ipaddress
+from urllib.parse import urlsplit
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -37,6 +38,11 @@ __all__ = [
     "SSH_MACS",
     "SSH_HOST_KEY_ALGORITHMS",
     "TLS_CIPHERS",
+    "STATUS_PORT",
+    "NGINX_STATUS_PATH",
+    "FPM_STATUS_PATH",
+    "fpm_status_url_path",
+    "fpm_status_socket",
     "render_nginx_http_conf",
     "render_nginx_default_server",
     "render_nginx_headers",
@@ -45,6 +51,7 @@ __all__ = [
     "render_php_fpm_global",
     "render_php_ini_overrides",
     "render_mariadb_conf",
+    "render_restore_test_wp_config",
     "render_redis_conf",
     "render_sshd_conf",
     "render_nftables_conf",
@@ -61,6 +68,22 @@ __all__ = [
 CONFIG_TEMPLATES = TEMPLATES / "config"
 
 CACHE_ZONE = "pressfleet"
+# Monitoring endpoints, on a loopback-only nginx server (conf.d/pressfleet.conf): stub_status and each
+# site's PHP-FPM pool status (pm.status_path, served from the pool's own pm.status_listen socket).
+STATUS_PORT = 8081
+NGINX_STATUS_PATH = "/nginx-status"
+FPM_STATUS_PATH = "/status"
+
+
+def fpm_status_url_path(site_name: str) -> str:
+    """The path of a site's PHP-FPM status on the loopback status server (`/fpm-status-<site>`)."""
+    return f"/fpm-status-{_v.site_name(site_name)}"
+
+
+def fpm_status_socket(site: SiteConfig) -> str:
+    """The pool's own status socket (pm.status_listen); nginx's status server passes to it."""
+    return f"/run/php/php{site.php_version}-fpm-{site.name}.status.sock"
+
 LOGIN_ZONE = "pf_wp_login"
 LOGIN_RATE = "1r/s"
 
@@ -214,8 +237,12 @@ def render_nginx_http_conf(
     keys_zone_mb: int = 32,
     cache_max_size_mb: int = 1024,
     cache_inactive_min: int = 60,
+    status_port: int = STATUS_PORT,
+    php_version: str = "8.2",
 ) -> str:
-    """/etc/nginx/conf.d/pressfleet.conf: fastcgi_cache zone and key, cache-bypass maps, wp-login limit.
+    """/etc/nginx/conf.d/pressfleet.conf: fastcgi_cache zone and key, cache-bypass maps, wp-login limit,
+    and the loopback-only status server (`127.0.0.1:<status_port>`: stub_status at /nginx-status, each
+    site's PHP-FPM pool status at /fpm-status-<site>, from the pool's status socket for `php_version`).
 
     One keys zone for all sites (the key contains the host); 1 MiB of keys zone holds about 8000 keys.
     """
@@ -228,6 +255,10 @@ def render_nginx_http_conf(
         cache_inactive_min=_int_in(cache_inactive_min, 1, 7 * 24 * 60, "cache_inactive_min"),
         login_zone=LOGIN_ZONE,
         login_rate=LOGIN_RATE,
+        status_port=_v.port(status_port),
+        php_version=_v.php_version(php_version),
+        nginx_status_path=NGINX_STATUS_PATH,
+        fpm_status_path=FPM_STATUS_PATH,
     )
 
 
@@ -299,7 +330,8 @@ def render_php_pool(
         site=site,
         sizing=sizing,
         request_timeout_s=_int_in(request_timeout_s, 30, 3600, "request_timeout_s"),
-        status_socket=f"/run/php/php{site.php_version}-fpm-{site.name}.status.sock",
+        status_socket=fpm_status_socket(site),
+        status_path=FPM_STATUS_PATH,
         slowlog=f"{log_dir}/php{site.php_version}-fpm-{site.name}.slow.log",
         error_log=f"{site.home}/log/php-error.log",
         disabled_functions=DISABLED_FUNCTIONS,
@@ -326,14 +358,19 @@ def render_mariadb_conf(
     *,
     bind_address: str = "127.0.0.1",
     slow_log: str = "/var/log/mysql/mariadb-slow.log",
+    binlog_days: int = 8,
 ) -> str:
-    """/etc/mysql/mariadb.conf.d/90-pressfleet.cnf: memory, connections, local-only, slow query log."""
+    """/etc/mysql/mariadb.conf.d/90-pressfleet.cnf: memory, connections, local-only, slow query log, and the
+    binary log kept binlog_days (point-in-time recovery; longer than the nightly backup interval)."""
+    if not isinstance(binlog_days, int) or not 1 <= binlog_days <= 365:
+        raise InvalidInput(f"binlog_days must be a whole number of days from 1 to 365, not {binlog_days!r}.")
     innodb = _valid(innodb, InnodbSettings, "innodb")
     try:
         bind = str(ipaddress.ip_address(bind_address))
     except ValueError:
         raise InvalidInput(f"{bind_address!r} is not an IP address MariaDB can bind to.") from None
-    return _render("mariadb/pressfleet.cnf.j2", innodb=innodb, bind_address=bind, slow_log=remote_path(slow_log))
+    return _render("mariadb/pressfleet.cnf.j2", innodb=innodb, bind_address=bind, slow_log=remote_path(slow_log),
+                   binlog_days=binlog_days)
 
 
 def render_redis_conf(
@@ -503,6 +540,22 @@ def render_wp_config(
         db_host=_v.hostname(db_host),
         redis_host=_v.hostname(redis_host),
         redis_port=_v.port(redis_port),
+    )
+
+
+def render_restore_test_wp_config(
+    site: SiteConfig, *, db_name: str, db_user: str, db_password: str, salts: WpSalts, home_url: str, abspath: str,
+) -> str:
+    """wp-config.php of a restore-test copy: a scratch database, WP_HOME on loopback, no Redis, no cron."""
+    site = _valid(site, SiteConfig, "site")
+    salts = _valid(salts, WpSalts, "salts")
+    parts = urlsplit(home_url)
+    if parts.scheme != "http" or parts.hostname != "127.0.0.1" or parts.path not in ("", "/"):
+        raise InvalidInput(f"a restore-test copy is served on http://127.0.0.1:PORT, not {home_url!r}")
+    return _render(
+        "wordpress/wp-config-restore-test.php.j2", site=site, db_name=_v.site_name(db_name),
+        db_user=_v.site_name(db_user), db_password=secret(db_password), salts=salts.as_constants(),
+        home_url=home_url.rstrip("/"), abspath=remote_path(abspath).rstrip("/"),
     )
 
 

@@ -1,7 +1,9 @@
 """The metrics store: idempotent writes, reading back, rollups and retention.
 
-Runs on SQLite (a file per test); set PRESSFLEET_TEST_PG_URL (e.g. postgresql+psycopg://u:p@127.0.0.1/db)
-to run every test on PostgreSQL too (its tables are dropped before and after each test).
+Every test runs on SQLite (a file per test) and on PostgreSQL 15: a private cluster the session starts itself
+(tests/pg.py: initdb in a temporary folder, a free port on 127.0.0.1, stopped by PID at the end), or the
+database at PRESSFLEET_TEST_PG_URL (e.g. postgresql+psycopg://u:p@127.0.0.1/db) when that is set. The
+store's tables are dropped before and after each PostgreSQL test.
 """
 
 from __future__ import annotations
@@ -16,12 +18,23 @@ import pytest
 from pressfleet.metrics import store as st
 from pressfleet.metrics.generate import generate_history
 from pressfleet.metrics.store import MetricsStore, Point, canonical_labels
+from tests.pg import running_cluster
 
 pytestmark = pytest.mark.unit
 
 PG_URL = os.environ.get("PRESSFLEET_TEST_PG_URL")
-BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 T0 = pd.Timestamp("2025-03-03T00:00:00Z")  # a Monday
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    """PRESSFLEET_TEST_PG_URL if set, else a private PostgreSQL 15 cluster for the session."""
+    if PG_URL:
+        yield PG_URL
+        return
+    with running_cluster("pressfleet", ["metrics"], log=lambda m: None) as cluster:
+        yield cluster.url("psycopg")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -31,7 +44,7 @@ def store(request, tmp_path):
         yield s
         s.close()
         return
-    s = MetricsStore(PG_URL, create=False)
+    s = MetricsStore(request.getfixturevalue("pg_url"), create=False)
     st.metadata.drop_all(s.engine)
     st.metadata.create_all(s.engine)
     yield s
@@ -160,8 +173,8 @@ def test_generated_history_round_trip(store):
     hist = generate_history(seed=3, hosts=2, sites_per_host=1, days=3)
     assert store.write_points(hist.points) == len(hist.points)
     site = hist.sites["web-01"][0]
-    for metric, site_, labels in [("ttfb_ms", site, None), ("disk_used_bytes", "", {"mount": "/"}),
-                                  ("nginx_requests_total", "", None)]:
+    for metric, site_, labels in [("ttfb_seconds", site, None), ("disk_used_bytes", "", {"mount": "/"}),
+                                  ("nginx_requests", "", None)]:
         want = hist.series(metric, "web-01", site_, labels)
         got = store.read_series(metric, "web-01", site_, labels=labels)
         np.testing.assert_allclose(got.to_numpy(), want.to_numpy())

@@ -191,8 +191,50 @@ def test_http_conf():
     assert "wordpress_logged_in_" in text and "woocommerce_items_in_cart" in text
     assert '"0000" 0;' in text
     # Debian's nginx.conf sets these in http{} already: repeating them there is a duplicate-directive error.
+    # (Directives at http level are the unindented lines; inside the status server{} they are allowed.)
     for directive in ("gzip ", "ssl_protocols", "ssl_prefer_server_ciphers", "server_tokens"):
-        assert not re.search(rf"^\s*{directive}", text, re.M)
+        assert not re.search(rf"^{directive}", text, re.M)
+
+
+def _block(text: str, opening: str) -> str:
+    """The lines of the brace block that starts at the line `opening` (up to its matching close)."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == opening)
+    depth, out = 0, []
+    for line in lines[start:]:
+        out.append(line)
+        depth += line.count("{") - line.count("}")
+        if depth == 0:
+            return "\n".join(out)
+    raise AssertionError(f"unclosed block {opening!r}")
+
+
+def test_http_conf_status_server_is_loopback_only():
+    text = render_nginx_http_conf()
+    server = _block(text, "server {")
+    listens = re.findall(r"^\s*listen (\S+);", server, re.M)
+    assert listens == [f"127.0.0.1:{render.STATUS_PORT}"]  # never a public address, never IPv6 any
+    assert "allow 127.0.0.1;" in server and "deny all;" in server
+    assert server.index("allow 127.0.0.1;") < server.index("deny all;")
+    stub = _block(server, f"location = {render.NGINX_STATUS_PATH} {{")
+    assert "stub_status;" in stub
+    fpm = _block(server, 'location ~ "^/fpm-status-([a-z][a-z0-9_]{0,30})$" {')
+    assert "fastcgi_pass unix:/run/php/php8.2-fpm-$1.status.sock;" in fpm
+    assert f"fastcgi_param SCRIPT_NAME {render.FPM_STATUS_PATH};" in fpm
+    # the status socket nginx passes to is the one the pool template declares
+    plan = plan_host(4 * GiB)
+    pool = render_php_pool(_site(), plan.php)
+    assert f"pm.status_listen = {render.fpm_status_socket(_site())}" in pool.splitlines()
+    assert render.fpm_status_socket(_site()) == "/run/php/php8.2-fpm-shop.status.sock"
+    assert f"pm.status_path = {render.FPM_STATUS_PATH}" in pool.splitlines()
+    assert render.fpm_status_url_path("shop") == "/fpm-status-shop"
+    with pytest.raises(InvalidInput):
+        render.fpm_status_url_path("../etc")
+    assert "listen 127.0.0.1:9999;" in render_nginx_http_conf(status_port=9999)
+    with pytest.raises(InvalidInput):
+        render_nginx_http_conf(status_port=0)
+    with pytest.raises(InvalidInput):
+        render_nginx_http_conf(php_version="8.2; deny all")
 
 
 def test_default_server():
@@ -241,8 +283,12 @@ def test_mariadb_conf(plan):
     assert "[mariadbd]" in text and "bind-address = 127.0.0.1" in text and "local-infile = 0" in text
     assert f"innodb_buffer_pool_size = {plan.innodb.buffer_pool_bytes // 2**20}M" in text
     assert f"max_connections = {plan.innodb.max_connections}" in text
+    assert "binlog_format = ROW" in text and "expire_logs_days = 8" in text
+    assert "expire_logs_days = 30" in render_mariadb_conf(plan.innodb, binlog_days=30)
     with pytest.raises(InvalidInput):
         render_mariadb_conf(plan.innodb, bind_address="0.0.0.0\nskip-grant-tables")
+    with pytest.raises(InvalidInput):
+        render_mariadb_conf(plan.innodb, binlog_days=0)
 
 
 def test_redis_conf(plan):
@@ -637,6 +683,7 @@ def test_mariadb_accepts_the_rendered_options(tmp_path, plan):
     assert values["innodb-buffer-pool-size"].strip() == str(plan.innodb.buffer_pool_bytes)
     assert values["max-connections"].strip() == str(plan.innodb.max_connections)
     assert values["local-infile"].strip() == "FALSE"
+    assert values["binlog-format"].strip() == "ROW" and values["expire-logs-days"].strip() == "8"
 
 
 def test_redis_starts_with_the_rendered_configuration(tmp_path, plan):

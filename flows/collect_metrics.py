@@ -1,0 +1,267 @@
+"""Flow: collect-metrics. One sample of every server's vital signs, every five minutes, into the metrics store."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional, Union
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field
+
+from blocks.server import Server
+from blocks.site import WordPressSite
+from blocks.storage import AzureBlobStorage, GCSStorage, LocalStorage, S3Storage
+from pressfleet import remote
+from pressfleet.facts import human_bytes
+from pressfleet.metrics import collect
+from pressfleet.metrics.store import open_store
+from pressfleet.paths import state_dir
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+SCRIPT_TIMEOUT_SECONDS = 60.0
+MAX_PARALLEL_HOSTS = 32
+ARTIFACT_KEY = "collect-metrics"
+
+StorageBlock = Union[LocalStorage, S3Storage, GCSStorage, AzureBlobStorage]
+
+
+class HostResult(BaseModel):
+    """One host's part of a round."""
+
+    host: str = Field(description="the series' host: the server's address (address:port when not 22)")
+    up: bool
+    seconds: float = Field(description="time to connect, run the script and parse its output")
+    sites: list[str] = Field(default_factory=list, description="domains of the asked-for sites found on the host")
+    values: dict[str, float] = Field(default_factory=dict, description="every sample, keyed name{labels}")
+    notes: list[str] = Field(default_factory=list, description="sections that could not be read")
+    error: Optional[str] = Field(None, description="why the host could not be collected (up=0)")
+
+
+class CollectSummary(BaseModel):
+    """What a collection round did."""
+
+    time: datetime = Field(description="the round's timestamp (UTC, whole seconds): every point carries it")
+    hosts: list[HostResult]
+    up: int
+    down: int
+    points: int = Field(description="points the round produced")
+    stored: int = Field(description="points newly stored (0 for a round that was already stored)")
+    backend: str = Field(description="the metrics store's database: sqlite or postgresql")
+    seconds: float = Field(description="the round, from the first connection to the last parsed output")
+
+
+@dataclass
+class HostCollection:
+    result: HostResult
+    metrics: collect.HostMetrics
+
+
+def saved_block_names(slug: str) -> list[str]:
+    """Names of the saved (not anonymous) blocks of one type, sorted."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    with get_client(sync_client=True) as client:
+        try:
+            docs = client.read_block_documents_by_type(block_type_slug=slug, include_secrets=False)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code == 404:  # the block type was never registered: no such blocks
+                return []
+            raise
+    return sorted(d.name for d in docs if d.name and not d.is_anonymous)
+
+
+def host_label(server: Server) -> str:
+    return server.address if server.port == 22 else f"{server.address}:{server.port}"
+
+
+# --- counters of the previous round (for the hit ratios over the interval) -------------------------------
+
+
+def _counters_path() -> Path:
+    return state_dir() / "metrics" / "collect-counters.json"
+
+
+def load_counters() -> dict[str, dict[str, float]]:
+    try:
+        data = json.loads(_counters_path().read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def save_counters(counters: dict[str, dict[str, float]]) -> None:
+    path = _counters_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    merged = {**load_counters(), **counters}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(merged, sort_keys=True))
+    tmp.replace(path)
+
+
+# --- one host -------------------------------------------------------------------------------------------
+
+
+@task(name="collect-host", cache_policy=NONE, task_run_name="collect-{server.address}")
+def collect_host(server: Server, sites: list[collect.SiteRef], previous: Optional[dict[str, float]],
+                 at: datetime) -> HostCollection:
+    """One SSH connection, one read-only command (the collection script on stdin), parsed.
+
+    Never raises for the host's sake: an unreachable host, a refused key, a timeout or an unreadable
+    output is recorded as up=0 with the reason, so one bad host never stops the round.
+    """
+    started = time.monotonic()
+    label = host_label(server)
+    try:
+        with server.connect(connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+            out = remote.run(conn, collect.collect_command(sites), stdin=collect.script_text(),
+                             timeout=SCRIPT_TIMEOUT_SECONDS)
+        metrics = collect.parse_metrics(out.stdout, now=at, sites=sites, previous=previous)
+        error = None
+    except (remote.RemoteError, collect.CollectParseError, OSError, EOFError) as exc:
+        metrics, error = collect.unreachable(), str(exc) or type(exc).__name__
+        get_run_logger().warning("%s: not collected: %s", label, error)
+    except Exception as exc:  # paramiko and friends raise more kinds than these; the round goes on
+        metrics, error = collect.unreachable(), f"{type(exc).__name__}: {exc}"
+        get_run_logger().warning("%s: not collected: %s", label, error)
+    result = HostResult(host=label, up=error is None, seconds=round(time.monotonic() - started, 3),
+                        sites=metrics.sites, values=metrics.values(), notes=metrics.notes, error=error)
+    return HostCollection(result, metrics)
+
+
+def backup_ages(storage: StorageBlock, sites: list[collect.SiteRef], found: set[str], at: datetime,
+                notes: list[str]) -> dict[str, float]:
+    """{domain: seconds since its newest verified backup} for the sites found on some host."""
+    try:
+        from pressfleet.backup.catalog import newest_verified
+    except ImportError:
+        notes.append("backup ages skipped: pressfleet.backup.catalog is not available")
+        return {}
+    ages: dict[str, float] = {}
+    store = storage.store()
+    for ref in sites:
+        if ref.domain not in found:
+            continue
+        try:
+            newest = newest_verified(store, ref.name)
+        except Exception as exc:  # a storage outage must not lose the round's host metrics
+            notes.append(f"backup age of {ref.name}: {type(exc).__name__}: {exc}")
+            continue
+        if newest is None:
+            notes.append(f"backup age of {ref.name}: no verified backup")
+            continue
+        if newest.tzinfo is None:
+            newest = newest.replace(tzinfo=timezone.utc)
+        ages[ref.domain] = max((at - newest).total_seconds(), 0.0)
+    return ages
+
+
+def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
+    rows = []
+    for h in summary.hosts:
+        v = h.values
+
+        def pct(used: str, total: str) -> str:
+            return f"{100 * v[used] / v[total]:.0f} %" if v.get(total) else "-"
+
+        site_bits = []
+        for domain in h.sites:
+            status = v.get(f"{collect.HTTP_STATUS}{{site={domain}}}")
+            ttfb = v.get(f"{collect.TTFB_SECONDS}{{site={domain}}}")
+            days = v.get(f"{collect.TLS_DAYS_LEFT}{{site={domain}}}")
+            site_bits.append(f"{domain}: {int(status) if status is not None else '?'}"
+                             + (f", {ttfb * 1000:.0f} ms" if ttfb is not None else "")
+                             + (f", TLS {days:.0f} d" if days is not None else ""))
+        rows.append({
+            "host": h.host,
+            "up": "yes" if h.up else "NO",
+            "cpu": f"{v[collect.CPU_PERCENT]:.0f} %" if collect.CPU_PERCENT in v else "-",
+            "load1": f"{v[collect.LOAD1]:.2f}" if collect.LOAD1 in v else "-",
+            "memory": (f"{human_bytes(int(v[collect.MEM_USED_BYTES]))} of {human_bytes(int(v[collect.MEM_TOTAL_BYTES]))}"
+                       if collect.MEM_TOTAL_BYTES in v else "-"),
+            "disk /": pct(f"{collect.DISK_USED_BYTES}{{mount=/}}", f"{collect.DISK_TOTAL_BYTES}{{mount=/}}"),
+            "sites": "; ".join(site_bits) or "-",
+            "problems": h.error or "; ".join(h.notes) or "",
+        })
+    return rows
+
+
+@flow(name="collect-metrics", task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_HOSTS))
+def collect_metrics(
+    servers: Optional[list[Server]] = None,
+    sites: Optional[list[WordPressSite]] = None,
+    storage: Optional[StorageBlock] = None,
+    store_url: Optional[str] = None,
+    at: Optional[datetime] = None,
+) -> CollectSummary:
+    """Take one sample of every server's vital signs and store it (the deployment runs every 5 minutes).
+
+    Pick the Server blocks to watch (empty: every saved Server block) and the WordPress Site blocks
+    whose sites to check (empty: every saved one; each site is checked on whichever of the servers
+    serves it), and optionally the Storage block holding their backups (for the age of each site's
+    newest verified backup). Each server gets one SSH connection
+    and one read-only command; servers are sampled in parallel, and one that cannot be reached is
+    recorded as up=0 without holding up the others. The points go to the metrics store (`store_url`,
+    else PRESSFLEET_METRICS_URL, else the SQLite file in the state folder), a table artifact
+    `collect-metrics` shows the round, and the summary is the flow's result. `at` dates the round
+    (default: now); a round stored again is stored once.
+    """
+    log = get_run_logger()
+    if servers is None:
+        servers = [Server.load(name) for name in saved_block_names("server")]
+    if sites is None:
+        sites = [WordPressSite.load(name) for name in saved_block_names("wordpress-site")]
+    unique: dict[str, Server] = {}
+    for server in servers:  # one host saved under two block names is still one host
+        unique.setdefault(host_label(server), server)
+    servers = list(unique.values())
+    round_time = (at or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(microsecond=0)
+    refs = [collect.SiteRef.from_config(s.config()) for s in sites]
+    previous = load_counters()
+    started = time.monotonic()
+    futures = [collect_host.submit(server, refs, previous.get(host_label(server)), round_time) for server in servers]
+    collections: list[HostCollection] = [f.result() for f in futures]
+    seconds = time.monotonic() - started
+
+    points: list[dict] = []
+    for c in collections:
+        points += collect.to_points(c.result.host, round_time, c.metrics.samples)
+    if storage is not None and refs:
+        notes: list[str] = []
+        found = {d for c in collections for d in c.result.sites}
+        ages = backup_ages(storage, refs, found, round_time, notes)
+        for c in collections:
+            for domain in c.result.sites:
+                if domain in ages:
+                    sample = collect.Sample(collect.BACKUP_AGE_SECONDS, round(ages[domain], 1), site=domain)
+                    points += collect.to_points(c.result.host, round_time, [sample])
+                    c.result.values[sample.key] = sample.value
+        for note in notes:
+            log.warning(note)
+
+    store = open_store(store_url)
+    stored = store.write_points(points)
+    save_counters({c.result.host: c.metrics.counters for c in collections if c.metrics.counters})
+
+    up = sum(1 for c in collections if c.result.up)
+    summary = CollectSummary(
+        time=round_time, hosts=[c.result for c in collections], up=up, down=len(collections) - up,
+        points=len(points), stored=stored, backend=store.dialect, seconds=round(seconds, 3),
+    )
+    create_table_artifact(
+        key=ARTIFACT_KEY,
+        table=summary_table(summary),
+        description=f"Metrics round {round_time.isoformat()}: {up} of {len(collections)} servers up, "
+                    f"{stored} of {len(points)} points stored, {seconds:.1f} s",
+    )
+    log.info("collected %d of %d servers in %.1f s; %d points, %d new", up, len(collections), seconds,
+             len(points), stored)
+    return summary
