@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from blocks.server import Server
 from pressfleet import validate
 from pressfleet.site import DEFAULT_CSP, SiteConfig
 
@@ -54,6 +55,8 @@ class WordPressSite(Block):
     php_open_basedir: bool = Field(False, title="Confine PHP to the site's folder (open_basedir)",
                                    description="Costs about 40 % on uncached pages (it defeats PHP's realpath cache).")
     csp: str = Field(DEFAULT_CSP, title="Content-Security-Policy")
+    server: Optional[Server] = Field(
+        None, title="Server", description="The host this site runs on: nightly backups and restores reach it there.")
     release_url: str = Field(OFFICIAL_RELEASE_URL, title="WordPress release archive URL")
     release_sha256: Optional[str] = Field(
         None, title="Release sha256", pattern=r"^[0-9a-f]{64}$",

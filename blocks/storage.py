@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Union
 from urllib.parse import urlsplit
 
 from prefect.blocks.core import Block
@@ -287,3 +287,7 @@ class AzureBlobStorage(_StorageBlock):
             account_key=self.account_key.get_secret_value().strip() if self.account_key else None,
             endpoint=self.endpoint, lock_days=self.immutability_days, lock_mode=self.immutability_mode,
         )
+
+
+# What a flow parameter takes when any storage will do: the UI offers the four block types.
+AnyStorage = Union[LocalStorage, S3Storage, GCSStorage, AzureBlobStorage]

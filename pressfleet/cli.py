@@ -157,8 +157,8 @@ def provision(
         if release_url or release:
             fields["release_url"] = release_url or release["url"]
             fields["release_sha256"] = release_sha256 or (release["sha256"] if release else None)
-        site = WordPressSite(**fields)
         server_block = Server.load(server)
+        site = WordPressSite(**fields, server=server_block)
     except (ValidationError, ValueError) as exc:
         _fail(f"refused before anything ran: {_first_error(exc)}")
     block_name = sites.site_block_name(site.name)
@@ -196,6 +196,17 @@ def down_everything() -> None:
     except lab_mod.LabError as exc:
         _fail(str(exc))
     typer.echo(json.dumps(stopped))
+
+
+def _register_more() -> None:
+    from pressfleet import cli_analysis, cli_backup, cli_collect
+
+    cli_backup.register(app)
+    cli_collect.register(app)
+    cli_analysis.register(app)
+
+
+_register_more()
 
 
 def main() -> None:  # pragma: no cover

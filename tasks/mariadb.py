@@ -27,6 +27,8 @@ def database_sql(site_name: str, password: str) -> tuple[str, str]:
         f"   AND Select_priv = 'Y' AND Alter_priv = 'Y' AND Grant_priv = 'N');\n"
     )
     apply = (
+        # Kept out of the binary log: it is shipped to backup storage, and these statements carry the password.
+        "SET SESSION sql_log_bin = 0;\n"
         f"CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;\n"
         f"CREATE USER IF NOT EXISTS {user}@'localhost' IDENTIFIED BY {pw};\n"
         f"ALTER USER {user}@'localhost' IDENTIFIED BY {pw};\n"
@@ -51,6 +53,10 @@ def ensure_database(conn, site_name: str, password: str) -> list[str]:
 def configure_mariadb(server, files: list[ManagedFile], site_name: str, db_password: str) -> StepResult:
     """MariaDB tuned from the host's RAM (restart only if the tuning changed), then the site's database."""
     with step("mariadb") as result, connected(server) as conn:
+        # Debian's package does not create the slow query log's folder; without it the log is silently off.
+        if not run(conn, ["test", "-d", "/var/log/mysql"], check=False).ok:
+            run(conn, ["install", "-d", "-o", "mysql", "-g", "adm", "-m", "2750", "/var/log/mysql"])
+            result.changed.append("created /var/log/mysql (slow query log)")
         result.changed += converge.ensure_files(
             conn, files,
             # MariaDB has no config-only check: a restart that fails puts the last good file back.

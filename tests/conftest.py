@@ -13,7 +13,10 @@ import pytest
 
 from pressfleet import lab
 
-TEST_PREFIX = "pt-"
+import os
+
+# Another prefix lets two sessions share the machine (e.g. a developer's run beside CI): PRESSFLEET_TEST_PREFIX=pu-
+TEST_PREFIX = os.environ.get("PRESSFLEET_TEST_PREFIX", "pt-")
 
 
 class LabPool:
@@ -124,3 +127,18 @@ def provisioned(lab_pool, prefect_harness) -> Provisioned:
     site = make_site()
     report = provision_wordpress(server=server, site=site)
     return Provisioned(host, server, site, report)
+
+
+def in_background(call) -> tuple[threading.Thread, dict]:
+    """Start call() in a thread; the dict gets "result" or "error" (the failure a fault test looks at)."""
+    outcome: dict = {}
+
+    def body():
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - recorded for the test to inspect
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=body, daemon=True)
+    worker.start()
+    return worker, outcome

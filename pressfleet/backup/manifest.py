@@ -55,6 +55,14 @@ class BackupManifest(BaseModel):
     wordpress_version: str = Field(min_length=1)
     parts: list[ManifestPart] = Field(default_factory=list)
     table_rows: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    host: str = ""
+    database: str = ""
+    binlog_file: str | None = Field(default=None, description="binary log position of the dump's snapshot (PITR)")
+    binlog_position: int | None = Field(default=None, ge=0)
+    files_total: int = Field(default=0, ge=0, description="files and folders the site had")
+    files_changed: int = Field(default=0, ge=0, description="files this backup's archive holds")
+    bytes_read: int = Field(default=0, ge=0, description="file bytes read into this backup's archive")
+    source_bytes: int = Field(default=0, ge=0, description="the site's file bytes plus its dump, uncompressed")
 
     @field_validator("started_at", "ended_at")
     @classmethod

@@ -104,8 +104,13 @@ def test_real_prefect_yaml_deploys_every_deployment(prefect_api):
         assert dep.pull_steps == [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
         ]
+        crons = sorted(str(s.schedule.cron) for s in dep.schedules)
+        assert crons == sorted(str(s["cron"]) for s in spec["schedules"]), (name, crons)
     host_facts = deployments["host-facts"]
     assert "server" in host_facts.parameter_openapi_schema["properties"]
+    backup = deployments["nightly-backup"].parameter_openapi_schema["properties"]
+    assert {"site", "storage", "encryption_key", "full_every_days"} <= set(backup)
+    assert deployments["nightly-backup"].schedules and deployments["ship-binlogs"].schedules
 
 
 def test_up_twice_reuses_processes(prefect_api):

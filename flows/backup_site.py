@@ -1,0 +1,56 @@
+"""Back up WordPress sites: the nightly job. Each site's database (a consistent snapshot, no table locks),
+its wp-content and its vhost, pool and wp-config files go to storage with a manifest of checksums."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact
+from prefect.blocks.system import Secret
+
+from blocks.server import Server
+from blocks.site import WordPressSite
+from blocks.storage import AnyStorage
+from pressfleet.backup import report
+from pressfleet.backup.targets import sites_or_all, storage_block
+from tasks.backup import backup_one
+
+@flow(name="backup-site")
+def backup_site(
+    site: Optional[WordPressSite] = None,
+    storage: Optional[AnyStorage] = None,
+    server: Optional[Server] = None,
+    encryption_key: Optional[Secret] = None,
+    full_every_days: int = 7,
+    full: bool = False,
+) -> list[dict]:
+    """Back up one site (or, left empty, every saved site that names its server) to storage.
+
+    What you get: in storage, a backup per site with a manifest (every part's sha256 and size, the
+    WordPress version, each table's rows, start and end time). Backups are incremental: files that did
+    not change since the last backup are not read or uploaded again; a full backup is taken when the
+    last one is `full_every_days` old (or when `full` is set). Storage left empty is the local folder
+    `local-backups`; the encryption key left empty is the Secret block `pressfleet-backup-key` if it
+    exists (the key stays on the control side). The run's artifact lists size, duration, throughput,
+    what changed, verified or not, RPO and the last measured RTO. A site that fails fails the run after
+    the others are done; nothing half-written is ever listed as a backup.
+    """
+    store_block = storage_block(storage)
+    futures = {s.name: backup_one.submit(s, store_block, server, encryption_key, full_every_days, full)
+               for s in sites_or_all(site)}
+    summaries, rows, failures, notes = [], [], [], []
+    for name, future in futures.items():
+        try:
+            summary = future.result()
+        except Exception as exc:
+            failures.append(f"{name}: {exc}")
+            continue
+        summaries.append(summary)
+        rows.append(report.backup_row(name, summary))
+        notes += [f"{name}: {n}" for n in summary["notes"]]
+    create_markdown_artifact(key="backup-site", markdown=report.backup_markdown(
+        f"Backups to {store_block.store().describe()}", rows, failures, notes), description="backup-site")
+    if failures:
+        raise RuntimeError("backup failed for " + "; ".join(failures))
+    return summaries

@@ -1,0 +1,537 @@
+"""Backups and restores, streamed between a host and storage (no Prefect here: tasks/backup.py wraps it).
+
+Taking a backup (`take_backup`), in this order, each part streamed host -> SSH -> (encrypt) -> storage:
+  1. the file listing (`backup_inventory.sh`) and, for an incremental, the previous backup's index;
+  2. `database`: mariadb-dump of a consistent snapshot, zstd on the host, rows counted on the way;
+  3. `files`: a tar of the wp-content entries this backup holds (all of them for a full backup);
+  4. `config`: the vhost, PHP pool and wp-config.php;
+  5. `index`: the file index (which backup holds each entry);
+  6. the manifest, last: until it exists the backup is not listed, so a run cut off anywhere leaves
+     no backup that looks complete (and a re-run starts a new one).
+
+Restoring always loads into staging first (a staging database, a staging folder), checks every part's
+sha256 and size against the manifest and every table's rows, and only then swaps in (an atomic RENAME
+TABLE; two folder renames). A broken part leaves the live site as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import IO, Iterable, Optional
+
+import zstandard
+from fabric import Connection
+
+from pressfleet import validate
+from pressfleet.backup import catalog
+from pressfleet.backup.crypto import DecryptingReader, DecryptionError, EncryptingReader
+from pressfleet.backup.dumpinfo import compare_rows, parse_counts, parse_dump_report
+from pressfleet.backup.index import Entry, dump_index, load_index, nul_list, parse_inventory, plan_files, select
+from pressfleet.backup.manifest import BackupManifest, ManifestPart
+from pressfleet.backup.streams import COPY_CHUNK, HashingReader, drain, pipe_to_remote, remote_reader
+from pressfleet.paths import TEMPLATES
+from pressfleet.remote import run
+from pressfleet.site import SiteConfig
+from pressfleet.storage.base import ObjectStore, StorageError
+from pressfleet.validate import InvalidInput
+
+log = logging.getLogger("pressfleet.backup")
+
+PARTS = ("database", "uploads", "themes", "plugins", "files", "config")
+FILE_PARTS = {"uploads": "wp-content/uploads", "themes": "wp-content/themes", "plugins": "wp-content/plugins",
+              "files": "wp-content"}
+
+
+class BrokenPart(Exception):
+    """A part of a backup does not match its manifest (or does not decrypt); says which."""
+
+
+def script(name: str) -> str:
+    return (TEMPLATES / "scripts" / name).read_text()
+
+
+def _bytes_of(conn: Connection, argv: list[str], stdin: bytes | None = None) -> bytes:
+    with remote_reader(conn, argv, stdin=stdin) as reader:
+        return reader.read()
+
+
+# --- writing parts ------------------------------------------------------------------------------------
+
+
+def upload_part(store: ObjectStore, key: str, name: str, src: IO[bytes], secret: Optional[str],
+                metadata: Optional[dict] = None) -> ManifestPart:
+    """Stream `src` (compressed bytes) to `key`, encrypted when `secret` is set; hash what is stored."""
+    stream: IO[bytes] = src
+    if secret:
+        stream = io.BufferedReader(EncryptingReader(src, secret), buffer_size=COPY_CHUNK)
+    hashing = HashingReader(stream)
+    obj = store.put_stream(key, io.BufferedReader(hashing, buffer_size=COPY_CHUNK), metadata=metadata)
+    if obj.size != hashing.size:
+        raise StorageError(f"{store.describe()} stored {obj.size} bytes for {key}, {hashing.size} were sent",
+                           key=key, operation="put")
+    return ManifestPart(name=name, key=key, sha256=hashing.sha256, size=hashing.size, compressed=True,
+                        encrypted=bool(secret))
+
+
+@dataclass
+class BackupResult:
+    manifest: BackupManifest
+    seconds: float
+    bytes_stored: int
+    previous: Optional[str] = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _previous_for_incremental(store: ObjectStore, site: str, now: datetime, full_every_days: int
+                              ) -> tuple[Optional[BackupManifest], str]:
+    entries = catalog.list_backups(store, site)
+    if not entries:
+        return None, "first backup of the site: full"
+    if full_every_days <= 0:
+        return None, "full backups only"
+    last = entries[-1].manifest
+    full = catalog.chain(store, site, last)[0]
+    if now - full.started_at >= timedelta(days=full_every_days):
+        return None, f"the last full backup ({full.backup_id}) is {full_every_days} days old or older: full"
+    return last, f"incremental on {last.backup_id}"
+
+
+def read_index(store: ObjectStore, manifest: BackupManifest, secret: Optional[str]) -> list[Entry]:
+    part = manifest.part("index")
+    if part is None:
+        raise BrokenPart(f"backup {manifest.backup_id!r} has no index part")
+    with open_part(store, manifest, "index", secret) as plain:
+        data = plain.read()
+    return load_index(data)
+
+
+def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secret: Optional[str] = None,
+                full_every_days: int = 7, host: str = "", now: Optional[datetime] = None,
+                force_full: bool = False) -> BackupResult:
+    started = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+    t0 = time.monotonic()
+    backup_id = catalog.new_backup_id(started)
+    while store.list(catalog.backup_prefix(site.name, backup_id)):  # ids are unique, even a second apart
+        started += timedelta(seconds=1)
+        backup_id = catalog.new_backup_id(started)
+    previous, why = (None, "full backup asked for") if force_full else _previous_for_incremental(
+        store, site.name, started, full_every_days)
+    notes = [why]
+    prev_index: Optional[list[Entry]] = None
+    if previous is not None:
+        try:
+            prev_index = read_index(store, previous, secret)
+        except (BrokenPart, StorageError, DecryptionError) as exc:
+            previous, prev_index = None, None
+            notes.append(f"the previous backup's index could not be read ({exc}): full backup instead")
+
+    inventory = _bytes_of(conn, ["sh", "-c", script("backup_inventory.sh"), "sh", site.web_root])
+    version, entries = parse_inventory(inventory)
+    plan = plan_files(entries, prev_index, backup_id)
+    parts: list[ManifestPart] = []
+    meta = {"site": site.name, "backup": backup_id}
+
+    with remote_reader(conn, ["bash", "-c", script("backup_dump.sh"), "bash", site.db_name]) as dump:
+        parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "database", bool(secret)),
+                                 "database", dump, secret, meta))
+        info = parse_dump_report(dump.raw.stderr)
+    with remote_reader(conn, ["bash", "-c", script("backup_archive.sh"), "bash", site.web_root],
+                       stdin=nul_list(plan.to_read)) as files:
+        parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "files", bool(secret)),
+                                 "files", files, secret, meta))
+    config_paths = [p.lstrip("/") for p in (site.nginx_vhost_path, site.php_pool_path, site.wp_config_path)]
+    with remote_reader(conn, ["bash", "-c", script("backup_archive.sh"), "bash", "/"],
+                       stdin=nul_list(config_paths)) as config:
+        parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "config", bool(secret)),
+                                 "config", config, secret, meta))
+    index_bytes = zstandard.ZstdCompressor(level=3).compress(dump_index(plan.index))
+    parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "index", bool(secret)),
+                             "index", io.BytesIO(index_bytes), secret, meta))
+
+    source_bytes = sum(e.size for e in entries if e.type == "f")
+    manifest = BackupManifest(
+        site=site.name, backup_id=backup_id, kind="incremental" if previous else "full",
+        parent_id=previous.backup_id if previous else None, started_at=started,
+        ended_at=max(datetime.now(UTC).replace(microsecond=0), started), wordpress_version=version, parts=parts,
+        table_rows=info.table_rows, host=host, database=site.db_name, binlog_file=info.binlog_file,
+        binlog_position=info.binlog_position, files_total=len(entries), files_changed=len(plan.to_read),
+        bytes_read=plan.bytes_to_read, source_bytes=source_bytes,
+    )
+    store.put_bytes(catalog.manifest_key(site.name, backup_id), manifest.to_json().encode(), metadata=meta)
+    return BackupResult(manifest, round(time.monotonic() - t0, 2), sum(p.size for p in parts),
+                        previous.backup_id if previous else None, notes)
+
+
+# --- reading parts ------------------------------------------------------------------------------------
+
+
+class _VerifiedPart(io.RawIOBase):
+    """Plaintext of a stored part; at end of stream the stored bytes' sha256 and size are checked."""
+
+    def __init__(self, store: ObjectStore, manifest: BackupManifest, name: str, secret: Optional[str]) -> None:
+        super().__init__()
+        part = manifest.part(name)
+        if part is None:
+            raise BrokenPart(f"backup {manifest.backup_id!r} of {manifest.site} has no {name} part")
+        if part.encrypted and not secret:
+            raise InvalidInput(f"backup {manifest.backup_id!r} is encrypted: configure its encryption key")
+        self._what = f"part {name!r} ({part.key}) of backup {manifest.backup_id!r}"
+        self._manifest, self._name = manifest, name
+        try:
+            raw = store.open_read(part.key)
+        except StorageError as exc:
+            raise BrokenPart(f"{self._what} cannot be read: {exc}") from None
+        self._raw = raw
+        self._hash = HashingReader(raw)
+        stream: IO[bytes] = io.BufferedReader(self._hash, buffer_size=COPY_CHUNK)
+        try:
+            if part.encrypted:
+                stream = io.BufferedReader(DecryptingReader(stream, secret, what=self._what), buffer_size=COPY_CHUNK)
+            self._plain = zstandard.ZstdDecompressor().stream_reader(stream, read_size=COPY_CHUNK) \
+                if name == "index" else stream
+        except DecryptionError as exc:
+            raise BrokenPart(str(exc)) from None
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        try:
+            data = self._plain.read(len(b))
+        except DecryptionError as exc:
+            raise BrokenPart(str(exc)) from None
+        except zstandard.ZstdError as exc:
+            raise BrokenPart(f"{self._what} does not decompress: {exc}") from None
+        if not data:
+            self.check()
+            return 0
+        b[:len(data)] = data
+        return len(data)
+
+    def check(self) -> None:
+        if self._checked:
+            return
+        while self._hash.read(COPY_CHUNK):  # whatever the consumer did not read still counts
+            pass
+        problem = self._manifest.verify_part(self._name, self._hash.sha256, self._hash.size)
+        if problem:
+            raise BrokenPart(problem)
+        self._checked = True
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._raw.close()
+        super().close()
+
+
+def open_part(store: ObjectStore, manifest: BackupManifest, name: str, secret: Optional[str]) -> io.BufferedReader:
+    """A readable plaintext stream of a part (zstd-compressed for all but the index, which is expanded);
+    raises BrokenPart when the stored bytes do not match the manifest, at the latest at end of stream."""
+    return io.BufferedReader(_VerifiedPart(store, manifest, name, secret), buffer_size=COPY_CHUNK)
+
+
+def verify_stored(store: ObjectStore, manifest: BackupManifest, secret: Optional[str]) -> list[str]:
+    """Read every part of a backup back from storage and check it; one sentence per broken part."""
+    problems = []
+    for part in manifest.parts:
+        try:
+            with open_part(store, manifest, part.name, secret) as plain:
+                drain(plain)
+        except BrokenPart as exc:
+            problems.append(str(exc))
+    return problems
+
+
+# --- restoring ---------------------------------------------------------------------------------------
+
+
+def _db_names(live: str) -> tuple[str, str]:
+    return f"{live}_pfstage", f"{live}_pfold"
+
+
+def load_database(conn: Connection, store: ObjectStore, manifest: BackupManifest, secret: Optional[str],
+                  into: str) -> dict[str, int]:
+    """Load the dump into database `into` (created empty); check the part and every table's rows."""
+    validate.site_name(into)
+    with open_part(store, manifest, "database", secret) as plain:
+        try:
+            pipe_to_remote(conn, ["bash", "-c", script("restore_db.sh"), "bash", into], plain)
+        except BrokenPart:
+            drop_database(conn, into)
+            raise
+    counts = parse_counts(run(conn, ["bash", "-c", script("db_counts.sh"), "bash", into]).stdout)
+    problems = compare_rows(manifest.table_rows, counts, f"the restored copy of backup {manifest.backup_id!r}")
+    if problems:
+        drop_database(conn, into)
+        raise BrokenPart("part 'database' restored with the wrong rows: " + "; ".join(problems[:5]))
+    return counts
+
+
+def drop_database(conn: Connection, name: str) -> None:
+    validate.site_name(name)
+    run(conn, ["mariadb", "--batch"], stdin=f"DROP DATABASE IF EXISTS `{name}`;\n", check=False)
+
+
+def swap_tables(conn: Connection, live: str, staging: str, tables: Iterable[str], *, all_tables: bool) -> str:
+    _, old = _db_names(live)
+    names = "\n".join(tables) + "\n"
+    return run(conn, ["bash", "-c", script("db_swap.sh"), "bash", live, staging, old,
+                      "ALL" if all_tables else "SOME"], stdin=names).stdout.strip()
+
+
+def extract_files(conn: Connection, store: ObjectStore, chain: list[BackupManifest], wanted: list[Entry],
+                  secret: Optional[str], staging: str) -> list[str]:
+    """Extract the archives of the chain members holding `wanted` entries (oldest first) into staging."""
+    needed = {e.holder for e in wanted}
+    used = []
+    run(conn, ["rm", "-rf", "--", staging])
+    for member in chain:
+        if member.backup_id not in needed:
+            continue
+        with open_part(store, member, "files", secret) as plain:
+            pipe_to_remote(conn, ["sh", "-c", script("restore_extract.sh"), "sh", staging], plain)
+        used.append(member.backup_id)
+    return used
+
+
+def finish_files(conn: Connection, base: str, staging: str, wanted: list[Entry], subdirs: list[str]) -> str:
+    return run(conn, ["bash", "-c", script("restore_files_finish.sh"), "bash", base, staging, *subdirs],
+               stdin=nul_list(e.path for e in wanted)).stdout.strip()
+
+
+def parse_parts(parts: Iterable[str]) -> tuple[bool, list[str], list[str]]:
+    """(database, tables, file subdirs) from parts such as database, uploads, themes, plugins, files,
+    config, table:wp_posts. Refuses unknown parts before anything runs."""
+    database, tables, subdirs = False, [], []
+    for raw in parts:
+        part = str(raw).strip()
+        if part.startswith("table:"):
+            table = part[len("table:"):]
+            if not table or any(c in table for c in "`\n\0/") or len(table) > 64:
+                raise InvalidInput(f"{part!r} does not name a table (table:wp_posts)")
+            tables.append(table)
+        elif part == "database":
+            database = True
+        elif part in FILE_PARTS:
+            subdirs.append(FILE_PARTS[part])
+        elif part == "config":
+            raise InvalidInput("the config part (vhost, pool, wp-config) is kept for reference; provisioning renders "
+                               "those files, so restore it by hand from the archive if you need it")
+        else:
+            raise InvalidInput(f"unknown part {part!r}: use database, files, uploads, themes, plugins or table:NAME")
+    if "wp-content" in subdirs:
+        subdirs = ["wp-content"]
+    if not (database or tables or subdirs):
+        raise InvalidInput("nothing to restore: name at least one part")
+    return database, tables, subdirs
+
+
+@dataclass
+class RestoreResult:
+    backup_id: str
+    restored: list[str]
+    seconds: float
+    rows: dict[str, int] = field(default_factory=dict)
+    chain: list[str] = field(default_factory=list)
+    binlog_events_until: Optional[str] = None
+
+
+def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: BackupManifest,
+            secret: Optional[str], parts: Iterable[str] = ("database", "files"),
+            until: Optional[datetime] = None) -> RestoreResult:
+    """Restore parts of a backup onto a host where the site is provisioned (same host or another)."""
+    database, tables, subdirs = parse_parts(parts)
+    t0 = time.monotonic()
+    chain = catalog.chain(store, site.name, manifest)
+    restored: list[str] = []
+    rows: dict[str, int] = {}
+    staging_db, _ = _db_names(site.db_name)
+    staging_dir = f"{site.home}/restore-staging"
+    if subdirs:  # files first: the slow part, and nothing live changes until every part checked out
+        wanted = select(read_index(store, manifest, secret), tuple(subdirs))
+        extract_files(conn, store, chain, wanted, secret, staging_dir)
+    if database or tables:
+        rows = load_database(conn, store, manifest, secret, staging_db)
+        if until is not None:
+            apply_binlogs(conn, store, site, manifest, secret, staging_db, until)
+        swap = list(rows) if database else tables
+        missing = [t for t in swap if t not in rows]
+        if missing:
+            drop_database(conn, staging_db)
+            raise InvalidInput(f"backup {manifest.backup_id!r} has no table {missing[0]!r}")
+        swap_tables(conn, site.db_name, staging_db, swap, all_tables=database)
+        restored += ["database"] if database else [f"table:{t}" for t in tables]
+        if not database:
+            drop_database(conn, staging_db)
+    if subdirs:
+        finish_files(conn, site.web_root, staging_dir, wanted, subdirs)
+        restored += subdirs
+    if database:
+        # cached pages and objects describe the old content
+        run(conn, ["sh", "-c", "rm -rf /var/cache/nginx/pressfleet/* 2>/dev/null; "
+                   "redis-cli -n \"$1\" FLUSHDB >/dev/null 2>&1 || true", "sh", str(site.redis_database)], check=False)
+    return RestoreResult(manifest.backup_id, restored, round(time.monotonic() - t0, 2), rows,
+                         [m.backup_id for m in chain], until.isoformat() if until else None)
+
+
+# --- binary logs (point-in-time recovery) -----------------------------------------------------------------
+
+
+def binlog_key(site: str, name: str, encrypted: bool) -> str:
+    if not name.replace(".", "").replace("-", "").replace("_", "").isalnum():
+        raise InvalidInput(f"{name!r} is not a binary log name")
+    return catalog.binlog_prefix(site) + name + ".zst" + (catalog.ENC_SUFFIX if encrypted else "")
+
+
+def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret: Optional[str]) -> dict:
+    """Close the current binary log and copy every closed one storage lacks (zstd, encrypted if set)."""
+    on = run(conn, ["mariadb", "--batch", "--skip-column-names"], stdin="SELECT @@log_bin;\n").stdout.strip()
+    if on != "1":
+        raise InvalidInput("the binary log is off on this host: re-run provisioning (mariadb) to switch it on")
+    listing = run(conn, ["mariadb", "--batch", "--skip-column-names"],
+                  stdin="FLUSH BINARY LOGS;\nSHOW BINARY LOGS;\n").stdout.split("\n")
+    names = [line.split("\t")[0] for line in listing if line.strip()]
+    closed = names[:-1]
+    have = {o.key.rsplit("/", 1)[-1].split(".zst")[0] for o in store.list(catalog.binlog_prefix(site.name))}
+    shipped, total = [], 0
+    for name in closed:
+        if name in have:
+            continue
+        with remote_reader(conn, ["sh", "-c", 'zstd -q -3 -c -- "/var/lib/mysql/$1"', "sh", name]) as src:
+            part = upload_part(store, binlog_key(site.name, name, bool(secret)), name, src, secret,
+                               {"site": site.name, "binlog": name})
+        shipped.append(name)
+        total += part.size
+    return {"shipped": shipped, "bytes": total, "closed": len(closed), "already": len(closed) - len(shipped)}
+
+
+def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manifest: BackupManifest,
+                  secret: Optional[str], into: str, until: datetime) -> int:
+    """Replay the site's database changes from the backup's snapshot up to `until` into database `into`."""
+    if not manifest.binlog_file or manifest.binlog_position is None:
+        raise InvalidInput(f"backup {manifest.backup_id!r} has no binary log position (taken with the binary log "
+                           "off): it cannot be rolled forward")
+    until = until.astimezone(UTC)
+    if until < manifest.started_at:
+        raise InvalidInput(f"{until.isoformat()} is before backup {manifest.backup_id!r} was taken")
+    objects = sorted(o.key for o in store.list(catalog.binlog_prefix(site.name)))
+    names = sorted(k.rsplit("/", 1)[-1].split(".zst")[0] for k in objects)
+    needed = [n for n in names if n >= manifest.binlog_file]
+    if not needed or needed[0] != manifest.binlog_file:
+        raise InvalidInput(f"binary log {manifest.binlog_file} (where backup {manifest.backup_id!r} stops) has not "
+                           "been shipped to storage: run ship-binlogs first")
+    workdir = f"/run/pressfleet-binlogs-{secrets.token_hex(4)}"
+    try:
+        run(conn, ["install", "-d", "-m", "700", workdir])
+        for name in needed:
+            key = next(k for k in objects if k.rsplit("/", 1)[-1].startswith(name + ".zst"))
+            encrypted = key.endswith(catalog.ENC_SUFFIX)
+            fake = BackupManifest(site=site.name, backup_id=manifest.backup_id, started_at=manifest.started_at,
+                                  ended_at=manifest.ended_at, wordpress_version=manifest.wordpress_version,
+                                  parts=[ManifestPart(name=name, key=key, sha256="0" * 64, size=0,
+                                                      encrypted=encrypted)])
+            part = _VerifiedPart(store, fake, name, secret)
+            part.check = lambda: None  # binlogs carry no manifest: their integrity is zstd's checksum
+            with io.BufferedReader(part, buffer_size=COPY_CHUNK) as plain:
+                pipe_to_remote(conn, ["sh", "-c", 'zstd -q -dc > "$1"', "sh", f"{workdir}/{name}"], plain)
+        stop = until.strftime("%Y-%m-%d %H:%M:%S")
+        out = run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", site.db_name, into,
+                         str(manifest.binlog_position), stop, workdir, *needed]).stdout
+        return len(needed) if out is not None else 0
+    finally:
+        run(conn, ["rm", "-rf", "--", workdir], check=False)
+
+
+# --- restore-test ------------------------------------------------------------------------------------------
+
+SCRATCH_ROOT = "/srv/pressfleet-restore-test"
+
+
+@dataclass
+class RestoreTestResult:
+    backup_id: str
+    passed: bool
+    seconds: float
+    checks: list[str]
+    failure: Optional[str] = None
+    home_status: Optional[int] = None
+    home_seconds: Optional[float] = None
+
+
+def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: BackupManifest,
+                 secret: Optional[str], *, release_url: str, release_sha256: Optional[str],
+                 keep: bool = False) -> RestoreTestResult:
+    """Restore a backup into a scratch database and folder on this host and prove it works.
+
+    Checks every part's sha256 and size, every table's rows, and that WordPress boots from the copy
+    (a 200 home page rendered by a theme, served by PHP's built-in server on loopback). The scratch
+    database, its user and folder are removed afterwards unless `keep`. Raises BrokenPart naming the
+    broken part; other failures raise as they are.
+    """
+    from pressfleet import render
+    from pressfleet.site import WpSalts
+
+    t0 = time.monotonic()
+    tag = secrets.token_hex(3)
+    scratch = f"pfrt_{tag}"
+    password = secrets.token_urlsafe(24)
+    base = f"{SCRATCH_ROOT}/{site.name}-{tag}"
+    port = 20000 + secrets.randbelow(20000)
+    checks: list[str] = []
+    try:
+        run(conn, ["install", "-d", "-m", "755", SCRATCH_ROOT])
+        run(conn, ["sh", "-c", script("install_wordpress_release.sh"), "sh", "www-data", base, release_url,
+                   release_sha256 or "", "uploads"], timeout=900)
+        core = run(conn, ["sh", "-c", "sed -n \"s/^\\$wp_version = '\\(.*\\)';/\\1/p\" \"$1\"", "sh",
+                          f"{base}/htdocs/wp-includes/version.php"]).stdout.strip()
+        if core != manifest.wordpress_version:
+            checks.append(f"note: WordPress core {core} from the release archive, the backup was taken on "
+                          f"{manifest.wordpress_version}")
+        chain = catalog.chain(store, site.name, manifest)
+        wanted = read_index(store, manifest, secret)
+        used = extract_files(conn, store, chain, wanted, secret, f"{base}/restored")
+        finish_files(conn, f"{base}/htdocs", f"{base}/restored", wanted, ["wp-content"])
+        # The archive keeps the site's owners (root and the site's group); the copy is served as www-data.
+        run(conn, ["chown", "-R", "--no-dereference", "root:www-data", "--", f"{base}/htdocs/wp-content"])
+        run(conn, ["chmod", "-R", "g+rX,o-rwx", "--", f"{base}/htdocs/wp-content"])
+        checks.append(f"files: {len(wanted)} entries restored from {len(used)} archive(s) "
+                      f"({', '.join(used)}), each part's sha256 and size match")
+        rows = load_database(conn, store, manifest, secret, scratch)
+        checks.append(f"database: {len(rows)} tables, {sum(rows.values())} rows, all as the manifest says")
+        for name in ("config", "index"):
+            if manifest.part(name):
+                with open_part(store, manifest, name, secret) as plain:
+                    drain(plain)
+        checks.append("config and index parts: sha256 and size match")
+        run(conn, ["mariadb", "--batch"], stdin=(
+            "SET SESSION sql_log_bin = 0;\n"  # the password stays out of the binary log
+            f"CREATE USER '{scratch}'@'localhost' IDENTIFIED BY '{password}';\n"
+            f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER ON `{scratch}`.* "
+            f"TO '{scratch}'@'localhost';\n"))
+        config = render.render_restore_test_wp_config(
+            site, db_name=scratch, db_user=scratch, db_password=password, salts=WpSalts.generate(),
+            home_url=f"http://127.0.0.1:{port}", abspath=f"{base}/htdocs")
+        run(conn, ["sh", "-c", 'umask 027 && cat > "$1" && chgrp www-data "$1"', "sh", f"{base}/wp-config.php"],
+            stdin=config)
+        booted = run(conn, ["sh", "-c", script("restore_test_boot.sh"), "sh", f"{base}/htdocs", str(port)],
+                     timeout=120).stdout.split()
+        status, seconds, size, marker = int(booted[0]), float(booted[1]), int(booted[2]), booted[3] == "1"
+        if status != 200 or not marker:
+            raise BrokenPart(f"the restored site answered {status} ({size} bytes) on its home page"
+                             f"{'' if marker else ', not a page WordPress rendered'}: the backup does not boot")
+        checks.append(f"WordPress boots from the copy: home page 200 in {seconds * 1000:.0f} ms ({size} bytes)")
+        return RestoreTestResult(manifest.backup_id, True, round(time.monotonic() - t0, 2), checks, None,
+                                 status, seconds)
+    finally:
+        if not keep:
+            run(conn, ["mariadb", "--batch"], stdin=(
+                f"DROP USER IF EXISTS '{scratch}'@'localhost';\nDROP DATABASE IF EXISTS `{scratch}`;\n"),
+                check=False)
+            run(conn, ["rm", "-rf", "--", base], check=False)

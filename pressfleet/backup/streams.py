@@ -1,0 +1,222 @@
+"""Byte streams between a host and storage, with bounded memory on the control side.
+
+- `RemoteReader`: the standard output of a command on the host, read as a file (SSH flow control
+  holds the host back while storage is slow, so nothing piles up here). Its exit status is checked
+  at end of file: a failed command or a dropped connection raises instead of ending the stream, so
+  an upload reading it is aborted, never completed short.
+- `RemoteWriter`: the standard input of a command on the host, written chunk by chunk.
+- `HashingReader`: counts and hashes the bytes that pass (what storage receives, or what it returned).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shlex
+import threading
+from typing import IO, Optional
+
+import paramiko
+from fabric import Connection
+
+from pressfleet.remote import DEFAULT_CONNECT_TIMEOUT, RemoteCommandError, display_host
+
+COPY_CHUNK = 1 << 20
+STDERR_KEEP = 256 * 1024
+
+
+class ConnectionDropped(RemoteCommandError):
+    """The SSH connection ended before the command reported how it exited."""
+
+    def __init__(self, host: str, program: str, detail: str = "") -> None:
+        Exception.__init__(
+            self, f"the connection to {host} dropped while {program} was running{': ' + detail if detail else ''}; "
+            "nothing was marked complete")
+        self.host, self.program, self.exit_status, self.stderr = host, program, -1, detail
+
+
+class _Stderr:
+    """Drains a channel's stderr in a thread, keeping the last STDERR_KEEP bytes."""
+
+    def __init__(self, channel: paramiko.Channel) -> None:
+        self._channel = channel
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                chunk = self._channel.recv_stderr(65536)
+                if not chunk:
+                    return
+                self._chunks.append(chunk)
+                self._size += len(chunk)
+                while self._size > STDERR_KEEP and len(self._chunks) > 1:
+                    self._size -= len(self._chunks.pop(0))
+        except (OSError, EOFError, paramiko.SSHException):
+            return
+
+    def text(self, wait: float = 5.0) -> str:
+        self._thread.join(wait)
+        return b"".join(self._chunks).decode("utf-8", errors="replace")
+
+
+def _open(conn: Connection, argv: list[str], idle_timeout: float) -> paramiko.Channel:
+    if not argv or not all(isinstance(a, str) for a in argv):
+        raise ValueError("argv must be a non-empty list of strings")
+    conn.open()
+    channel = conn.transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
+    channel.settimeout(idle_timeout)
+    channel.exec_command(shlex.join(argv))
+    return channel
+
+
+class RemoteReader(io.RawIOBase):
+    """Standard output of `argv` on the host. `stdin` (bytes) is fed to it in a thread.
+
+    Use as a context manager; `close()` before end of file stops the command (its stdout closes).
+    After end of file, `stderr` holds what it wrote there and `exit_status` its status.
+    """
+
+    def __init__(self, conn: Connection, argv: list[str], *, stdin: bytes | None = None,
+                 idle_timeout: float = 600.0, ok_status: tuple[int, ...] = (0,)) -> None:
+        super().__init__()
+        self._host = display_host(conn.host, conn.port)
+        self._program = argv[0] if argv else "?"
+        self._ok = ok_status
+        self._channel = _open(conn, argv, idle_timeout)
+        self._stderr = _Stderr(self._channel)
+        self.stderr = ""
+        self.exit_status: Optional[int] = None
+        self._eof = False
+        self._feeder = threading.Thread(target=self._feed, args=(stdin or b"",), daemon=True)
+        self._feeder.start()
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            for start in range(0, len(data), COPY_CHUNK):
+                self._channel.sendall(data[start:start + COPY_CHUNK])
+            self._channel.shutdown_write()
+        except (OSError, EOFError, paramiko.SSHException):
+            pass
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        if self._eof:
+            return 0
+        try:
+            chunk = self._channel.recv(len(b))
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise ConnectionDropped(self._host, self._program, str(exc) or type(exc).__name__) from None
+        if chunk:
+            b[:len(chunk)] = chunk
+            return len(chunk)
+        self._eof = True
+        self._finish()
+        return 0
+
+    def _finish(self) -> None:
+        if not self._channel.status_event.wait(30):
+            self.stderr = self._stderr.text(1)
+            raise ConnectionDropped(self._host, self._program, self.stderr.strip()[-500:])
+        self.exit_status = self._channel.recv_exit_status()
+        self.stderr = self._stderr.text()
+        if self.exit_status == -1:
+            raise ConnectionDropped(self._host, self._program, self.stderr.strip()[-500:])
+        if self.exit_status not in self._ok:
+            raise RemoteCommandError(self._host, self._program, self.exit_status, self.stderr)
+
+    def close(self) -> None:
+        try:
+            self._channel.close()
+        finally:
+            super().close()
+
+
+def remote_reader(conn: Connection, argv: list[str], **kw) -> io.BufferedReader:
+    """A buffered RemoteReader; `.raw` reaches the RemoteReader (stderr, exit_status)."""
+    return io.BufferedReader(RemoteReader(conn, argv, **kw), buffer_size=COPY_CHUNK)
+
+
+def pipe_to_remote(conn: Connection, argv: list[str], src: IO[bytes], *, idle_timeout: float = 600.0) -> str:
+    """Copy `src` to the standard input of `argv` on the host; return its stdout. Raises on failure.
+
+    If reading `src` fails (storage down, a checksum or decryption error), the command's stdin is
+    closed without end of file being reached cleanly: the channel is closed, the command is stopped,
+    and the error propagates.
+    """
+    host = display_host(conn.host, conn.port)
+    channel = _open(conn, argv, idle_timeout)
+    stderr = _Stderr(channel)
+    out: list[bytes] = []
+
+    def drain() -> None:
+        try:
+            while True:
+                chunk = channel.recv(65536)
+                if not chunk:
+                    return
+                out.append(chunk)
+        except (OSError, EOFError, paramiko.SSHException):
+            return
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        while True:
+            block = src.read(COPY_CHUNK)
+            if not block:
+                break
+            try:
+                channel.sendall(block)
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                if channel.exit_status_ready():
+                    break  # the command stopped reading: its status says why
+                raise ConnectionDropped(host, argv[0], str(exc) or type(exc).__name__) from None
+        channel.shutdown_write()
+        reader.join(idle_timeout)
+        if not channel.status_event.wait(30):
+            raise ConnectionDropped(host, argv[0], stderr.text(1).strip()[-500:])
+        status = channel.recv_exit_status()
+        if status != 0:
+            raise RemoteCommandError(host, argv[0], status, stderr.text())
+        return b"".join(out).decode("utf-8", errors="replace")
+    finally:
+        channel.close()
+
+
+class HashingReader(io.RawIOBase):
+    """Passes bytes through from `src`, counting them and hashing them with sha256."""
+
+    def __init__(self, src: IO[bytes]) -> None:
+        super().__init__()
+        self._src = src
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._src.read(len(b))
+        if not data:
+            return 0
+        n = len(data)
+        b[:n] = data
+        self._hash.update(data)
+        self.size += n
+        return n
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+def drain(src: IO[bytes]) -> None:
+    """Read a stream to its end (its checks run at the end)."""
+    while src.read(COPY_CHUNK):
+        pass

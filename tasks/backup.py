@@ -1,0 +1,188 @@
+"""Backup tasks: one site's backup, restore-test, restore, prune and binary-log shipping.
+
+Each task opens its own pinned-key SSH connection, resolves the encryption key itself (so the key is
+never a task input Prefect records), and returns a plain dict summary the flows put in artifacts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Iterator, Optional
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NONE
+
+from pressfleet import converge
+from pressfleet.backup import catalog, engine
+from pressfleet.backup.retention import plan_prune
+from pressfleet.backup.targets import encryption_secret, server_of
+from tasks.common import connected
+
+# What a scratch host needs to prove a backup: MariaDB, PHP's CLI (its built-in server boots the copy),
+# zstd and curl. A provisioned WordPress host has them all already.
+RESTORE_TEST_PACKAGES = ["mariadb-server", "php8.2-cli", "php8.2-mysql", "php8.2-xml", "php8.2-mbstring",
+                         "php8.2-curl", "zstd", "curl", "ca-certificates"]
+
+
+def _summary(site_name: str, result: engine.BackupResult, store) -> dict:
+    m = result.manifest
+    entries = catalog.list_backups(store, site_name)
+    proofs = [e for e in entries if e.verified]
+    last_proof = max(proofs, key=lambda e: e.verification.verified_at) if proofs else None
+    seconds = max(result.seconds, 0.001)
+    return {
+        "site": site_name, "backup": m.backup_id, "kind": m.kind, "parent": m.parent_id,
+        "bytes": result.bytes_stored, "seconds": result.seconds,
+        "throughput_mb_s": round(result.bytes_stored / seconds / 1e6, 2),  # stored bytes per second
+        "files_changed": m.files_changed, "files_total": m.files_total, "bytes_read": m.bytes_read,
+        "tables": len(m.table_rows), "rows": sum(m.table_rows.values()), "verified": False,
+        "rpo_seconds": round((datetime.now(UTC) - m.started_at).total_seconds(), 1),
+        "rto_seconds": last_proof.verification.seconds if last_proof else None,
+        "binlog": f"{m.binlog_file}:{m.binlog_position}" if m.binlog_file else None,
+        "notes": result.notes,
+    }
+
+
+PROVIDERS = {"local folder": "local", "S3": "s3", "GCS": "gcs", "Azure Blob": "azure"}  # PriceTable's names
+
+
+def _record_backup_bytes(server, domain: str, site_name: str, store) -> None:
+    """Store `backup_bytes` (what the site's backups occupy in this storage) for the cost report.
+    A metrics store that cannot be written costs a warning, never the backup."""
+    from pressfleet.analysis.metric_names import BACKUP_BYTES
+    from pressfleet.metrics.store import open_store
+
+    host = server.address if server.port == 22 else f"{server.address}:{server.port}"
+    provider = PROVIDERS.get(store.backend, "local")
+    storage_class = "hot" if provider == "azure" else "standard"  # what pressfleet writes with
+    try:
+        total = sum(p.size for e in catalog.list_backups(store, site_name) for p in e.manifest.parts)
+        open_store().write_points([{"time": datetime.now(UTC), "host": host, "site": domain, "metric": BACKUP_BYTES,
+                                    "labels": {"provider": provider, "storage_class": storage_class},
+                                    "value": float(total)}])
+    except Exception as exc:  # noqa: BLE001 - the backup itself succeeded
+        get_run_logger().warning("backup_bytes not recorded in the metrics store: %s", exc)
+
+
+@task(name="backup", cache_policy=NONE, retries=0)
+def backup_one(site, storage, server=None, key_block=None, full_every_days: int = 7, full: bool = False) -> dict:
+    """Back one site up to storage: database, wp-content (changed files only on incremental runs), configs."""
+    secret = encryption_secret(key_block)
+    store = storage.store()
+    config = site.config()
+    chosen = server_of(site, server)
+    with connected(chosen) as conn:
+        result = engine.take_backup(conn, config, store, secret=secret, full_every_days=full_every_days,
+                                    host=chosen.address, force_full=full)
+    summary = _summary(config.name, result, store)
+    _record_backup_bytes(chosen, config.domain, config.name, store)
+    get_run_logger().info(
+        "%s: %s backup %s, %d bytes stored in %.1f s (%d of %d files read)", config.name, summary["kind"],
+        summary["backup"], summary["bytes"], summary["seconds"], summary["files_changed"], summary["files_total"])
+    return summary
+
+
+@contextlib.contextmanager
+def scratch_server(site_name: str, scratch=None, log=None) -> Iterator[tuple[object, str]]:
+    """The configured scratch server, or a fresh lab host (stopped afterwards) on the control machine."""
+    if scratch is not None:
+        yield scratch, scratch.address
+        return
+    from pressfleet import lab
+    from pressfleet.labblocks import server_for
+
+    name = ("rt-" + site_name.replace("_", "-"))[:12].rstrip("-")
+    try:
+        host = lab.up(name, log=log or (lambda m: None))
+    except lab.LabError as exc:
+        raise engine.InvalidInput(
+            f"no scratch server was given and no lab host can be booted here ({exc}): configure a scratch "
+            "server for restore tests") from None
+    try:
+        yield server_for(host), f"fresh lab host {name} ({host.address})"
+    finally:
+        lab.down(name)
+
+
+@task(name="restore-test", cache_policy=NONE)
+def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = None, key_block=None,
+                     keep: bool = False) -> dict:
+    """Restore a site's newest backup on a scratch target and prove it; mark it verified if it is."""
+    secret = encryption_secret(key_block)
+    store = storage.store()
+    config = site.config()
+    manifest = catalog.load_manifest(store, config.name, backup_id) if backup_id else \
+        catalog.newest(store, config.name).manifest
+    started = datetime.now(UTC)
+    logger = get_run_logger()
+    with scratch_server(config.name, scratch, log=logger.info) as (server, where):
+        with connected(server) as conn:
+            installed = converge.ensure_packages(conn, RESTORE_TEST_PACKAGES)
+            converge.ensure_service(conn, "mariadb")
+            result = engine.restore_test(conn, config, store, manifest, secret, release_url=site.release_url,
+                                         release_sha256=site.release_sha256, keep=keep)
+    seconds = round((datetime.now(UTC) - started).total_seconds(), 2)
+    checks = ([f"scratch target: {where}" + (f" ({len(installed)} packages installed)" if installed else "")]
+              + result.checks)
+    catalog.mark_verified(store, config.name, catalog.Verification(
+        backup_id=manifest.backup_id, verified_at=datetime.now(UTC), seconds=seconds, target=where, checks=checks))
+    logger.info("%s: backup %s verified on %s in %.1f s", config.name, manifest.backup_id, where, seconds)
+    return {"site": config.name, "backup": manifest.backup_id, "kind": manifest.kind, "verified": True,
+            "seconds": seconds, "target": where, "checks": checks, "home_ms": round((result.home_seconds or 0) * 1000)}
+
+
+@task(name="prune", cache_policy=NONE)
+def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optional[datetime] = None) -> dict:
+    """Delete the backups the policy does not keep (or only list them on a dry run)."""
+    store = storage.store()
+    entries = catalog.list_backups(store, site_name)
+    records = [e.manifest.as_record(verified=e.verified) for e in entries]
+    plan = plan_prune(records, policy, now=now)
+    deleted, locked = [], []
+    if not dry_run:
+        for backup_id in plan.delete:
+            try:
+                catalog.delete_backup(store, site_name, backup_id)
+                deleted.append(backup_id)
+            except engine.StorageError as exc:
+                locked.append(f"{backup_id}: {exc}")
+    sizes = {e.manifest.backup_id: sum(p.size for p in e.manifest.parts) for e in entries}
+    return {"site": site_name, "dry_run": dry_run, "keep": plan.keep, "delete": plan.delete, "deleted": deleted,
+            "not_deleted": locked, "reasons": plan.reasons,
+            "bytes_freed": sum(sizes.get(b, 0) for b in (plan.delete if dry_run else deleted)),
+            "incomplete": catalog.incomplete_backups(store, site_name)}
+
+
+@task(name="restore", cache_policy=NONE)
+def restore_one(site, storage, target, backup_id: Optional[str], parts: list[str], until: Optional[datetime],
+                key_block=None) -> dict:
+    """Restore parts of a backup onto TARGET (staging first; swapped in only when every check passed)."""
+    secret = encryption_secret(key_block)
+    store = storage.store()
+    config = site.config()
+    engine.parse_parts(parts)  # refuse bad parts before anything is read
+    if backup_id:
+        manifest = catalog.load_manifest(store, config.name, backup_id)
+    elif until is not None:
+        before = [e for e in catalog.list_backups(store, config.name) if e.manifest.started_at <= until]
+        if not before:
+            raise engine.InvalidInput(f"{config.name} has no backup taken before {until.isoformat()}")
+        manifest = before[-1].manifest
+    else:
+        manifest = catalog.newest(store, config.name).manifest
+    with connected(target) as conn:
+        result = engine.restore(conn, config, store, manifest, secret, parts, until=until)
+    return {"site": config.name, "backup": result.backup_id, "restored": result.restored, "seconds": result.seconds,
+            "chain": result.chain, "tables": len(result.rows), "rows": sum(result.rows.values()),
+            "until": result.binlog_events_until, "target": target.address}
+
+
+@task(name="ship-binlogs", cache_policy=NONE)
+def ship_one(site, storage, server=None, key_block=None) -> dict:
+    """Copy the site's host's closed binary logs to storage (point-in-time recovery)."""
+    secret = encryption_secret(key_block)
+    config = site.config()
+    with connected(server_of(site, server)) as conn:
+        out = engine.ship_binlogs(conn, config, storage.store(), secret)
+    return {"site": config.name, **out}
