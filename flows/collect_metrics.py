@@ -8,20 +8,20 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
-from pydantic import BaseModel, Field
 
 from blocks.server import Server
 from blocks.site import WordPressSite
-from blocks.storage import AzureBlobStorage, GCSStorage, LocalStorage, S3Storage
+from blocks.storage import AnyStorage
 from pressfleet import remote
 from pressfleet.facts import human_bytes
 from pressfleet.metrics import collect
+from pressfleet.metrics.collect import CollectSummary, HostResult
 from pressfleet.metrics.store import open_store
 from pressfleet.paths import state_dir
 
@@ -29,33 +29,6 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 SCRIPT_TIMEOUT_SECONDS = 60.0
 MAX_PARALLEL_HOSTS = 32
 ARTIFACT_KEY = "collect-metrics"
-
-StorageBlock = Union[LocalStorage, S3Storage, GCSStorage, AzureBlobStorage]
-
-
-class HostResult(BaseModel):
-    """One host's part of a round."""
-
-    host: str = Field(description="the series' host: the server's address (address:port when not 22)")
-    up: bool
-    seconds: float = Field(description="time to connect, run the script and parse its output")
-    sites: list[str] = Field(default_factory=list, description="domains of the asked-for sites found on the host")
-    values: dict[str, float] = Field(default_factory=dict, description="every sample, keyed name{labels}")
-    notes: list[str] = Field(default_factory=list, description="sections that could not be read")
-    error: Optional[str] = Field(None, description="why the host could not be collected (up=0)")
-
-
-class CollectSummary(BaseModel):
-    """What a collection round did."""
-
-    time: datetime = Field(description="the round's timestamp (UTC, whole seconds): every point carries it")
-    hosts: list[HostResult]
-    up: int
-    down: int
-    points: int = Field(description="points the round produced")
-    stored: int = Field(description="points newly stored (0 for a round that was already stored)")
-    backend: str = Field(description="the metrics store's database: sqlite or postgresql")
-    seconds: float = Field(description="the round, from the first connection to the last parsed output")
 
 
 @dataclass
@@ -137,7 +110,7 @@ def collect_host(server: Server, sites: list[collect.SiteRef], previous: Optiona
     return HostCollection(result, metrics)
 
 
-def backup_ages(storage: StorageBlock, sites: list[collect.SiteRef], found: set[str], at: datetime,
+def backup_ages(storage: AnyStorage, sites: list[collect.SiteRef], found: set[str], at: datetime,
                 notes: list[str]) -> dict[str, float]:
     """{domain: seconds since its newest verified backup} for the sites found on some host."""
     try:
@@ -198,7 +171,7 @@ def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
 def collect_metrics(
     servers: Optional[list[Server]] = None,
     sites: Optional[list[WordPressSite]] = None,
-    storage: Optional[StorageBlock] = None,
+    storage: Optional[AnyStorage] = None,
     store_url: Optional[str] = None,
     at: Optional[datetime] = None,
 ) -> CollectSummary:

@@ -56,6 +56,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     site = WordPressSite(
         name=sites.site_name_for(DEMO_DOMAIN), domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
         title="pressfleet demo", tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"],
+        server=server,
     )
     site.save(sites.site_block_name(site.name), overwrite=True)
     site = WordPressSite.load(sites.site_block_name(site.name))
@@ -63,6 +64,32 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         "provision-wordpress/provision-wordpress", {"server": block_ref(server), "site": block_ref(site)})
     log(f"provision-wordpress ran through its deployment: flow run {prov_run.name} Completed, "
         f"{'changed' if report.changed else 'nothing to change'} [{time.monotonic() - t:.1f} s]")
+
+    from pressfleet.backup.targets import default_storage
+
+    t = time.monotonic()
+    storage = default_storage()
+    backup_run, [backup] = run_deployment_and_wait(
+        "backup-site/nightly-backup", {"site": block_ref(site), "storage": block_ref(storage)})
+    log(f"backup-site ran through its deployment: {backup['kind']} backup {backup['backup']}, "
+        f"{backup['bytes'] / 2**20:.1f} MiB in {backup['seconds']:.1f} s [{time.monotonic() - t:.1f} s]")
+    t = time.monotonic()
+    test_run, [proof] = run_deployment_and_wait(
+        "restore-test/nightly-restore-test", {"site": block_ref(site), "storage": block_ref(storage)})
+    log(f"restore-test ran through its deployment: backup {proof['backup']} verified on {proof['target']} "
+        f"in {proof['seconds']:.1f} s [{time.monotonic() - t:.1f} s]")
+
+    from pressfleet.analysis.demo import fill
+
+    t = time.monotonic()
+    collect_run, collected = run_deployment_and_wait(
+        "collect-metrics/collect-metrics", {"servers": [block_ref(server)], "sites": [block_ref(site)], "storage": block_ref(storage)})
+    filled = fill()
+    fc_run, forecast = run_deployment_and_wait("forecast-capacity/forecast-capacity", {})
+    log(f"collect-metrics ran through its deployment ({collected.stored} points stored from {host.name}); "
+        f"metrics store {filled['url']}: {filled['written']} generated points written "
+        f"({'already there' if filled['already'] else 'new'}); forecast-capacity ran through its deployment "
+        f"[{time.monotonic() - t:.1f} s]")
 
     disks = ", ".join(f"{d.mount} {d.size_bytes / 2**30:.1f} GiB" for d in facts.disks[:3])
     passed = sum(1 for c in report.checks if c["passed"])
@@ -75,6 +102,10 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         f"site:         {report.site_url}  (from this machine: "
         f"curl -k --resolve {DEMO_DOMAIN}:443:{host.address} {report.site_url})\n"
         f"admin:        {site.admin_user}; password in Secret block {secret_block_name(site.name, 'admin-password')!r}\n"
+        f"backup:       {status.ui_url}/runs/flow-run/{backup_run.id} ({backup['kind']} {backup['backup']} in "
+        f"{storage.path}); verified by {status.ui_url}/runs/flow-run/{test_run.id}\n"
+        f"forecast:     {status.ui_url}/runs/flow-run/{fc_run.id}; report {forecast.markdown}\n"
         f"demo took {time.monotonic() - started:.1f} s; `make down` stops everything."
     )
-    return {"flow_run_id": str(flow_run.id), "facts": facts, "provision_run_id": str(prov_run.id), "report": report}
+    return {"flow_run_id": str(flow_run.id), "facts": facts, "provision_run_id": str(prov_run.id), "report": report,
+            "backup": backup, "restore_test": proof, "forecast": forecast.markdown}

@@ -35,7 +35,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field
 
 from pressfleet.paths import TEMPLATES
 
@@ -526,3 +528,31 @@ def to_points(host: str, time: datetime, samples: Iterable[Sample]) -> list[dict
     """Samples as rows for `MetricsStore.write_points` (labels as a mapping; the store canonicalises)."""
     return [{"time": time, "host": host, "site": s.site, "metric": s.name, "value": float(s.value),
              "labels": dict(s.labels) or None} for s in samples]
+
+
+# --- what a round returns (here, not in the flow file, so a deployment run's result unpickles anywhere) ---
+
+
+class HostResult(BaseModel):
+    """One host's part of a round."""
+
+    host: str = Field(description="the series' host: the server's address (address:port when not 22)")
+    up: bool
+    seconds: float = Field(description="time to connect, run the script and parse its output")
+    sites: list[str] = Field(default_factory=list, description="domains of the asked-for sites found on the host")
+    values: dict[str, float] = Field(default_factory=dict, description="every sample, keyed name{labels}")
+    notes: list[str] = Field(default_factory=list, description="sections that could not be read")
+    error: Optional[str] = Field(None, description="why the host could not be collected (up=0)")
+
+
+class CollectSummary(BaseModel):
+    """What a collection round did."""
+
+    time: datetime = Field(description="the round's timestamp (UTC, whole seconds): every point carries it")
+    hosts: list[HostResult]
+    up: int
+    down: int
+    points: int = Field(description="points the round produced")
+    stored: int = Field(description="points newly stored (0 for a round that was already stored)")
+    backend: str = Field(description="the metrics store's database: sqlite or postgresql")
+    seconds: float = Field(description="the round, from the first connection to the last parsed output")
