@@ -80,6 +80,8 @@ def backup_one(site, storage, server=None, key_block=None, full_every_days: int 
     get_run_logger().info(
         "%s: %s backup %s, %d bytes stored in %.1f s (%d of %d files read)", config.name, summary["kind"],
         summary["backup"], summary["bytes"], summary["seconds"], summary["files_changed"], summary["files_total"])
+    for note in result.notes:
+        get_run_logger().info("%s: %s", config.name, note)
     return summary
 
 

@@ -2,7 +2,8 @@
 
 Taking a backup (`take_backup`), in this order, each part streamed host -> SSH -> (encrypt) -> storage:
   1. the file listing (`backup_inventory.sh`) and, for an incremental, the previous backup's index;
-  2. `database`: mariadb-dump of a consistent snapshot, zstd on the host, rows counted on the way;
+  2. `database`: mariadb-dump of a consistent snapshot, zstd on the host, rows counted on the way; for an
+     incremental, the binary logs from the parent's snapshot to a new consistent snapshot instead;
   3. `files`: a tar of the wp-content entries this backup holds (all of them for a full backup);
   4. `config`: the vhost, PHP pool and wp-config.php;
   5. `index`: the file index (which backup holds each entry);
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from fabric import Connection
 from pressfleet import validate
 from pressfleet.backup import catalog
 from pressfleet.backup.crypto import DecryptingReader, DecryptionError, EncryptingReader
-from pressfleet.backup.dumpinfo import compare_rows, parse_counts, parse_dump_report
+from pressfleet.backup.dumpinfo import DumpInfo, compare_rows, parse_counts, parse_dump_report
 from pressfleet.backup.index import Entry, dump_index, load_index, nul_list, parse_inventory, plan_files, select
 from pressfleet.backup.manifest import BackupManifest, ManifestPart
 from pressfleet.backup.streams import COPY_CHUNK, HashingReader, drain, pipe_to_remote, remote_reader
@@ -111,6 +113,53 @@ def read_index(store: ObjectStore, manifest: BackupManifest, secret: Optional[st
     return load_index(data)
 
 
+BINLOG_DIR = "/var/lib/mysql"
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
+
+
+@dataclass
+class Increment:
+    info: DumpInfo
+    logs: list[str]
+
+
+def snapshot_increment(conn: Connection, db: str, previous: BackupManifest) -> Increment | str:
+    """The database part of an incremental backup: a consistent snapshot's binary-log position and exact
+    row counts (START TRANSACTION WITH CONSISTENT SNAPSHOT: no lock), and the logs from the parent's
+    position to it. A sentence saying why not (then the database is dumped whole) when that cannot be."""
+    if not previous.binlog_file or previous.binlog_position is None:
+        return "the previous backup has no binary-log position: the database is dumped whole"
+    query = ["mariadb", "--batch", "--skip-column-names"]
+    tables = run(conn, query, stdin=(
+        f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}' "
+        "AND table_type = 'BASE TABLE' ORDER BY table_name;\n")).stdout.split()
+    if not all(TABLE_NAME.match(t) for t in tables):
+        return "a table name needs quoting this check does not do: the database is dumped whole"
+    counts = "".join(f"SELECT 'rows', '{t}', COUNT(*) FROM `{db}`.`{t}`;\n" for t in tables)
+    out = run(conn, query, stdin=(
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT;\nSHOW STATUS LIKE 'binlog_snapshot_file';\n"
+        f"SHOW STATUS LIKE 'binlog_snapshot_position';\n{counts}COMMIT;\nSHOW BINARY LOGS;\n")).stdout
+    info, logs = DumpInfo(), []
+    for line in out.splitlines():
+        cells = line.split("\t")
+        name = cells[0].lower()  # MariaDB prints Binlog_snapshot_file
+        if name == "binlog_snapshot_file" and len(cells) == 2:
+            info.binlog_file = cells[1]
+        elif name == "binlog_snapshot_position" and len(cells) == 2 and cells[1].isdigit():
+            info.binlog_position = int(cells[1])
+        elif cells[0] == "rows" and len(cells) == 3 and cells[2].isdigit():
+            info.table_rows[cells[1]] = int(cells[2])
+        elif len(cells) >= 2 and cells[0].startswith(previous.binlog_file.rsplit(".", 1)[0] + "."):
+            logs.append(cells[0])
+    if not info.binlog_file or info.binlog_position is None:
+        return "the binary log is off: the database is dumped whole"
+    if previous.binlog_file not in logs:
+        return (f"binary log {previous.binlog_file} (the previous backup's position) is no longer on the host: "
+                "the database is dumped whole")
+    wanted = [name for name in logs if previous.binlog_file <= name <= info.binlog_file]
+    return Increment(info, wanted)
+
+
 def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secret: Optional[str] = None,
                 full_every_days: int = 7, host: str = "", now: Optional[datetime] = None,
                 force_full: bool = False) -> BackupResult:
@@ -137,10 +186,20 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
     parts: list[ManifestPart] = []
     meta = {"site": site.name, "backup": backup_id}
 
-    with remote_reader(conn, ["bash", "-c", script("backup_dump.sh"), "bash", site.db_name]) as dump:
-        parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "database", bool(secret)),
-                                 "database", dump, secret, meta))
-        info = parse_dump_report(dump.raw.stderr)
+    increment = snapshot_increment(conn, site.db_name, previous) if previous is not None else None
+    if previous is not None and isinstance(increment, str):
+        notes.append(increment)
+        increment = None
+    database_key = catalog.part_key(site.name, backup_id, "database", bool(secret))
+    if increment is not None:  # the binary logs since the parent's snapshot, up to this one's
+        with remote_reader(conn, ["bash", "-c", script("backup_archive.sh"), "bash", BINLOG_DIR],
+                           stdin=nul_list(increment.logs)) as logs:
+            parts.append(upload_part(store, database_key, "database", logs, secret, meta))
+        info = increment.info
+    else:
+        with remote_reader(conn, ["bash", "-c", script("backup_dump.sh"), "bash", site.db_name]) as dump:
+            parts.append(upload_part(store, database_key, "database", dump, secret, meta))
+            info = parse_dump_report(dump.raw.stderr)
     with remote_reader(conn, ["bash", "-c", script("backup_archive.sh"), "bash", site.web_root],
                        stdin=nul_list(plan.to_read)) as files:
         parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "files", bool(secret)),
@@ -160,7 +219,10 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
         parent_id=previous.backup_id if previous else None, started_at=started,
         ended_at=max(datetime.now(UTC).replace(microsecond=0), started), wordpress_version=version, parts=parts,
         table_rows=info.table_rows, host=host, database=site.db_name, binlog_file=info.binlog_file,
-        binlog_position=info.binlog_position, files_total=len(entries), files_changed=len(plan.to_read),
+        binlog_position=info.binlog_position, database_from="binlog" if increment else "dump",
+        binlog_start_file=previous.binlog_file if increment else None,
+        binlog_start_position=previous.binlog_position if increment else None,
+        files_total=len(entries), files_changed=len(plan.to_read),
         bytes_read=plan.bytes_to_read, source_bytes=source_bytes,
     )
     store.put_bytes(catalog.manifest_key(site.name, backup_id), manifest.to_json().encode(), metadata=meta)
@@ -258,20 +320,40 @@ def _db_names(live: str) -> tuple[str, str]:
 
 def load_database(conn: Connection, store: ObjectStore, manifest: BackupManifest, secret: Optional[str],
                   into: str) -> dict[str, int]:
-    """Load the dump into database `into` (created empty); check the part and every table's rows."""
+    """Load the backup's database into `into` (created empty): the newest dump of its chain, then the binary
+    logs of every later increment; check each part and, at the end, every table's rows."""
     validate.site_name(into)
-    with open_part(store, manifest, "database", secret) as plain:
-        try:
+    chain = catalog.chain(store, manifest.site, manifest)
+    base = max(i for i, m in enumerate(chain) if m.database_from == "dump")
+    try:
+        with open_part(store, chain[base], "database", secret) as plain:
             pipe_to_remote(conn, ["bash", "-c", script("restore_db.sh"), "bash", into], plain)
-        except BrokenPart:
-            drop_database(conn, into)
-            raise
+        for member in chain[base + 1:]:
+            replay_increment(conn, store, member, secret, into)
+    except BaseException:
+        drop_database(conn, into)
+        raise
     counts = parse_counts(run(conn, ["bash", "-c", script("db_counts.sh"), "bash", into]).stdout)
     problems = compare_rows(manifest.table_rows, counts, f"the restored copy of backup {manifest.backup_id!r}")
     if problems:
         drop_database(conn, into)
         raise BrokenPart("part 'database' restored with the wrong rows: " + "; ".join(problems[:5]))
     return counts
+
+
+def replay_increment(conn: Connection, store: ObjectStore, member: BackupManifest, secret: Optional[str],
+                     into: str) -> None:
+    """Apply one incremental backup's binary logs (parent's position to its own) to database `into`."""
+    workdir = f"/run/pressfleet-binlogs-{secrets.token_hex(4)}"
+    try:
+        run(conn, ["install", "-d", "-m", "700", workdir])
+        with open_part(store, member, "database", secret) as plain:
+            pipe_to_remote(conn, ["sh", "-c", script("restore_extract.sh"), "sh", workdir], plain)
+        logs = sorted(run(conn, ["ls", "-1", "--", workdir]).stdout.split())
+        run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", member.database or member.site, into,
+                   str(member.binlog_start_position), f"pos:{member.binlog_position}", workdir, *logs])
+    finally:
+        run(conn, ["rm", "-rf", "--", workdir], check=False)
 
 
 def drop_database(conn: Connection, name: str) -> None:

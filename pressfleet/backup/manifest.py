@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
@@ -57,8 +57,12 @@ class BackupManifest(BaseModel):
     table_rows: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
     host: str = ""
     database: str = ""
-    binlog_file: str | None = Field(default=None, description="binary log position of the dump's snapshot (PITR)")
+    binlog_file: str | None = Field(default=None, description="binary log position of the database snapshot (PITR)")
     binlog_position: int | None = Field(default=None, ge=0)
+    database_from: Literal["dump", "binlog"] = Field(
+        default="dump", description="dump: the whole database; binlog: the binary logs since the parent's snapshot")
+    binlog_start_file: str | None = None
+    binlog_start_position: int | None = Field(default=None, ge=0)
     files_total: int = Field(default=0, ge=0, description="files and folders the site had")
     files_changed: int = Field(default=0, ge=0, description="files this backup's archive holds")
     bytes_read: int = Field(default=0, ge=0, description="file bytes read into this backup's archive")
@@ -75,6 +79,11 @@ class BackupManifest(BaseModel):
             raise ValueError(f"incremental backup {self.backup_id!r} has no parent_id")
         if self.kind == "full" and self.parent_id is not None:
             raise ValueError(f"full backup {self.backup_id!r} has a parent_id ({self.parent_id!r})")
+        if self.database_from == "binlog" and (self.kind != "incremental" or not self.binlog_start_file
+                                               or self.binlog_start_position is None or not self.binlog_file
+                                               or self.binlog_position is None):
+            raise ValueError(f"backup {self.backup_id!r} takes its database from binary logs but is not an "
+                             "incremental with start and end positions")
         if self.ended_at < self.started_at:
             raise ValueError(
                 f"backup {self.backup_id!r} ends ({self.ended_at.isoformat()}) before it starts "

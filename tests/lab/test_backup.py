@@ -63,9 +63,15 @@ def test_full_then_incremental_then_restore_test_on_a_fresh_lab_host(provisioned
     assert manifest.binlog_file and manifest.binlog_position > 0
 
     on_host(provisioned, "sh", "-c", f"echo changed > {UPLOADS}/2026/11/f7.txt")
+    sql(provisioned, "INSERT INTO wp_options (option_name, option_value, autoload) VALUES ('pf_after_full', 'x', 'no');"
+                     "UPDATE wp_posts SET post_title='Changed after the full backup' WHERE ID=1;")
     time.sleep(1.1)  # backup ids are per second
     [inc] = backup_site(site=site, storage=local_storage)
     assert inc["kind"] == "incremental" and inc["parent"] == full["backup"]
+    increment = catalog.load_manifest(store, "blog", inc["backup"])
+    # the database part of an incremental is the binary log since the full backup's snapshot
+    assert increment.database_from == "binlog" and increment.binlog_start_file == manifest.binlog_file
+    assert increment.table_rows["wp_options"] == manifest.table_rows["wp_options"] + 1
     assert inc["files_changed"] <= 3, inc  # the file and the folders whose times it touched
     assert inc["bytes_read"] < 100 and inc["bytes"] < full["bytes"] / 5
 

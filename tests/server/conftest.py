@@ -8,8 +8,6 @@ the end of the session, and the teardown checks that none of its processes survi
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,26 +16,10 @@ import pytest
 
 from pressfleet import stack
 from pressfleet.paths import ROOT
+from tests.pg import free_port, pid_alive  # noqa: F401 - shared with the tests here
 
 HERE = Path(__file__).resolve().parent
 TEST_PREFECT_FILE = HERE / "prefect.yaml"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pid_alive(pid: int) -> bool:
-    """Alive and not a zombie (an exited child of this process is reaped here)."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def make_config(base: Path, **overrides) -> stack.StackConfig:

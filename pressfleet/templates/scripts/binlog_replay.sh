@@ -1,6 +1,7 @@
 #!/bin/bash
 # Replay one database's changes from binary logs into another database (pressfleet point-in-time
-# recovery): from POSITION in the first log up to, not including, STOP (UTC, "YYYY-MM-DD HH:MM:SS").
+# recovery, database increments): from POSITION in the first log up to, not including, STOP: a time (UTC,
+# "YYYY-MM-DD HH:MM:SS") or "pos:N", a position in the last log.
 # Only events of SOURCE_DB are replayed (MariaDB filters on the name before the rewrite), renamed to TARGET_DB.
 # Usage: bash -c "$(cat this)" bash SOURCE_DB TARGET_DB POSITION STOP DIR LOG...
 set -euo pipefail
@@ -8,7 +9,8 @@ source_db=$1 target_db=$2 pos=$3 stop=$4 dir=$5; shift 5
 for d in "$source_db" "$target_db"; do case "$d" in *[!a-z0-9_]*|"") echo "bad database name" >&2; exit 2;; esac; done
 files=()
 for n in "$@"; do files+=("$dir/$n"); done
-TZ=UTC mariadb-binlog --start-position="$pos" --stop-datetime="$stop" \
+case "$stop" in pos:*) until=(--stop-position="${stop#pos:}");; *) until=(--stop-datetime="$stop");; esac
+TZ=UTC mariadb-binlog --start-position="$pos" "${until[@]}" \
   --database="$source_db" --rewrite-db="$source_db->$target_db" "${files[@]}" \
   | mariadb --default-character-set=utf8mb4
 echo "replayed ${#files[@]} logs"
