@@ -7,7 +7,7 @@ never a task input Prefect records), and returns a plain dict summary the flows 
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Iterator, Optional
 
 from prefect import get_run_logger, task
@@ -149,11 +149,17 @@ def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optio
                 deleted.append(backup_id)
             except engine.StorageError as exc:
                 locked.append(f"{backup_id}: {exc}")
+    # Parts of runs cut off more than a day ago (no manifest: never listed, never restorable) go too.
+    cutoff = catalog.new_backup_id((now or datetime.now(UTC)) - timedelta(days=1))
+    stale = [b for b in catalog.incomplete_backups(store, site_name) if b < cutoff]
+    if not dry_run:
+        for backup_id in stale:
+            catalog.delete_backup(store, site_name, backup_id)
     sizes = {e.manifest.backup_id: sum(p.size for p in e.manifest.parts) for e in entries}
     return {"site": site_name, "dry_run": dry_run, "keep": plan.keep, "delete": plan.delete, "deleted": deleted,
             "not_deleted": locked, "reasons": plan.reasons,
             "bytes_freed": sum(sizes.get(b, 0) for b in (plan.delete if dry_run else deleted)),
-            "incomplete": catalog.incomplete_backups(store, site_name)}
+            "incomplete_removed": [] if dry_run else stale, "incomplete": catalog.incomplete_backups(store, site_name)}
 
 
 @task(name="restore", cache_policy=NONE)

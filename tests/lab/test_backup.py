@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -270,7 +270,15 @@ def test_a_full_backup_disk_fails_clearly_and_a_rerun_completes(provisioned, pre
         subprocess.run(["mount", "-o", "remount,size=64m", str(mount)], check=True)
         [done] = backup_site(site=site, storage=storage, full=True)
         assert [e.manifest.backup_id for e in catalog.list_backups(storage.store(), "blog")] == [done["backup"]]
-        assert catalog.incomplete_backups(storage.store(), "blog")  # the cut-off one, for prune to report
+        [cut] = catalog.incomplete_backups(storage.store(), "blog")  # the cut-off run: parts, no manifest
+        from pressfleet.backup.retention import RetentionPolicy
+        from tasks.backup import prune_one
+
+        soon = prune_one.fn("blog", storage, RetentionPolicy(keep_last=3))
+        assert soon["incomplete_removed"] == [] and catalog.incomplete_backups(storage.store(), "blog") == [cut]
+        later = prune_one.fn("blog", storage, RetentionPolicy(keep_last=3), now=datetime.now(UTC) + timedelta(days=2))
+        assert later["incomplete_removed"] == [cut] and catalog.incomplete_backups(storage.store(), "blog") == []
+        assert [e.manifest.backup_id for e in catalog.list_backups(storage.store(), "blog")] == [done["backup"]]
     finally:
         subprocess.run(["umount", str(mount)], check=False)
 
