@@ -175,3 +175,24 @@ def test_restore_test_config_is_loopback_only():
     with pytest.raises(InvalidInput):
         render_restore_test_wp_config(site, db_name="pfrt_ab", db_user="pfrt_ab", db_password="p" * 24,
                                       salts=WpSalts.generate(), home_url="https://blog.example.com", abspath="/x")
+
+
+def test_prune_removes_parts_of_runs_cut_off_a_day_ago_and_keeps_backups(tmp_path):
+    from blocks.storage import LocalStorage
+    from pressfleet.backup.retention import RetentionPolicy
+    from tasks.backup import prune_one
+
+    storage = LocalStorage(path=str(tmp_path))
+    store = storage.store()
+    kept = _manifest("20261101T000000Z")
+    store.put_bytes(kept.parts[0].key, b"x")
+    store.put_bytes(catalog.manifest_key("blog", kept.backup_id), kept.to_json().encode())
+    store.put_bytes(catalog.part_key("blog", "20261102T000000Z", "files", False), b"cut off")
+    day_after = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    dry = prune_one.fn("blog", storage, RetentionPolicy(keep_last=1), dry_run=True, now=day_after + timedelta(days=1))
+    assert dry["incomplete_removed"] == [] and catalog.incomplete_backups(store, "blog") == ["20261102T000000Z"]
+    early = prune_one.fn("blog", storage, RetentionPolicy(keep_last=1), now=day_after)
+    assert early["incomplete_removed"] == []  # not a day old yet: it may be a run still going
+    late = prune_one.fn("blog", storage, RetentionPolicy(keep_last=1), now=day_after + timedelta(days=1))
+    assert late["incomplete_removed"] == ["20261102T000000Z"] and late["keep"] == [kept.backup_id]
+    assert catalog.incomplete_backups(store, "blog") == [] and len(catalog.list_backups(store, "blog")) == 1
