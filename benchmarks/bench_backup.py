@@ -47,10 +47,10 @@ mariadb --batch --skip-column-names -e "SELECT ROUND(SUM(data_length + index_len
 """
 
 
-def _ssh_floor(host: lab.LabHost, remote: str, out_path: str) -> float:
-    key = str(lab.lab_key())
-    argv = ["ssh", "-i", key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o",
-            "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", f"root@{host.address}", remote]
+def _ssh_floor(host: lab.LabHost, remote: str, out_path: str, known_hosts: str) -> float:
+    """Time `remote` over the plain OpenSSH client (the host key pinned, as pressfleet pins it) into a file."""
+    argv = ["ssh", "-i", str(lab.lab_key()), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o",
+            f"UserKnownHostsFile={known_hosts}", "-o", "LogLevel=ERROR", f"root@{host.address}", remote]
     t = time.monotonic()
     with open(out_path, "wb") as out:
         subprocess.run(argv, stdout=out, check=True)
@@ -82,10 +82,13 @@ def run(write_result) -> None:
                 db_bytes = int(remote_run(conn, ["sh", "-c", GENERATE], timeout=1800).stdout.strip().splitlines()[-1])
             results["site"] = {"uploads_bytes": 1000 * 2**20, "database_bytes": db_bytes}
 
+            known_hosts = f"{work}/known_hosts"
+            with open(known_hosts, "w") as f:
+                f.write(f"{host.address} {host.host_key}\n")
             floor_files = _ssh_floor(host, "tar -C /var/www/blog/htdocs -cf - wp-content | zstd -q -3 -T0",
-                                     f"{work}/floor-files.tar.zst")
+                                     f"{work}/floor-files.tar.zst", known_hosts)
             floor_db = _ssh_floor(host, "mariadb-dump --single-transaction --quick blog | zstd -q -3 -T0",
-                                  f"{work}/floor-db.sql.zst")
+                                  f"{work}/floor-db.sql.zst", known_hosts)
             floor = floor_files + floor_db
             floor_bytes = os.path.getsize(f"{work}/floor-files.tar.zst") + os.path.getsize(f"{work}/floor-db.sql.zst")
             results["floor"] = {"seconds": round(floor, 2), "files_seconds": round(floor_files, 2),

@@ -21,7 +21,8 @@ from blocks.storage import AnyStorage
 from pressfleet import remote
 from pressfleet.facts import human_bytes
 from pressfleet.metrics import collect
-from pressfleet.metrics.collect import CollectSummary, HostResult
+from pressfleet.metrics.collect import CollectSummary, HostResult, host_label
+from pressfleet.saved import saved_block_names
 from pressfleet.metrics.store import open_store
 from pressfleet.paths import state_dir
 
@@ -35,25 +36,6 @@ ARTIFACT_KEY = "collect-metrics"
 class HostCollection:
     result: HostResult
     metrics: collect.HostMetrics
-
-
-def saved_block_names(slug: str) -> list[str]:
-    """Names of the saved (not anonymous) blocks of one type, sorted."""
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import PrefectHTTPStatusError
-
-    with get_client(sync_client=True) as client:
-        try:
-            docs = client.read_block_documents_by_type(block_type_slug=slug, include_secrets=False)
-        except PrefectHTTPStatusError as exc:
-            if exc.response.status_code == 404:  # the block type was never registered: no such blocks
-                return []
-            raise
-    return sorted(d.name for d in docs if d.name and not d.is_anonymous)
-
-
-def host_label(server: Server) -> str:
-    return server.address if server.port == 22 else f"{server.address}:{server.port}"
 
 
 # --- counters of the previous round (for the hit ratios over the interval) -------------------------------

@@ -9,6 +9,7 @@ import sys
 import typer
 
 from pressfleet import lab as lab_mod
+from pressfleet.cliutil import fail as _fail
 
 app = typer.Typer(help="pressfleet: WordPress fleet operations as Prefect flows.", no_args_is_help=True)
 lab_app = typer.Typer(help="Pristine Debian 12 lab hosts on this machine.", no_args_is_help=True)
@@ -34,11 +35,6 @@ def use_local_prefect() -> None:
 @app.callback()
 def _main() -> None:
     use_local_prefect()
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"pressfleet: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _stderr(msg: str) -> None:

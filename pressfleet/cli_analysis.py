@@ -11,21 +11,14 @@ from typing import Optional
 
 import typer
 
+from pressfleet.cliutil import fail as _fail
+from pressfleet.cliutil import run_or_fail
+
 STORE_HELP = "Metrics store URL (default: PRESSFLEET_METRICS_URL, else state/metrics.db)."
 
 
-def _fail(message: str) -> None:
-    typer.echo(f"pressfleet: {message}", err=True)
-    raise typer.Exit(1)
-
-
 def _run(what: str, fn, **kwargs):
-    try:
-        return fn(**kwargs)
-    except typer.Exit:
-        raise
-    except Exception as exc:  # noqa: BLE001 - one line for the person, non-zero exit
-        _fail(f"{what} failed: {type(exc).__name__}: {exc}")
+    return run_or_fail(what, lambda: fn(**kwargs))
 
 
 def _where(result) -> None:

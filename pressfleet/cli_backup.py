@@ -13,10 +13,8 @@ from typing import Optional
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.echo(f"pressfleet: {message}", err=True)
-    raise typer.Exit(1)
+from pressfleet.cliutil import fail as _fail
+from pressfleet.cliutil import run_or_fail as _run
 
 
 def _site(name: str):
@@ -65,15 +63,6 @@ def _key(name: Optional[str]):
         return Secret.load(name)
     except ValueError:
         _fail(f"no Secret block {name!r}")
-
-
-def _run(what: str, call):
-    try:
-        return call()
-    except typer.Exit:
-        raise
-    except Exception as exc:  # the flow's own message is the one to show
-        _fail(f"{what} failed: {exc}")
 
 
 STORAGE = typer.Option(None, "--storage", help="Storage block name (default: local-backups).")

@@ -10,13 +10,10 @@ from typing import Optional
 
 import typer
 
+from pressfleet.cliutil import fail as _fail
+
 EXIT_FAILED = 1  # nothing was collected: bad input, no servers, or the flow failed
 EXIT_HOST_DOWN = 2  # the round completed and was stored, but at least one server could not be reached
-
-
-def _fail(message: str, code: int = EXIT_FAILED) -> None:
-    typer.echo(f"pressfleet: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def collect(

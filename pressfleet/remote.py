@@ -367,8 +367,7 @@ def run(
         raise ValueError("command_args must be a non-empty list of strings")
     command = shlex.join(command_args)
     host = display_host(conn.host, conn.port)
-    conn.open()  # no-op when already connected
-    channel = conn.transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
+    channel = open_channel(conn)
     data = stdin.encode() if isinstance(stdin, str) else (stdin or b"")
     out: list[bytes] = []
     err: list[bytes] = []
@@ -403,6 +402,25 @@ def run(
     if check and result.exited != 0:
         raise RemoteCommandError(host, command_args[0], result.exited, result.stderr)
     return result
+
+
+def open_channel(conn: Connection, *, wait: float = 10.0) -> paramiko.Channel:
+    """A new session channel on the connection (opened if need be).
+
+    sshd caps the sessions of one connection (MaxSessions: 2 on a hardened host) and frees a closed one a
+    moment after the client closed it, so a refusal ("Connect failed") is retried until `wait` runs out.
+    """
+    conn.open()  # no-op when already connected
+    deadline = time.monotonic() + wait
+    delay = 0.02
+    while True:
+        try:
+            return conn.transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
+        except paramiko.ChannelException:
+            if time.monotonic() + delay > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def _feed(channel: paramiko.Channel, data: bytes) -> None:

@@ -25,9 +25,8 @@ RESTORE_TEST_PACKAGES = ["mariadb-server", "php8.2-cli", "php8.2-mysql", "php8.2
                          "php8.2-curl", "zstd", "curl", "ca-certificates"]
 
 
-def _summary(site_name: str, result: engine.BackupResult, store) -> dict:
+def _summary(site_name: str, result: engine.BackupResult, entries: list[catalog.CatalogEntry]) -> dict:
     m = result.manifest
-    entries = catalog.list_backups(store, site_name)
     proofs = [e for e in entries if e.verified]
     last_proof = max(proofs, key=lambda e: e.verification.verified_at) if proofs else None
     seconds = max(result.seconds, 0.001)
@@ -44,20 +43,18 @@ def _summary(site_name: str, result: engine.BackupResult, store) -> dict:
     }
 
 
-PROVIDERS = {"local folder": "local", "S3": "s3", "GCS": "gcs", "Azure Blob": "azure"}  # PriceTable's names
-
-
-def _record_backup_bytes(server, domain: str, site_name: str, store) -> None:
+def _record_backup_bytes(server, domain: str, store, entries: list[catalog.CatalogEntry]) -> None:
     """Store `backup_bytes` (what the site's backups occupy in this storage) for the cost report.
     A metrics store that cannot be written costs a warning, never the backup."""
     from pressfleet.analysis.metric_names import BACKUP_BYTES
+    from pressfleet.metrics.collect import host_label
     from pressfleet.metrics.store import open_store
 
-    host = server.address if server.port == 22 else f"{server.address}:{server.port}"
-    provider = PROVIDERS.get(store.backend, "local")
+    host = host_label(server)
+    provider = store.provider
     storage_class = "hot" if provider == "azure" else "standard"  # what pressfleet writes with
     try:
-        total = sum(p.size for e in catalog.list_backups(store, site_name) for p in e.manifest.parts)
+        total = sum(p.size for e in entries for p in e.manifest.parts)
         open_store().write_points([{"time": datetime.now(UTC), "host": host, "site": domain, "metric": BACKUP_BYTES,
                                     "labels": {"provider": provider, "storage_class": storage_class},
                                     "value": float(total)}])
@@ -75,8 +72,9 @@ def backup_one(site, storage, server=None, key_block=None, full_every_days: int 
     with connected(chosen) as conn:
         result = engine.take_backup(conn, config, store, secret=secret, full_every_days=full_every_days,
                                     host=chosen.address, force_full=full)
-    summary = _summary(config.name, result, store)
-    _record_backup_bytes(chosen, config.domain, config.name, store)
+    entries = catalog.list_backups(store, config.name)  # read once: the summary's RTO and backup_bytes
+    summary = _summary(config.name, result, entries)
+    _record_backup_bytes(chosen, config.domain, store, entries)
     get_run_logger().info(
         "%s: %s backup %s, %d bytes stored in %.1f s (%d of %d files read)", config.name, summary["kind"],
         summary["backup"], summary["bytes"], summary["seconds"], summary["files_changed"], summary["files_total"])

@@ -126,14 +126,17 @@ def newest(store: ObjectStore, site: str) -> CatalogEntry:
     return entries[-1]
 
 
-def chain(store: ObjectStore, site: str, manifest: BackupManifest) -> list[BackupManifest]:
-    """The backups `manifest` restores through, full backup first, ending with `manifest`."""
+def chain(store: ObjectStore, site: str, manifest: BackupManifest,
+          known: Optional[dict[str, BackupManifest]] = None) -> list[BackupManifest]:
+    """The backups `manifest` restores through, full backup first, ending with `manifest` (manifests
+    already read can be given as `known`, by id)."""
     out = [manifest]
     while out[-1].parent_id:
         if len(out) > 1000:
             raise UnknownBackup(f"backup {manifest.backup_id!r} of {site} has a parent chain longer than 1000")
         try:
-            out.append(load_manifest(store, site, out[-1].parent_id))
+            parent = out[-1].parent_id
+            out.append(known[parent] if known and parent in known else load_manifest(store, site, parent))
         except UnknownBackup:
             raise UnknownBackup(
                 f"backup {manifest.backup_id!r} of {site} depends on {out[-1].parent_id!r}, which is missing") from None

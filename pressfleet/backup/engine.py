@@ -99,7 +99,7 @@ def _previous_for_incremental(store: ObjectStore, site: str, now: datetime, full
     if full_every_days <= 0:
         return None, "full backups only"
     last = entries[-1].manifest
-    full = catalog.chain(store, site, last)[0]
+    full = catalog.chain(store, site, last, known={e.manifest.backup_id: e.manifest for e in entries})[0]
     if now - full.started_at >= timedelta(days=full_every_days):
         return None, f"the last full backup ({full.backup_id}) is {full_every_days} days old or older: full"
     return last, f"incremental on {last.backup_id}"
@@ -243,30 +243,28 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
 # --- reading parts ------------------------------------------------------------------------------------
 
 
-class _VerifiedPart(io.RawIOBase):
-    """Plaintext of a stored part; at end of stream the stored bytes' sha256 and size are checked."""
+class _CheckedObject(io.RawIOBase):
+    """Plaintext of a stored object; at end of stream the stored bytes' sha256 and size are checked
+    against `expected` (a part of a manifest, or a shipped binary log's record)."""
 
-    def __init__(self, store: ObjectStore, manifest: BackupManifest, name: str, secret: Optional[str]) -> None:
+    def __init__(self, store: ObjectStore, expected: ManifestPart, what: str, secret: Optional[str],
+                 *, expand: bool = False) -> None:
         super().__init__()
-        part = manifest.part(name)
-        if part is None:
-            raise BrokenPart(f"backup {manifest.backup_id!r} of {manifest.site} has no {name} part")
-        if part.encrypted and not secret:
-            raise InvalidInput(f"backup {manifest.backup_id!r} is encrypted: configure its encryption key")
-        self._what = f"part {name!r} ({part.key}) of backup {manifest.backup_id!r}"
-        self._manifest, self._name = manifest, name
+        if expected.encrypted and not secret:
+            raise InvalidInput(f"{what} is encrypted: configure its encryption key")
+        self._what, self._expected = f"{what} ({expected.key})", expected
         try:
-            raw = store.open_read(part.key)
+            raw = store.open_read(expected.key)
         except StorageError as exc:
             raise BrokenPart(f"{self._what} cannot be read: {exc}") from None
         self._raw = raw
         self._hash = HashingReader(raw)
         stream: IO[bytes] = io.BufferedReader(self._hash, buffer_size=COPY_CHUNK)
         try:
-            if part.encrypted:
+            if expected.encrypted:
                 stream = io.BufferedReader(DecryptingReader(stream, secret, what=self._what), buffer_size=COPY_CHUNK)
-            self._plain = zstandard.ZstdDecompressor().stream_reader(stream, read_size=COPY_CHUNK) \
-                if name == "index" else stream
+            self._plain = zstandard.ZstdDecompressor().stream_reader(stream, read_size=COPY_CHUNK) if expand \
+                else stream
         except DecryptionError as exc:
             raise BrokenPart(str(exc)) from None
         self._checked = False
@@ -292,7 +290,7 @@ class _VerifiedPart(io.RawIOBase):
             return
         while self._hash.read(COPY_CHUNK):  # whatever the consumer did not read still counts
             pass
-        problem = self._manifest.verify_part(self._name, self._hash.sha256, self._hash.size)
+        problem = self._expected.mismatch(self._hash.sha256, self._hash.size, self._what)
         if problem:
             raise BrokenPart(problem)
         self._checked = True
@@ -306,19 +304,11 @@ class _VerifiedPart(io.RawIOBase):
 def open_part(store: ObjectStore, manifest: BackupManifest, name: str, secret: Optional[str]) -> io.BufferedReader:
     """A readable plaintext stream of a part (zstd-compressed for all but the index, which is expanded);
     raises BrokenPart when the stored bytes do not match the manifest, at the latest at end of stream."""
-    return io.BufferedReader(_VerifiedPart(store, manifest, name, secret), buffer_size=COPY_CHUNK)
-
-
-def verify_stored(store: ObjectStore, manifest: BackupManifest, secret: Optional[str]) -> list[str]:
-    """Read every part of a backup back from storage and check it; one sentence per broken part."""
-    problems = []
-    for part in manifest.parts:
-        try:
-            with open_part(store, manifest, part.name, secret) as plain:
-                drain(plain)
-        except BrokenPart as exc:
-            problems.append(str(exc))
-    return problems
+    part = manifest.part(name)
+    if part is None:
+        raise BrokenPart(f"backup {manifest.backup_id!r} of {manifest.site} has no {name} part")
+    what = f"part {name!r} of backup {manifest.backup_id!r}"
+    return io.BufferedReader(_CheckedObject(store, part, what, secret, expand=name == "index"), buffer_size=COPY_CHUNK)
 
 
 # --- restoring ---------------------------------------------------------------------------------------
@@ -359,9 +349,8 @@ def replay_increment(conn: Connection, store: ObjectStore, member: BackupManifes
         run(conn, ["install", "-d", "-m", "700", workdir])
         with open_part(store, member, "database", secret) as plain:
             pipe_to_remote(conn, ["sh", "-c", script("restore_extract.sh"), "sh", workdir], plain)
-        logs = sorted(run(conn, ["ls", "-1", "--", workdir]).stdout.split())
         run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", member.database or member.site, into,
-                   str(member.binlog_start_position), f"pos:{member.binlog_position}", workdir, *logs])
+                   str(member.binlog_start_position), f"pos:{member.binlog_position}", workdir])
     finally:
         run(conn, ["rm", "-rf", "--", workdir], check=False)
 
@@ -458,10 +447,8 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
         if missing:
             drop_database(conn, staging_db)
             raise InvalidInput(f"backup {manifest.backup_id!r} has no table {missing[0]!r}")
-        swap_tables(conn, site.db_name, staging_db, swap, all_tables=database)
+        swap_tables(conn, site.db_name, staging_db, swap, all_tables=database)  # drops staging afterwards
         restored += ["database"] if database else [f"table:{t}" for t in tables]
-        if not database:
-            drop_database(conn, staging_db)
     if subdirs:
         finish_files(conn, site.web_root, staging_dir, wanted, subdirs)
         restored += subdirs
@@ -482,6 +469,17 @@ def binlog_key(site: str, name: str, encrypted: bool) -> str:
     return catalog.binlog_prefix(site) + name + ".zst" + (catalog.ENC_SUFFIX if encrypted else "")
 
 
+def shipped_binlogs(store: ObjectStore, site: str) -> dict[str, ManifestPart]:
+    """The binary logs in storage, by name. A log counts once its record (sha256, size) is written, after
+    its upload: a cut-off upload is shipped again."""
+    out = {}
+    for obj in store.list(catalog.binlog_prefix(site)):
+        if obj.key.endswith(".json"):
+            part = ManifestPart.model_validate_json(store.get_bytes(obj.key))
+            out[part.name] = part
+    return out
+
+
 def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret: Optional[str]) -> dict:
     """Close the current binary log and copy every closed one storage lacks (zstd, encrypted if set)."""
     on = run(conn, ["mariadb", "--batch", "--skip-column-names"], stdin="SELECT @@log_bin;\n").stdout.strip()
@@ -491,14 +489,15 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
                   stdin="FLUSH BINARY LOGS;\nSHOW BINARY LOGS;\n").stdout.split("\n")
     names = [line.split("\t")[0] for line in listing if line.strip()]
     closed = names[:-1]
-    have = {o.key.rsplit("/", 1)[-1].split(".zst")[0] for o in store.list(catalog.binlog_prefix(site.name))}
+    have = shipped_binlogs(store, site.name)
     shipped, total = [], 0
     for name in closed:
         if name in have:
             continue
+        key = binlog_key(site.name, name, bool(secret))
         with remote_reader(conn, ["sh", "-c", 'zstd -q -3 -c -- "/var/lib/mysql/$1"', "sh", name]) as src:
-            part = upload_part(store, binlog_key(site.name, name, bool(secret)), name, src, secret,
-                               {"site": site.name, "binlog": name})
+            part = upload_part(store, key, name, src, secret, {"site": site.name, "binlog": name})
+        store.put_bytes(key + ".json", part.model_dump_json().encode())
         shipped.append(name)
         total += part.size
     return {"shipped": shipped, "bytes": total, "closed": len(closed), "already": len(closed) - len(shipped)}
@@ -506,16 +505,16 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
 
 def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manifest: BackupManifest,
                   secret: Optional[str], into: str, until: datetime) -> int:
-    """Replay the site's database changes from the backup's snapshot up to `until` into database `into`."""
+    """Replay the site's database changes from the backup's snapshot up to `until` into database `into`;
+    returns how many logs were read. Each log's sha256 and size are checked on the way."""
     if not manifest.binlog_file or manifest.binlog_position is None:
         raise InvalidInput(f"backup {manifest.backup_id!r} has no binary log position (taken with the binary log "
                            "off): it cannot be rolled forward")
     until = until.astimezone(UTC)
     if until < manifest.started_at:
         raise InvalidInput(f"{until.isoformat()} is before backup {manifest.backup_id!r} was taken")
-    objects = sorted(o.key for o in store.list(catalog.binlog_prefix(site.name)))
-    names = sorted(k.rsplit("/", 1)[-1].split(".zst")[0] for k in objects)
-    needed = [n for n in names if n >= manifest.binlog_file]
+    logs = shipped_binlogs(store, site.name)
+    needed = sorted(n for n in logs if n >= manifest.binlog_file)
     if not needed or needed[0] != manifest.binlog_file:
         raise InvalidInput(f"binary log {manifest.binlog_file} (where backup {manifest.backup_id!r} stops) has not "
                            "been shipped to storage: run ship-binlogs first")
@@ -523,20 +522,12 @@ def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manife
     try:
         run(conn, ["install", "-d", "-m", "700", workdir])
         for name in needed:
-            key = next(k for k in objects if k.rsplit("/", 1)[-1].startswith(name + ".zst"))
-            encrypted = key.endswith(catalog.ENC_SUFFIX)
-            fake = BackupManifest(site=site.name, backup_id=manifest.backup_id, started_at=manifest.started_at,
-                                  ended_at=manifest.ended_at, wordpress_version=manifest.wordpress_version,
-                                  parts=[ManifestPart(name=name, key=key, sha256="0" * 64, size=0,
-                                                      encrypted=encrypted)])
-            part = _VerifiedPart(store, fake, name, secret)
-            part.check = lambda: None  # binlogs carry no manifest: their integrity is zstd's checksum
-            with io.BufferedReader(part, buffer_size=COPY_CHUNK) as plain:
+            with io.BufferedReader(_CheckedObject(store, logs[name], f"binary log {name}", secret),
+                                   buffer_size=COPY_CHUNK) as plain:
                 pipe_to_remote(conn, ["sh", "-c", 'zstd -q -dc > "$1"', "sh", f"{workdir}/{name}"], plain)
-        stop = until.strftime("%Y-%m-%d %H:%M:%S")
-        out = run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", site.db_name, into,
-                         str(manifest.binlog_position), stop, workdir, *needed]).stdout
-        return len(needed) if out is not None else 0
+        run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", site.db_name, into,
+                   str(manifest.binlog_position), until.strftime("%Y-%m-%d %H:%M:%S"), workdir, *needed])
+        return len(needed)
     finally:
         run(conn, ["rm", "-rf", "--", workdir], check=False)
 

@@ -42,6 +42,16 @@ class ManifestPart(BaseModel):
     compressed: bool = True
     encrypted: bool = False
 
+    def mismatch(self, sha256: str, size: int, what: str) -> str | None:
+        """None if stored bytes with this sha256 and size are this part, else one sentence saying what differs."""
+        got = sha256.lower()
+        problems = []
+        if got != self.sha256:
+            problems.append(f"sha256 expected {self.sha256}, got {got}")
+        if size != self.size:
+            problems.append(f"size expected {self.size} bytes, got {size}")
+        return f"{what} does not match: " + "; ".join(problems) if problems else None
+
 
 class BackupManifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -121,15 +131,7 @@ class BackupManifest(BaseModel):
         if part is None:
             known = ", ".join(sorted(p.name for p in self.parts)) or "none"
             return f"part {name!r} is not in the manifest of {where} (parts: {known})"
-        got = sha256.lower()
-        problems = []
-        if got != part.sha256:
-            problems.append(f"sha256 expected {part.sha256}, got {got}")
-        if size != part.size:
-            problems.append(f"size expected {part.size} bytes, got {size}")
-        if not problems:
-            return None
-        return f"part {name!r} ({part.key}) of {where} does not match: " + "; ".join(problems)
+        return part.mismatch(sha256, size, f"part {name!r} ({part.key}) of {where}")
 
     def as_record(self, verified: bool = False) -> BackupRecord:
         """The entry retention pruning sees for this backup (dated when it started)."""

@@ -19,7 +19,7 @@ from typing import IO, Optional
 import paramiko
 from fabric import Connection
 
-from pressfleet.remote import DEFAULT_CONNECT_TIMEOUT, RemoteCommandError, display_host
+from pressfleet.remote import RemoteCommandError, display_host, open_channel
 
 COPY_CHUNK = 1 << 20
 STDERR_KEEP = 256 * 1024
@@ -66,8 +66,7 @@ class _Stderr:
 def _open(conn: Connection, argv: list[str], idle_timeout: float) -> paramiko.Channel:
     if not argv or not all(isinstance(a, str) for a in argv):
         raise ValueError("argv must be a non-empty list of strings")
-    conn.open()
-    channel = conn.transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
+    channel = open_channel(conn)
     channel.settimeout(idle_timeout)
     channel.exec_command(shlex.join(argv))
     return channel

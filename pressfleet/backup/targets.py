@@ -54,22 +54,10 @@ def encryption_secret(key_block=None) -> Optional[str]:
 
 def saved_sites() -> list:
     """Every saved WordPress Site block that names its server (what the nightly jobs cover)."""
-    from prefect.client.orchestration import get_client
-    from prefect.utilities.asyncutils import run_coro_as_sync
-
     from blocks.site import WordPressSite
+    from pressfleet.saved import saved_block_names
 
-    async def names() -> list[str]:
-        async with get_client() as client:
-            docs = await client.read_block_documents_by_type("wordpress-site", include_secrets=False)
-            return sorted(d.name for d in docs if d.name and not d.is_anonymous)
-
-    try:
-        found = run_coro_as_sync(names())
-    except Exception as exc:  # the block type is not registered yet: no sites
-        if "404" in str(exc) or "not found" in str(exc).lower():
-            return []
-        raise
+    found = saved_block_names("wordpress-site")
     sites = [WordPressSite.load(name) for name in found]
     return [s for s in sites if s.server is not None]
 

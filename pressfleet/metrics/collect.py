@@ -556,3 +556,8 @@ class CollectSummary(BaseModel):
     stored: int = Field(description="points newly stored (0 for a round that was already stored)")
     backend: str = Field(description="the metrics store's database: sqlite or postgresql")
     seconds: float = Field(description="the round, from the first connection to the last parsed output")
+
+
+def host_label(server) -> str:
+    """A server's name in the store: its address (address:port when SSH is not on 22)."""
+    return server.address if server.port == 22 else f"{server.address}:{server.port}"

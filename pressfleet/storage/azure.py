@@ -49,6 +49,7 @@ def parse_connection_string(text: str) -> dict[str, str]:
 
 class AzureBlobStore(CloudStoreBase):
     backend = "Azure Blob"
+    provider = "azure"  # as the PriceTable block names it
     max_parts = MAX_BLOCKS
     part_word = "blocks"
 

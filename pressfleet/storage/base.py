@@ -73,6 +73,7 @@ class ObjectStore(Protocol):
     """What the backup flows need from a storage target. Keys are relative to the store's prefix."""
 
     backend: str
+    provider: str  # local, s3, gcs, azure: the cost report's price table keys
 
     def put_stream(
         self,

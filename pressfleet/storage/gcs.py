@@ -41,6 +41,7 @@ _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 class GCSStore(CloudStoreBase):
     backend = "GCS"
+    provider = "gcs"  # as the PriceTable block names it
     max_parts = 1 << 30  # chunks are not counted; this only sizes them (the configured size, in practice)
     part_multiple = CHUNK_MULTIPLE
 

@@ -37,6 +37,7 @@ from pressfleet.storage.base import (
 
 class LocalStore(StoreBase):
     backend = "local folder"
+    provider = "local"  # as the PriceTable block names it
     _service_errors = (OSError,)
 
     def __init__(self, root, prefix: Optional[str] = "", *, part_size: int = MiB, fsync: bool = True) -> None:

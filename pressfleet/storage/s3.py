@@ -41,6 +41,7 @@ _BAD_CREDENTIALS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken
 
 class S3Store(CloudStoreBase):
     backend = "S3"
+    provider = "s3"  # as the PriceTable block names it
     max_parts = MAX_PARTS
     max_single_put = 5 * 1024 * MiB
 

@@ -3,11 +3,14 @@
 # recovery, database increments): from POSITION in the first log up to, not including, STOP: a time (UTC,
 # "YYYY-MM-DD HH:MM:SS") or "pos:N", a position in the last log.
 # Only events of SOURCE_DB are replayed (MariaDB filters on the name before the rewrite), renamed to TARGET_DB.
-# Usage: bash -c "$(cat this)" bash SOURCE_DB TARGET_DB POSITION STOP DIR LOG...
+# Usage: bash -c "$(cat this)" bash SOURCE_DB TARGET_DB POSITION STOP DIR [LOG...]  (no LOG: every file in DIR,
+# in name order)
 set -euo pipefail
 source_db=$1 target_db=$2 pos=$3 stop=$4 dir=$5; shift 5
 for d in "$source_db" "$target_db"; do case "$d" in *[!a-z0-9_]*|"") echo "bad database name" >&2; exit 2;; esac; done
 files=()
+if [ "$#" -eq 0 ]; then set -- $(ls -1 "$dir"); fi  # binary log names have no blanks: mariadb-bin.000042
+[ "$#" -gt 0 ] || { echo "no binary logs to replay in $dir" >&2; exit 2; }
 for n in "$@"; do files+=("$dir/$n"); done
 case "$stop" in pos:*) until=(--stop-position="${stop#pos:}");; *) until=(--stop-datetime="$stop");; esac
 TZ=UTC mariadb-binlog --start-position="$pos" "${until[@]}" \
