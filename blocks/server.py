@@ -164,7 +164,8 @@ class Server(Block):
         """SHA256 fingerprint of the pinned host key (as `ssh-keygen -l` shows it), or None if none is pinned."""
         return remote.fingerprint(self.host_key) if self.host_key else None
 
-    def connect(self, connect_timeout: float = remote.DEFAULT_CONNECT_TIMEOUT) -> Connection:
+    def connect(self, connect_timeout: float = remote.DEFAULT_CONNECT_TIMEOUT,
+                refused_wait: float = remote.DEFAULT_REFUSED_WAIT) -> Connection:
         """Open an SSH connection that trusts only the pinned host key; close it when done.
 
         With no pinned key and trust on first use on, the presented key is pinned in this block
@@ -179,6 +180,7 @@ class Server(Block):
             host_key=self.host_key,
             trust_on_first_use=self.trust_on_first_use,
             connect_timeout=connect_timeout,
+            refused_wait=refused_wait,
         )
         if connected.learned_host_key:
             self._pin_learned_key(connected.learned_host_key)

@@ -76,7 +76,7 @@ def collect_host(server: Server, sites: list[collect.SiteRef], previous: Optiona
     started = time.monotonic()
     label = host_label(server)
     try:
-        with server.connect(connect_timeout=CONNECT_TIMEOUT_SECONDS) as conn:
+        with server.connect(connect_timeout=CONNECT_TIMEOUT_SECONDS, refused_wait=CONNECT_TIMEOUT_SECONDS) as conn:
             out = remote.run(conn, collect.collect_command(sites), stdin=collect.script_text(),
                              timeout=SCRIPT_TIMEOUT_SECONDS)
         metrics = collect.parse_metrics(out.stdout, now=at, sites=sites, previous=previous)

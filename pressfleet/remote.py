@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import io
 import math
 import re
@@ -33,6 +34,11 @@ from fabric import Config, Connection
 from paramiko.config import SSHConfig
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+# How long a refused connection is tried again. sshd closes its listening socket for a few
+# milliseconds when it re-executes itself on a reload (SIGHUP), and a package upgrade restarts it;
+# a step that connects right after either must not fail for that. A port that stays closed fails
+# after this long.
+DEFAULT_REFUSED_WAIT = 10.0
 
 HOST_KEY_TYPES = (
     "ssh-ed25519",
@@ -292,46 +298,67 @@ def connect(
     host_key: str | None,
     trust_on_first_use: bool = False,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    refused_wait: float = DEFAULT_REFUSED_WAIT,
 ) -> Connected:
     """Open an SSH connection that trusts only the pinned host key.
 
     With no `host_key` and `trust_on_first_use=True`, the presented key is accepted and returned
     as `learned_host_key` ("<type> <base64>") for the caller to pin. Raises HostKeyUnknown,
     HostKeyMismatch, AuthenticationFailed or ConnectionFailed (all RemoteError).
+
+    A refused connection (nothing listening yet: sshd re-executing on a reload, or restarting) is
+    tried again for up to `refused_wait` seconds; an unreachable host or a timeout is not.
     """
-    conn, tofu = build_connection(
-        address,
-        port=port,
-        user=user,
-        private_key=private_key,
-        host_key=host_key,
-        trust_on_first_use=trust_on_first_use,
-        connect_timeout=connect_timeout,
-    )
     shown = display_host(address, port)
-    try:
-        conn.open()
-    except RemoteError:
-        conn.client.close()
-        raise
-    except paramiko.BadHostKeyException as exc:
-        conn.client.close()
-        raise HostKeyMismatch(shown, exc.expected_key.fingerprint, exc.key.fingerprint) from None
-    except paramiko.AuthenticationException:
-        conn.client.close()
-        raise AuthenticationFailed(
-            f"{user}@{shown} did not accept the private key (check the user and that the "
-            "public key is in that user's authorized_keys)"
-        ) from None
-    except (OSError, socket.timeout, paramiko.SSHException, EOFError) as exc:
-        conn.client.close()
-        reason = str(exc).strip() or type(exc).__name__
-        raise ConnectionFailed(f"could not open SSH to {shown}: {reason}") from None
+    deadline = time.monotonic() + refused_wait
+    pause = 0.05
+    while True:
+        conn, tofu = build_connection(
+            address,
+            port=port,
+            user=user,
+            private_key=private_key,
+            host_key=host_key,
+            trust_on_first_use=trust_on_first_use,
+            connect_timeout=connect_timeout,
+        )
+        try:
+            conn.open()
+            break
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            conn.client.close()
+            refused = all(getattr(e, "errno", None) == errno.ECONNREFUSED for e in exc.errors.values())
+            remaining = deadline - time.monotonic()
+            if not refused or remaining <= 0:
+                raise ConnectionFailed(f"could not open SSH to {shown}: {_reason(exc)}") from None
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
+        except BaseException as exc:
+            conn.client.close()
+            raise _open_error(exc, user, shown) from None
     learned = None
     if tofu is not None:
         presented = tofu.presented_key or conn.transport.get_remote_server_key()
         learned = host_key_line(presented)
     return Connected(conn, learned)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).strip() or type(exc).__name__
+
+
+def _open_error(exc: BaseException, user: str, shown: str) -> BaseException:
+    """The RemoteError that says why opening a connection failed (other exceptions unchanged)."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostKeyMismatch(shown, exc.expected_key.fingerprint, exc.key.fingerprint)
+    if isinstance(exc, paramiko.AuthenticationException):
+        return AuthenticationFailed(
+            f"{user}@{shown} did not accept the private key (check the user and that the "
+            "public key is in that user's authorized_keys)"
+        )
+    if isinstance(exc, (OSError, socket.timeout, paramiko.SSHException, EOFError)):
+        return ConnectionFailed(f"could not open SSH to {shown}: {_reason(exc)}")
+    return exc
 
 
 @dataclass(frozen=True)

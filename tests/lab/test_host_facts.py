@@ -112,3 +112,16 @@ def test_trust_on_first_use_pins_and_saves_the_key(lab_host, prefect_harness):
     # From now on the pin is enforced like any other.
     with saved.connect() as conn:
         assert remote.run(conn, ["true"]).ok
+
+
+def test_a_connection_right_after_an_sshd_reload_gets_in(lab_host):
+    """`systemctl reload ssh` returns before sshd, re-executing itself, listens again: for a few milliseconds
+    connections are refused. The provisioning ssh step reloads sshd and at once proves a new login works
+    (a CI run once failed right there). Twenty reloads, each followed at once by a new connection; with
+    `refused_wait=0` this test fails within a few reloads."""
+    server = server_for(lab_host)
+    with server.connect() as conn:
+        for _ in range(20):
+            remote.run(conn, ["systemctl", "reload", "ssh"])
+            with server.connect() as again:
+                assert remote.run(again, ["true"]).exited == 0

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import threading
+import time
 
 import paramiko
 import pytest
@@ -67,18 +68,21 @@ class _Interface(paramiko.ServerInterface):
 class FakeSSHServer:
     """An SSH server on 127.0.0.1 that runs each exec request with `sh -c` on this machine."""
 
-    def __init__(self, host_key: paramiko.PKey, authorized: paramiko.PKey, user: str = "root"):
+    def __init__(self, host_key: paramiko.PKey, authorized: paramiko.PKey, user: str = "root",
+                 listen_after: float = 0.0):
+        """listen_after > 0: the port is bound but refuses connections for that long (as while sshd
+        re-executes itself on a reload)."""
         self.host_key = host_key
         self.authorized = authorized
         self.user = user
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.transports: list[paramiko.Transport] = []
         self._stop = False
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+        self._thread = threading.Timer(listen_after, self._accept_loop)
+        self._thread.daemon = True
         self._thread.start()
 
     @property
@@ -86,6 +90,7 @@ class FakeSSHServer:
         return remote.host_key_line(self.host_key)
 
     def _accept_loop(self) -> None:
+        self.sock.listen(8)
         while not self._stop:
             try:
                 client, _ = self.sock.accept()
@@ -368,8 +373,30 @@ def test_unreachable_port_is_a_connection_error():
     probe.bind(("127.0.0.1", 0))
     port = probe.getsockname()[1]
     probe.close()
-    with pytest.raises(remote.ConnectionFailed, match=f"127.0.0.1:{port}"):
-        make_server(address="127.0.0.1", port=port, host_key=None, trust_on_first_use=True).connect(connect_timeout=2)
+    started = time.monotonic()
+    with pytest.raises(remote.ConnectionFailed, match=f"127.0.0.1:{port}.*Unable to connect"):
+        make_server(address="127.0.0.1", port=port, host_key=None, trust_on_first_use=True).connect(
+            connect_timeout=2, refused_wait=0.6)
+    assert time.monotonic() - started >= 0.6  # refused connections were tried again for the whole wait
+
+
+def test_a_port_that_opens_within_the_wait_is_connected():
+    """sshd re-executing on a reload refuses connections for a moment: the connect rides through it."""
+    _, host_key = new_ed25519()
+    slow = FakeSSHServer(host_key=host_key, authorized=CLIENT_KEY, listen_after=0.8)
+    try:
+        started = time.monotonic()
+        with local_server(slow).connect(refused_wait=10) as conn:
+            assert remote.run(conn, ["echo", "in"]).stdout == "in\n"
+        assert time.monotonic() - started >= 0.8
+    finally:
+        slow.close()
+    late = FakeSSHServer(host_key=host_key, authorized=CLIENT_KEY, listen_after=5)
+    try:
+        with pytest.raises(remote.ConnectionFailed):
+            local_server(late).connect(refused_wait=0)
+    finally:
+        late.close()
 
 
 def test_gather_host_facts_over_ssh(sshd):
