@@ -90,7 +90,10 @@ class FakeSSHServer:
         return remote.host_key_line(self.host_key)
 
     def _accept_loop(self) -> None:
-        self.sock.listen(8)
+        try:
+            self.sock.listen(8)
+        except OSError:  # closed before it was due to listen
+            return
         while not self._stop:
             try:
                 client, _ = self.sock.accept()
@@ -134,6 +137,7 @@ class FakeSSHServer:
 
     def close(self) -> None:
         self._stop = True
+        self._thread.cancel()
         self.sock.close()
         for transport in self.transports:
             transport.close()
