@@ -25,19 +25,20 @@ def prune_backups(
 
     Policy left empty: keep the last 7, 14 daily, 8 weekly, 12 monthly and 2 yearly. Whatever the policy,
     the newest verified backup is never deleted, nor a backup that a kept incremental depends on. A
-    policy that keeps nothing is refused before anything is deleted. Objects under an object lock are
-    reported, not forced.
+    policy that keeps nothing is refused before anything is deleted. Shipped binary logs that no kept
+    backup can roll forward from go too. Objects under an object lock are reported, not forced.
     """
     chosen = (policy or BackupRetention()).policy()
     store_block = storage_block(storage)
     results = [prune_one(s.config().name, store_block, chosen, dry_run) for s in sites_or_all(site)]
     verb = "would delete" if dry_run else "deleted"
     lines = [f"# Prune backups{' (dry run)' if dry_run else ''}", "",
-             f"| site | kept | {verb} | freed | not deleted |", "| --- | --- | --- | --- | --- |"]
+             f"| site | kept | {verb} | freed | binary logs {verb} | not deleted |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in results:
         gone = r["delete"] if dry_run else r["deleted"]
         lines.append(f"| {r['site']} | {len(r['keep'])} | {', '.join(gone) or '-'} | {human_bytes(r['bytes_freed'])} "
-                     f"| {'; '.join(r['not_deleted']) or '-'} |")
+                     f"| {len(r['binlogs_removed'])} | {'; '.join(r['not_deleted']) or '-'} |")
     for r in results:
         lines += ["", f"## Why {r['site']} keeps what it keeps", *[f"- {b}: {', '.join(w)}" for b, w in r["reasons"].items()]]
     create_markdown_artifact(key="prune-backups", markdown="\n".join(lines), description="prune-backups")

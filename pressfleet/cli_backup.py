@@ -134,7 +134,8 @@ def register(app: typer.Typer) -> None:
                                                   dry_run=dry_run))
         gone = r["delete"] if dry_run else r["deleted"]
         typer.echo(f"{r['site']}: {'would delete' if dry_run else 'deleted'} {len(gone)} backups "
-                   f"({', '.join(gone) or 'none'}); keeping {len(r['keep'])}")
+                   f"({', '.join(gone) or 'none'}) and {len(r['binlogs_removed'])} shipped binary logs; "
+                   f"keeping {len(r['keep'])}")
         if r["not_deleted"]:
             _fail("some backups could not be deleted: " + "; ".join(r["not_deleted"]))
 

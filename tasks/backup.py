@@ -15,7 +15,7 @@ from prefect.cache_policies import NONE
 
 from pressfleet import converge
 from pressfleet.backup import catalog, engine
-from pressfleet.backup.retention import plan_prune
+from pressfleet.backup.retention import binlogs_not_needed, plan_prune
 from pressfleet.backup.targets import encryption_secret, server_of
 from tasks.common import connected
 
@@ -153,9 +153,24 @@ def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optio
     if not dry_run:
         for backup_id in stale:
             catalog.delete_backup(store, site_name, backup_id)
+    # Shipped binary logs no kept backup can roll forward from (older than the oldest kept snapshot of their
+    # server, or from a server no kept backup came from). Each record goes before its log, so a cut-off
+    # prune leaves a log that is simply not counted as shipped.
+    kept = [(e.manifest.database_instance, e.manifest.binlog_file) for e in entries if e.manifest.backup_id in plan.keep]
+    logs = catalog.binlog_objects(store, site_name)
+    old_logs = binlogs_not_needed(kept, {i: list(names) for i, names in logs.items()})
+    binlogs_removed = []
+    for instance, names in old_logs.items():
+        for name in names:
+            try:
+                for key in [] if dry_run else reversed(logs[instance][name]):
+                    store.delete(key)
+                binlogs_removed.append(name)
+            except engine.StorageError as exc:
+                locked.append(f"binary log {name}: {exc}")
     sizes = {e.manifest.backup_id: sum(p.size for p in e.manifest.parts) for e in entries}
     return {"site": site_name, "dry_run": dry_run, "keep": plan.keep, "delete": plan.delete, "deleted": deleted,
-            "not_deleted": locked, "reasons": plan.reasons,
+            "not_deleted": locked, "reasons": plan.reasons, "binlogs_removed": binlogs_removed,
             "bytes_freed": sum(sizes.get(b, 0) for b in (plan.delete if dry_run else deleted)),
             "incomplete_removed": [] if dry_run else stale, "incomplete": catalog.incomplete_backups(store, site_name)}
 

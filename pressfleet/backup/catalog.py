@@ -63,8 +63,36 @@ def verified_key(site: str, backup_id: str) -> str:
     return f"{validate.site_name(site)}/verified/{check_backup_id(backup_id)}.json"
 
 
-def binlog_prefix(site: str) -> str:
-    return f"{validate.site_name(site)}/binlogs/"
+INSTANCE_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def binlog_prefix(site: str, instance: Optional[str]) -> str:
+    """Where a database server's shipped binary logs live: each server numbers its logs from 1, so the
+    logs of a reinstalled server, or of the host a site was recovered to, go under their own id. Logs
+    shipped before servers had ids (instance None) sit directly under binlogs/."""
+    base = f"{validate.site_name(site)}/binlogs/"
+    if instance is None:
+        return base
+    if not INSTANCE_ID.match(instance):
+        raise InvalidInput(f"{instance[:80]!r} is not a database server id")
+    return f"{base}{instance}/"
+
+
+def binlog_objects(store: ObjectStore, site: str) -> dict[Optional[str], dict[str, list[str]]]:
+    """Every shipped binary log's keys (the log, then its record), by database server id and log name."""
+    base = binlog_prefix(site, None)
+    out: dict[Optional[str], dict[str, list[str]]] = {}
+    for obj in store.list(base):
+        rest = obj.key[len(base):]
+        instance, _, name = rest.rpartition("/")
+        name = name.split(".zst", 1)[0]
+        if (instance and not INSTANCE_ID.match(instance)) or not name:
+            continue  # not pressfleet's
+        out.setdefault(instance or None, {}).setdefault(name, []).append(obj.key)
+    for logs in out.values():
+        for keys in logs.values():
+            keys.sort(key=lambda k: k.endswith(".json"))  # the record last
+    return out
 
 
 class Verification(BaseModel):

@@ -124,12 +124,25 @@ class Increment:
     logs: list[str]
 
 
-def snapshot_increment(conn: Connection, db: str, previous: BackupManifest) -> Increment | str:
+def database_instance(conn: Connection) -> str:
+    """The id of the host's database server (made on first use, kept in its data folder)."""
+    found = run(conn, ["sh", "-c", script("db_instance.sh"), "sh", BINLOG_DIR]).stdout.strip()
+    if not re.fullmatch(r"[0-9a-f-]{36}", found):
+        raise RuntimeError(f"the database server's instance id is not a UUID: {found[:80]!r}")
+    return found
+
+
+def snapshot_increment(conn: Connection, db: str, previous: BackupManifest, instance: str) -> Increment | str:
     """The database part of an incremental backup: a consistent snapshot's binary-log position and exact
     row counts (START TRANSACTION WITH CONSISTENT SNAPSHOT: no lock), and the logs from the parent's
     position to it. A sentence saying why not (then the database is dumped whole) when that cannot be."""
     if not previous.binlog_file or previous.binlog_position is None:
         return "the previous backup has no binary-log position: the database is dumped whole"
+    if previous.database_instance is None:
+        return "the previous backup does not name its database server: the database is dumped whole"
+    if previous.database_instance != instance:
+        return ("the previous backup was taken from another database server (a reinstalled server or another "
+                "host): its binary-log position means nothing here, so the database is dumped whole")
     query = ["mariadb", "--batch", "--skip-column-names"]
     tables = run(conn, query, stdin=(
         f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{db}' "
@@ -187,7 +200,8 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
     parts: list[ManifestPart] = []
     meta = {"site": site.name, "backup": backup_id}
 
-    increment = snapshot_increment(conn, site.db_name, previous) if previous is not None else None
+    instance = database_instance(conn)
+    increment = snapshot_increment(conn, site.db_name, previous, instance) if previous is not None else None
     if previous is not None and isinstance(increment, str):
         notes.append(increment)
         increment = None
@@ -229,7 +243,8 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
         parent_id=previous.backup_id if previous else None, started_at=started,
         ended_at=max(datetime.now(UTC).replace(microsecond=0), started), wordpress_version=version, parts=parts,
         table_rows=info.table_rows, host=host, database=site.db_name, binlog_file=info.binlog_file,
-        binlog_position=info.binlog_position, database_from="binlog" if increment else "dump",
+        binlog_position=info.binlog_position, database_instance=instance,
+        database_from="binlog" if increment else "dump",
         binlog_start_file=previous.binlog_file if increment else None,
         binlog_start_position=previous.binlog_position if increment else None,
         files_total=len(entries), files_changed=len(plan.to_read),
@@ -463,18 +478,20 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
 # --- binary logs (point-in-time recovery) -----------------------------------------------------------------
 
 
-def binlog_key(site: str, name: str, encrypted: bool) -> str:
+def binlog_key(site: str, instance: Optional[str], name: str, encrypted: bool) -> str:
     if not name.replace(".", "").replace("-", "").replace("_", "").isalnum():
         raise InvalidInput(f"{name!r} is not a binary log name")
-    return catalog.binlog_prefix(site) + name + ".zst" + (catalog.ENC_SUFFIX if encrypted else "")
+    return catalog.binlog_prefix(site, instance) + name + ".zst" + (catalog.ENC_SUFFIX if encrypted else "")
 
 
-def shipped_binlogs(store: ObjectStore, site: str) -> dict[str, ManifestPart]:
-    """The binary logs in storage, by name. A log counts once its record (sha256, size) is written, after
-    its upload: a cut-off upload is shipped again."""
+def shipped_binlogs(store: ObjectStore, site: str, instance: Optional[str]) -> dict[str, ManifestPart]:
+    """One database server's binary logs in storage, by name. A log counts once its record (sha256, size)
+    is written, after its upload: a cut-off upload is shipped again."""
+    prefix = catalog.binlog_prefix(site, instance)
     out = {}
-    for obj in store.list(catalog.binlog_prefix(site)):
-        if obj.key.endswith(".json"):
+    for obj in store.list(prefix):
+        rest = obj.key[len(prefix):]
+        if rest.endswith(".json") and "/" not in rest:
             part = ManifestPart.model_validate_json(store.get_bytes(obj.key))
             out[part.name] = part
     return out
@@ -489,18 +506,20 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
                   stdin="FLUSH BINARY LOGS;\nSHOW BINARY LOGS;\n").stdout.split("\n")
     names = [line.split("\t")[0] for line in listing if line.strip()]
     closed = names[:-1]
-    have = shipped_binlogs(store, site.name)
+    instance = database_instance(conn)
+    have = shipped_binlogs(store, site.name, instance)
     shipped, total = [], 0
     for name in closed:
         if name in have:
             continue
-        key = binlog_key(site.name, name, bool(secret))
+        key = binlog_key(site.name, instance, name, bool(secret))
         with remote_reader(conn, ["sh", "-c", 'zstd -q -3 -c -- "/var/lib/mysql/$1"', "sh", name]) as src:
             part = upload_part(store, key, name, src, secret, {"site": site.name, "binlog": name})
         store.put_bytes(key + ".json", part.model_dump_json().encode())
         shipped.append(name)
         total += part.size
-    return {"shipped": shipped, "bytes": total, "closed": len(closed), "already": len(closed) - len(shipped)}
+    return {"shipped": shipped, "bytes": total, "closed": len(closed), "already": len(closed) - len(shipped),
+            "server": instance}
 
 
 def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manifest: BackupManifest,
@@ -513,7 +532,7 @@ def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manife
     until = until.astimezone(UTC)
     if until < manifest.started_at:
         raise InvalidInput(f"{until.isoformat()} is before backup {manifest.backup_id!r} was taken")
-    logs = shipped_binlogs(store, site.name)
+    logs = shipped_binlogs(store, site.name, manifest.database_instance)
     needed = sorted(n for n in logs if n >= manifest.binlog_file)
     if not needed or needed[0] != manifest.binlog_file:
         raise InvalidInput(f"binary log {manifest.binlog_file} (where backup {manifest.backup_id!r} stops) has not "

@@ -71,6 +71,8 @@ class BackupManifest(BaseModel):
     binlog_position: int | None = Field(default=None, ge=0)
     database_from: Literal["dump", "binlog"] = Field(
         default="dump", description="dump: the whole database; binlog: the binary logs since the parent's snapshot")
+    database_instance: str | None = Field(
+        default=None, description="the database server that wrote binlog_file: positions mean something only there")
     binlog_start_file: str | None = None
     binlog_start_position: int | None = Field(default=None, ge=0)
     files_total: int = Field(default=0, ge=0, description="files and folders the site had")

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -212,3 +212,25 @@ def plan_prune(
         delete=[b.id for b in ordered if b.id not in reasons],
         reasons=reasons,
     )
+
+
+def binlogs_not_needed(kept: Sequence[tuple[Optional[str], Optional[str]]],
+                       shipped: dict[Optional[str], Sequence[str]]) -> dict[Optional[str], list[str]]:
+    """The shipped binary logs no kept backup can roll forward from, per database server.
+
+    `kept` holds each kept backup's (database server id, binary log its snapshot stopped in); `shipped`
+    the log names in storage per server id. Point-in-time recovery replays a server's logs from a
+    backup's own log onward, on that server only: a server's logs older than the oldest log a kept backup
+    of it stopped in are not needed, nor are any logs of a server no kept backup was taken from.
+    """
+    oldest: dict[Optional[str], str] = {}
+    for instance, log in kept:
+        if log is not None and (instance not in oldest or log < oldest[instance]):
+            oldest[instance] = log
+    out: dict[Optional[str], list[str]] = {}
+    for instance, names in shipped.items():
+        floor = oldest.get(instance)
+        gone = sorted(n for n in names if floor is None or n < floor)
+        if gone:
+            out[instance] = gone
+    return out

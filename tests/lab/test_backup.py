@@ -286,12 +286,17 @@ def test_a_full_backup_disk_fails_clearly_and_a_rerun_completes(provisioned, pre
 
 
 def test_disaster_recovery_to_another_lab_host(provisioned, prefect_harness, site, local_storage, lab_pool):
+    from blocks.backup import BackupRetention
     from flows.backup_site import backup_site
+    from flows.prune_backups import prune_backups
     from flows.restore_site import restore_site
+    from flows.restore_test import restore_test
+    from flows.ship_binlogs import ship_binlogs
     from pressfleet.labblocks import server_for
 
     sql(provisioned, "UPDATE wp_posts SET post_title='Disaster recovery works' WHERE ID=1;")
-    backup_site(site=site, storage=local_storage, full=True)
+    ship_binlogs(site=site, storage=local_storage)
+    [before] = backup_site(site=site, storage=local_storage, full=True)
     other = lab_pool.fresh("dr")
     started = time.monotonic()
     result = restore_site(site=site, storage=local_storage, target=server_for(other))
@@ -301,6 +306,33 @@ def test_disaster_recovery_to_another_lab_host(provisioned, prefect_harness, sit
                            "https://blog.lab.test/"], capture_output=True, text=True, timeout=60).stdout
     assert "Disaster recovery works" in page
     assert rto < 600
+
+    # The site now lives on the recovered host. Its database server numbers its binary logs from 1 again:
+    # the next backup must not roll the old server's snapshot forward with them (it dumps the database), and
+    # its shipped logs go under its own server id, never mistaken for the old server's logs of the same name.
+    store = local_storage.store()
+    moved = make_site(server=server_for(other))
+    old_server = catalog.load_manifest(store, "blog", before["backup"]).database_instance
+    time.sleep(1.05)
+    [after] = backup_site(site=moved, storage=local_storage)
+    manifest = catalog.load_manifest(store, "blog", after["backup"])
+    assert after["kind"] == "incremental" and manifest.database_from == "dump"
+    assert manifest.database_instance and old_server and manifest.database_instance != old_server
+    [proof] = restore_test(site=moved, storage=local_storage, scratch=server_for(other))
+    assert proof["verified"] and proof["backup"] == after["backup"]
+    [shipped] = ship_binlogs(site=moved, storage=local_storage)
+    assert shipped["server"] == manifest.database_instance and shipped["shipped"]
+    assert set(catalog.binlog_objects(store, "blog")) == {old_server, manifest.database_instance}
+
+    # Prune: kept are a new full backup, the verified one and its parent; the old server's shipped logs all
+    # predate that parent's snapshot and go, the new server's logs from the verified backup's snapshot stay.
+    time.sleep(1.05)
+    backup_site(site=moved, storage=local_storage, full=True)
+    policy = BackupRetention(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0, keep_yearly=0)
+    [pruned] = prune_backups(site=moved, storage=local_storage, policy=policy)
+    left = catalog.binlog_objects(store, "blog")
+    assert pruned["binlogs_removed"] and set(left) == {manifest.database_instance}
+    assert left[manifest.database_instance] and min(left[manifest.database_instance]) == manifest.binlog_file
     lab_pool.stop("dr")
 
 

@@ -196,3 +196,23 @@ def test_prune_removes_parts_of_runs_cut_off_a_day_ago_and_keeps_backups(tmp_pat
     late = prune_one.fn("blog", storage, RetentionPolicy(keep_last=1), now=day_after + timedelta(days=1))
     assert late["incomplete_removed"] == ["20261102T000000Z"] and late["keep"] == [kept.backup_id]
     assert catalog.incomplete_backups(store, "blog") == [] and len(catalog.list_backups(store, "blog")) == 1
+
+
+def test_shipped_binary_logs_are_grouped_by_database_server(tmp_path):
+    from pressfleet.storage import LocalStore
+
+    store = LocalStore(tmp_path)
+    server = "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d"
+    for key in [f"blog/binlogs/{server}/mysql-bin.000002.zst.pfenc", f"blog/binlogs/{server}/mysql-bin.000002.zst.json",
+                "blog/binlogs/mysql-bin.000009.zst", "blog/binlogs/mysql-bin.000009.zst.json",
+                "blog/binlogs/not-an-id/mysql-bin.000001.zst", "blog/backups/x"]:
+        store.put_bytes(key, b"x")
+    found = catalog.binlog_objects(store, "blog")
+    assert found == {
+        server: {"mysql-bin.000002": [f"blog/binlogs/{server}/mysql-bin.000002.zst.pfenc",
+                                      f"blog/binlogs/{server}/mysql-bin.000002.zst.json"]},
+        None: {"mysql-bin.000009": ["blog/binlogs/mysql-bin.000009.zst", "blog/binlogs/mysql-bin.000009.zst.json"]},
+    }
+    assert catalog.binlog_prefix("blog", server) == f"blog/binlogs/{server}/"
+    with pytest.raises(InvalidInput, match="database server id"):
+        catalog.binlog_prefix("blog", "../../etc")

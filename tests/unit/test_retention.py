@@ -315,3 +315,49 @@ def test_bad_input_raises_and_plans_nothing(bs, policy, data):
     orphan = BackupRecord(id="orphan", taken_at=NOW, kind="incremental", parent="missing")
     with pytest.raises(RetentionError, match="not among the backups"):
         plan_prune([*bs, orphan], policy, now=NOW)
+
+
+# --- shipped binary logs ------------------------------------------------------------------------------------
+
+from pressfleet.backup.retention import binlogs_not_needed  # noqa: E402
+
+OLD_SERVER, NEW_SERVER = "0f0e0d0c-0b0a-4908-8706-050403020100", "1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d"
+
+
+def log(n: int) -> str:
+    return f"mysql-bin.{n:06d}"
+
+
+def test_logs_older_than_the_oldest_kept_snapshot_go_and_the_rest_stay():
+    shipped = {OLD_SERVER: [log(1), log(2), log(3), log(4)]}
+    assert binlogs_not_needed([(OLD_SERVER, log(3)), (OLD_SERVER, log(4))], shipped) == {OLD_SERVER: [log(1), log(2)]}
+    assert binlogs_not_needed([(OLD_SERVER, log(1))], shipped) == {}
+
+
+def test_a_server_no_kept_backup_came_from_loses_all_its_logs_whatever_their_names():
+    # the host a site was recovered to numbers its logs from 1 again: the names say nothing across servers
+    shipped = {OLD_SERVER: [log(7), log(8)], NEW_SERVER: [log(1), log(2)], None: [log(5)]}
+    assert binlogs_not_needed([(NEW_SERVER, log(2))], shipped) == {
+        OLD_SERVER: [log(7), log(8)], NEW_SERVER: [log(1)], None: [log(5)]}
+    # a backup taken with the binary log off needs no log
+    assert binlogs_not_needed([(NEW_SERVER, None)], {NEW_SERVER: [log(1)]}) == {NEW_SERVER: [log(1)]}
+
+
+servers = st.sampled_from([OLD_SERVER, NEW_SERVER, None])
+logs_ = st.integers(min_value=1, max_value=30).map(log)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(servers, st.one_of(st.none(), logs_)), max_size=8),
+       st.dictionaries(servers, st.lists(logs_, unique=True, max_size=12), max_size=3))
+def test_no_log_a_kept_backup_rolls_forward_from_is_removed_and_nothing_else_stays(kept, shipped):
+    gone = binlogs_not_needed(kept, shipped)
+    for instance, names in shipped.items():
+        removed = set(gone.get(instance, []))
+        assert removed <= set(names)
+        for name in names:
+            needed = any(i == instance and start is not None and start <= name for i, start in kept)
+            assert (name in removed) != needed
+    # pruning what is left removes nothing more
+    left = {i: [n for n in names if n not in gone.get(i, [])] for i, names in shipped.items()}
+    assert binlogs_not_needed(kept, left) == {}
