@@ -325,22 +325,24 @@ def connect(
         try:
             conn.open()
             break
-        except paramiko.ssh_exception.NoValidConnectionsError as exc:
-            conn.client.close()
-            refused = all(getattr(e, "errno", None) == errno.ECONNREFUSED for e in exc.errors.values())
-            remaining = deadline - time.monotonic()
-            if not refused or remaining <= 0:
-                raise ConnectionFailed(f"could not open SSH to {shown}: {_reason(exc)}") from None
-            time.sleep(min(pause, remaining))
-            pause = min(pause * 2, 1.0)
         except BaseException as exc:
             conn.client.close()
-            raise _open_error(exc, user, shown) from None
+            remaining = deadline - time.monotonic()
+            if not _refused(exc) or remaining <= 0:
+                raise _open_error(exc, user, shown) from None
+            time.sleep(min(pause, remaining))
+            pause = min(pause * 2, 1.0)
     learned = None
     if tofu is not None:
         presented = tofu.presented_key or conn.transport.get_remote_server_key()
         learned = host_key_line(presented)
     return Connected(conn, learned)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Nothing listened on the port (every address paramiko tried answered ECONNREFUSED)."""
+    return isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError) and all(
+        getattr(e, "errno", None) == errno.ECONNREFUSED for e in exc.errors.values())
 
 
 def _reason(exc: BaseException) -> str:

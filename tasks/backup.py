@@ -162,12 +162,14 @@ def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optio
     binlogs_removed = []
     for instance, names in old_logs.items():
         for name in names:
-            try:
-                for key in [] if dry_run else reversed(logs[instance][name]):
-                    store.delete(key)
-                binlogs_removed.append(name)
-            except engine.StorageError as exc:
-                locked.append(f"binary log {name}: {exc}")
+            if not dry_run:
+                try:
+                    for key in reversed(logs[instance][name]):  # the record first
+                        store.delete(key)
+                except engine.StorageError as exc:
+                    locked.append(f"binary log {name}: {exc}")
+                    continue
+            binlogs_removed.append(name)
     sizes = {e.manifest.backup_id: sum(p.size for p in e.manifest.parts) for e in entries}
     return {"site": site_name, "dry_run": dry_run, "keep": plan.keep, "delete": plan.delete, "deleted": deleted,
             "not_deleted": locked, "reasons": plan.reasons, "binlogs_removed": binlogs_removed,

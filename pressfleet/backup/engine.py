@@ -127,7 +127,7 @@ class Increment:
 def database_instance(conn: Connection) -> str:
     """The id of the host's database server (made on first use, kept in its data folder)."""
     found = run(conn, ["sh", "-c", script("db_instance.sh"), "sh", BINLOG_DIR]).stdout.strip()
-    if not re.fullmatch(r"[0-9a-f-]{36}", found):
+    if not catalog.INSTANCE_ID.match(found):
         raise RuntimeError(f"the database server's instance id is not a UUID: {found[:80]!r}")
     return found
 
@@ -487,12 +487,10 @@ def binlog_key(site: str, instance: Optional[str], name: str, encrypted: bool) -
 def shipped_binlogs(store: ObjectStore, site: str, instance: Optional[str]) -> dict[str, ManifestPart]:
     """One database server's binary logs in storage, by name. A log counts once its record (sha256, size)
     is written, after its upload: a cut-off upload is shipped again."""
-    prefix = catalog.binlog_prefix(site, instance)
     out = {}
-    for obj in store.list(prefix):
-        rest = obj.key[len(prefix):]
-        if rest.endswith(".json") and "/" not in rest:
-            part = ManifestPart.model_validate_json(store.get_bytes(obj.key))
+    for keys in catalog.binlog_objects(store, site).get(instance, {}).values():
+        if keys[-1].endswith(".json"):  # the record, sorted last
+            part = ManifestPart.model_validate_json(store.get_bytes(keys[-1]))
             out[part.name] = part
     return out
 
