@@ -13,7 +13,11 @@ stored (INSERT OR IGNORE / ON CONFLICT DO NOTHING), so a collection round stored
 
 `rollup_and_expire(now, raw_days=..., hourly_days=...)` rolls complete hours of raw points into `hourly`
 (min, max, mean, count, last) and complete days of `hourly` into `daily`, then deletes raw points older
-than `raw_days` and hourly rows older than `hourly_days` (daily rows are kept). `read_series(...,
+than `raw_days` and hourly rows older than `hourly_days` (daily rows are kept). Each series has its own
+watermark per resolution (table `rollup_marks`: buckets before it are rolled up); `write_points` moves a
+series' watermark back when it stores points behind it, so late points and series backfilled with old
+history are rolled up before anything of theirs expires, and a point is expired only once its bucket is
+rolled up. The collect-metrics flow runs it after every round. `read_series(...,
 resolution='hour')` reads the rollups and aggregates the raw points not yet rolled up the same way, so a
 series reads back whole at any resolution.
 
@@ -86,6 +90,19 @@ def _rollup_table(name: str) -> sa.Table:
 
 hourly = _rollup_table("hourly")
 daily = _rollup_table("daily")
+
+# Per series and resolution ('hour', 'day'): every bucket before `mark` is rolled up from its source; the
+# buckets from `mark` on are (re)computed by the next rollup. write_points lowers it for points behind it.
+rollup_marks = sa.Table(
+    "rollup_marks",
+    metadata,
+    *_key_columns()[:4],
+    sa.Column("resolution", sa.Text, nullable=False),
+    sa.Column("mark", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("metric", "host", "site", "labels", "resolution", name="rollup_marks_pk"),
+    sqlite_with_rowid=False,
+)
+_KEY = ("metric", "host", "site", "labels")
 _TABLES = {"raw": points, "hour": hourly, "day": daily}
 _STEP = {"hour": HOUR, "day": DAY}
 
@@ -154,6 +171,8 @@ class RollupReport:
     hourly_deleted: int = 0
     hourly_range: tuple[datetime, datetime] | None = None
     daily_range: tuple[datetime, datetime] | None = None
+    hourly_series: int = 0  # series whose hourly buckets were (re)computed
+    daily_series: int = 0
     notes: list[str] = field(default_factory=list)
 
 
@@ -214,7 +233,7 @@ class MetricsStore:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if u.get_backend_name() == "sqlite":
             if u.database and u.database != ":memory:":
-                os.makedirs(os.path.dirname(os.path.abspath(u.database)), exist_ok=True)
+                _private_file(os.path.abspath(u.database))
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
@@ -223,7 +242,22 @@ class MetricsStore:
         if self.dialect == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         if create:
+            had_marks = sa.inspect(self.engine).has_table(rollup_marks.name)
             metadata.create_all(self.engine, checkfirst=True)
+            if not had_marks:
+                self._seed_marks()
+
+    def _seed_marks(self) -> None:
+        """A store written before watermarks existed: every series is rolled up again from its first point."""
+        with self.engine.begin() as conn:
+            for res, src, step in (("hour", points, HOUR), ("day", hourly, DAY)):
+                k = sa.literal_column(str(step))
+                first = sa.func.min(src.c.time)
+                q = (sa.select(*[src.c[c] for c in _KEY], (first - first % k).label("mark"))
+                     .group_by(*[src.c[c] for c in _KEY]))
+                rows = [dict(r._mapping, resolution=res) for r in conn.execute(q)]
+                if rows:
+                    self._lower_marks(conn, rows)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -240,11 +274,41 @@ class MetricsStore:
         if df.empty:
             return 0
         rows = df.to_dict("records")
+        first = df.groupby(list(_KEY), sort=False)["time"].min().reset_index()
+        marks = []
+        for rec in first.to_dict("records"):
+            t = int(rec.pop("time"))
+            marks.append({**rec, "resolution": "hour", "mark": _floor(t, HOUR)})
+            marks.append({**rec, "resolution": "day", "mark": _floor(t, DAY)})
         stored = 0
         with self.engine.begin() as conn:
             for i in range(0, len(rows), batch):
                 stored += self._insert_ignore(conn, points, rows[i:i + batch])
+            # after the points, in the same transaction: a rollup running meanwhile either saw these points
+            # or has its watermark moved back behind them
+            for i in range(0, len(marks), batch):
+                self._lower_marks(conn, marks[i:i + batch])
         return stored
+
+    def _lower_marks(self, conn: sa.Connection, rows: list[dict]) -> None:
+        """Set each series' watermark to `mark` where it has none or a later one."""
+        if self.dialect in ("sqlite", "postgresql"):
+            if self.dialect == "sqlite":
+                from sqlalchemy.dialects.sqlite import insert
+            else:
+                from sqlalchemy.dialects.postgresql import insert
+            ins = insert(rollup_marks)
+            conn.execute(ins.on_conflict_do_update(
+                index_elements=[*_KEY, "resolution"], set_={"mark": ins.excluded.mark},
+                where=rollup_marks.c.mark > ins.excluded.mark), rows)
+            return
+        for row in rows:  # any other database: read, then insert or update
+            where = [rollup_marks.c[c] == row[c] for c in (*_KEY, "resolution")]
+            cur = conn.execute(sa.select(rollup_marks.c.mark).where(*where)).scalar()
+            if cur is None:
+                conn.execute(rollup_marks.insert(), row)
+            elif cur > row["mark"]:
+                conn.execute(rollup_marks.update().where(*where).values(mark=row["mark"]))
 
     def _insert_ignore(self, conn: sa.Connection, table: sa.Table, rows: list[dict]) -> int:
         if self.dialect == "sqlite":
@@ -360,44 +424,70 @@ class MetricsStore:
                           lateness: timedelta = timedelta(hours=6)) -> RollupReport:
         """Roll complete hours of raw points into `hourly` and complete days of `hourly` into `daily`, then
         delete raw points older than `raw_days` and hourly rows older than `hourly_days` (both cut on a UTC
-        day boundary). Buckets newer than (latest rollup - `lateness`) are recomputed, so points that arrive
-        late are counted; rerunning it changes nothing.
+        day boundary, and only what is already rolled up).
+
+        Each series is rolled up from its own watermark (see `rollup_marks`): a series backfilled with old
+        history, or given points behind its watermark, is rolled up from its oldest new point before any of
+        it expires. When a series is rolled up again, its buckets within `lateness` before its watermark are
+        recomputed too (for rows written to the tables directly). A series with nothing new is not touched,
+        so running it every few minutes is cheap, and rerunning it changes nothing.
         """
         if hourly_days < raw_days:
             raise ValueError("hourly_days must be at least raw_days")
         now_s = _epoch1(now if now is not None else datetime.now(timezone.utc))
-        late = int(lateness.total_seconds())
+        late = max(int(lateness.total_seconds()), 0)
         rep = RollupReport()
         raw_cut = _floor(now_s - int(raw_days * DAY), DAY)
         hourly_cut = _floor(now_s - int(hourly_days * DAY), DAY)
         with self.engine.begin() as conn:
-            rng = self._rollup(conn, points, hourly, HOUR, _floor(now_s, HOUR), late)
-            if rng:
-                rep.hourly_range, rep.hourly_buckets_written = rng[:2], rng[2]
-            rng = self._rollup(conn, hourly, daily, DAY, _floor(now_s, DAY), max(late, DAY))
-            if rng:
-                rep.daily_range, rep.daily_buckets_written = rng[:2], rng[2]
-            rep.raw_deleted = max(conn.execute(sa.delete(points).where(points.c.time < raw_cut)).rowcount, 0)
-            rep.hourly_deleted = max(conn.execute(sa.delete(hourly).where(hourly.c.time < hourly_cut)).rowcount, 0)
+            self._lock_marks(conn)
+            got = self._rollup(conn, points, hourly, "hour", HOUR, _floor(now_s, HOUR), late)
+            if got:
+                rep.hourly_range, rep.hourly_buckets_written, rep.hourly_series = got
+            got = self._rollup(conn, hourly, daily, "day", DAY, _floor(now_s, DAY), late)
+            if got:
+                rep.daily_range, rep.daily_buckets_written, rep.daily_series = got
+            rep.raw_deleted = self._expire(conn, points, "hour", raw_cut)
+            rep.hourly_deleted = self._expire(conn, hourly, "day", hourly_cut)
         return rep
 
-    def _rollup(self, conn, src: sa.Table, dst: sa.Table, step: int, end: int, late: int):
-        src_min = conn.execute(sa.select(sa.func.min(src.c.time))).scalar()
-        if src_min is None:
+    def _lock_marks(self, conn: sa.Connection) -> None:
+        """One rollup at a time, and no watermark moved back while one runs (write_points waits)."""
+        if self.dialect == "postgresql":
+            conn.execute(sa.text(f"LOCK TABLE {rollup_marks.name} IN SHARE ROW EXCLUSIVE MODE"))
+        else:  # SQLite: a write first, so the transaction holds the database's write lock from here on
+            conn.execute(rollup_marks.update().where(sa.false()).values(mark=0))
+
+    def _rollup(self, conn, src: sa.Table, dst: sa.Table, res: str, step: int, end: int, late: int):
+        """(Re)compute, per series whose watermark is before `end`, the buckets from (watermark - lateness)
+        to `end`; move those watermarks to `end`. Returns ((from, to), buckets written, series) or None."""
+        m = rollup_marks
+        back = -(-late // step) * step  # lateness in whole buckets
+        due = conn.execute(sa.select(*[m.c[c] for c in _KEY], m.c.mark)
+                           .where(m.c.resolution == res, m.c.mark < end)).all()
+        if not due:
             return None
-        start = _floor(int(src_min), step)
-        wm = conn.execute(sa.select(sa.func.max(dst.c.time))).scalar()
-        if wm is not None:
-            start = max(start, _floor(int(wm) + step - late, step))
-        if start >= end:
-            return None
-        conn.execute(sa.delete(dst).where(dst.c.time >= start, dst.c.time < end))
-        sel = _rollup_select(src, step, start, end)
+        pending = sa.and_(*[m.c[c] == dst.c[c] for c in _KEY], m.c.resolution == res, m.c.mark < end,
+                          dst.c.time >= m.c.mark - back)
+        conn.execute(sa.delete(dst).where(dst.c.time < end, sa.exists().where(pending)))
         cols = ["metric", "host", "site", "labels", "time", "min", "max", "mean", "count", "last"]
-        conn.execute(dst.insert().from_select(cols, sel))
+        conn.execute(dst.insert().from_select(cols, _rollup_select(src, step, end, res, back)))
         written = conn.execute(sa.select(sa.func.count()).select_from(dst)
-                               .where(dst.c.time >= start, dst.c.time < end)).scalar_one()
-        return (from_epoch([start])[0].to_pydatetime(), from_epoch([end])[0].to_pydatetime(), int(written))
+                               .where(dst.c.time < end, sa.exists().where(pending))).scalar_one()
+        if res == "hour":  # the days holding recomputed hours are rolled up again too
+            self._lower_marks(conn, [{**{c: r._mapping[c] for c in _KEY}, "resolution": "day",
+                                      "mark": _floor(int(r.mark) - back, DAY)} for r in due])
+        conn.execute(m.update().where(m.c.resolution == res, m.c.mark < end).values(mark=end))
+        lo = min(int(r.mark) for r in due) - back
+        return ((from_epoch([lo])[0].to_pydatetime(), from_epoch([end])[0].to_pydatetime()),
+                max(int(written), 0), len(due))
+
+    def _expire(self, conn, table: sa.Table, res: str, cut: int) -> int:
+        """Delete rows of `table` before `cut` whose bucket the next resolution has rolled up."""
+        m = rollup_marks
+        rolled = sa.exists().where(*[m.c[c] == table.c[c] for c in _KEY], m.c.resolution == res,
+                                   m.c.mark > table.c.time)
+        return max(conn.execute(sa.delete(table).where(table.c.time < cut, rolled)).rowcount, 0)
 
 
 def _floor(t: int, step: int) -> int:
@@ -409,11 +499,15 @@ def _key_where(table: sa.Table, key: dict) -> list:
             table.c.labels == key["labels"]]
 
 
-def _rollup_select(src: sa.Table, step: int, start: int, end: int) -> sa.Select:
-    """min, max, mean, count and last per series and bucket of `src` (raw points or a finer rollup)."""
+def _rollup_select(src: sa.Table, step: int, end: int, res: str, back: int) -> sa.Select:
+    """min, max, mean, count and last per series and bucket of `src` (raw points or a finer rollup), for the
+    series whose `res` watermark is before `end`, from (watermark - `back`) to `end`."""
     k = sa.literal_column(str(int(step)))  # inline: PostgreSQL must see GROUP BY and SELECT as one expression
     bucket = (src.c.time - src.c.time % k)
     keys = [src.c.metric, src.c.host, src.c.site, src.c.labels]
+    m = rollup_marks
+    due = sa.and_(*[m.c[c] == src.c[c] for c in _KEY], m.c.resolution == res, m.c.mark < end,
+                  src.c.time >= m.c.mark - back)
     if src is points:
         aggs = [sa.func.min(src.c.value), sa.func.max(src.c.value), sa.func.avg(src.c.value),
                 sa.func.count(), sa.func.max(src.c.time)]
@@ -426,7 +520,8 @@ def _rollup_select(src: sa.Table, step: int, start: int, end: int) -> sa.Select:
         val = "last"
     names = ["vmin", "vmax", "vmean", "vcount", "tlast"]
     g = (sa.select(*keys, bucket.label("bucket"), *[a.label(n) for a, n in zip(aggs, names)])
-         .where(src.c.time >= start, src.c.time < end)
+         .select_from(src.join(m, due))
+         .where(src.c.time < end)
          .group_by(*keys, bucket)
          .subquery("g"))
     s2 = src.alias("s2")
@@ -457,6 +552,17 @@ def _aggregate(df: pd.DataFrame, step: int) -> pd.DataFrame:
 def _series(t, v, name: str) -> pd.Series:
     return pd.Series(np.asarray(v, dtype="float64"), index=from_epoch(np.asarray(t, dtype="int64")),
                      name=name).rename_axis("time")
+
+
+def _private_file(path: str) -> None:
+    """Create the SQLite file (and its folder) for the owner alone: SQLite gives its -wal and -shm files the
+    database file's mode, and metrics name every host and site of the fleet."""
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        os.chmod(folder, 0o700)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
