@@ -4,6 +4,9 @@ wordpress.org cannot be reached here, so the lab serves a real release (Debian 1
 repacked as upstream ships it: one `wordpress/` folder in a .tar.gz, with the libraries Debian splits into other
 packages (underscore, cropper, getID3) put back in place and Debian's own config loader left out. The product
 fetches it by URL and checks its sha256 exactly as it would fetch an official release.
+
+`build_release(out_dir, suite="trixie")` repacks Debian 13's package (WordPress 6.8.x) the same way, through a
+private apt state folder (this machine's own apt lists stay Debian 12's): a second real release, for core updates.
 """
 
 from __future__ import annotations
@@ -18,6 +21,13 @@ import tempfile
 from pathlib import Path
 
 DEBIAN_PACKAGES = ["wordpress", "libjs-cropper", "libjs-underscore", "php-getid3", "wordpress-theme-twentytwentythree"]
+# Per Debian release: the packages whose files make up one upstream WordPress release (its default theme included).
+SUITE_PACKAGES = {
+    "bookworm": DEBIAN_PACKAGES,
+    "trixie": ["wordpress", "libjs-cropper", "libjs-underscore", "libjs-lodash", "php-getid3",
+               "wordpress-theme-twentytwentyfive"],
+}
+KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # Debian-only files that are not part of an upstream release.
 SKIP = {"wp-config.php", ".htaccess"}
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -27,15 +37,36 @@ class MirrorError(RuntimeError):
     pass
 
 
-def _download(debs: Path) -> None:
+def _apt(args: list[str], cwd: Path, apt_dir: Path | None) -> subprocess.CompletedProcess:
+    """apt-get, with this machine's own lists, or (APT_DIR) a private sources list and state folder."""
+    opts: list[str] = []
+    if apt_dir is not None:
+        opts = ["-o", f"Dir::Etc::SourceList={apt_dir}/sources.list", "-o", "Dir::Etc::SourceParts=/dev/null",
+                "-o", f"Dir::State::Lists={apt_dir}/lists", "-o", f"Dir::Cache={apt_dir}/cache",
+                "-o", "Dir::State::status=/dev/null"]
+    return subprocess.run(["apt-get", *opts, *args], cwd=cwd, capture_output=True, text=True)
+
+
+def _private_apt(suite: str, root: Path) -> Path:
+    """A private apt folder that knows SUITE from the same Debian mirror this machine uses."""
+    from pressfleet.lab import _debian_mirror
+
+    apt_dir = root / f"apt-{suite}"
+    for sub in ("lists/partial", "cache/archives/partial"):
+        (apt_dir / sub).mkdir(parents=True, exist_ok=True)
+    (apt_dir / "sources.list").write_text(f"deb [signed-by={KEYRING}] {_debian_mirror()} {suite} main\n")
+    return apt_dir
+
+
+def _download(debs: Path, suite: str = "bookworm", apt_dir: Path | None = None) -> None:
     debs.mkdir(parents=True, exist_ok=True)
-    cmd = ["apt-get", "download", *DEBIAN_PACKAGES]
-    proc = subprocess.run(cmd, cwd=debs, capture_output=True, text=True)
+    args = ["download", *SUITE_PACKAGES[suite]]
+    proc = _apt(args, debs, apt_dir)
     if proc.returncode != 0:  # package lists may be missing on a fresh machine
-        subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
-        proc = subprocess.run(cmd, cwd=debs, capture_output=True, text=True)
+        _apt(["update", "-q"], debs, apt_dir)
+        proc = _apt(args, debs, apt_dir)
     if proc.returncode != 0:
-        raise MirrorError(f"could not download Debian's wordpress package: {proc.stderr.strip()[-300:]}")
+        raise MirrorError(f"could not download Debian {suite}'s wordpress package: {proc.stderr.strip()[-300:]}")
 
 
 def _resolve(root: Path, path: Path) -> Path:
@@ -53,16 +84,26 @@ def _resolve(root: Path, path: Path) -> Path:
     raise MirrorError(f"symlink loop at {path}")
 
 
-def build_release(out_dir: Path) -> tuple[Path, str, str]:
-    """Build `wordpress-VERSION.tar.gz` in OUT_DIR; returns (path, sha256, version). Reuses a finished build."""
+def build_release(out_dir: Path, suite: str = "bookworm") -> tuple[Path, str, str]:
+    """Build `wordpress-VERSION.tar.gz` in OUT_DIR from Debian SUITE's package; returns (path, sha256, version).
+
+    Reuses a finished build of that suite (recorded in `release-SUITE.txt`, so two releases share one folder)."""
+    if suite not in SUITE_PACKAGES:
+        raise MirrorError(f"no WordPress package set for Debian {suite!r}: choose from {', '.join(SUITE_PACKAGES)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = sorted(out_dir.glob("wordpress-*.tar.gz"))
-    if done and (sha := Path(str(done[-1]) + ".sha256")).exists():
-        version = done[-1].name[len("wordpress-"):-len(".tar.gz")]
-        return done[-1], sha.read_text().split()[0], version
+    record = out_dir / f"release-{suite}.txt"
+    named = [record.read_text().strip()] if record.exists() else []
+    if not named and suite == "bookworm":  # a build from before the record existed: any archive no suite claims
+        claimed = {p.read_text().strip() for p in out_dir.glob("release-*.txt")}
+        named = [p.name for p in sorted(out_dir.glob("wordpress-*.tar.gz")) if p.name not in claimed][-1:]
+    for name in named:
+        done = out_dir / name
+        if done.exists() and (sha := Path(str(done) + ".sha256")).exists():
+            record.write_text(name + "\n")
+            return done, sha.read_text().split()[0], name[len("wordpress-"):-len(".tar.gz")]
     with tempfile.TemporaryDirectory(prefix="wpmirror-") as tmp:
         tmpd = Path(tmp)
-        _download(tmpd / "debs")
+        _download(tmpd / "debs", suite, None if suite == "bookworm" else _private_apt(suite, out_dir.parent))
         root = tmpd / "root"
         for deb in (tmpd / "debs").glob("*.deb"):
             subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
@@ -89,6 +130,7 @@ def build_release(out_dir: Path) -> tuple[Path, str, str]:
                     else:
                         raise MirrorError(f"{arc} points at {src}, which the package set does not provide")
         digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+        record.write_text(archive.name + "\n")  # first, so no other suite's fallback takes this archive
         partial.rename(archive)
         Path(str(archive) + ".sha256").write_text(f"{digest}  {archive.name}\n")
         shutil.rmtree(tmpd / "root", ignore_errors=True)

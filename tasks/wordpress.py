@@ -8,7 +8,7 @@ import json
 from prefect import task
 from prefect.cache_policies import NONE
 
-from pressfleet import converge
+from pressfleet import converge, wprelease
 from pressfleet.converge import ManagedFile, StepResult
 from pressfleet.remote import run
 from pressfleet.render import wp_cron_unit
@@ -59,14 +59,36 @@ def ensure_hosts_entry(conn, site: SiteConfig) -> list[str]:
     return [f"/etc/hosts: {site.domain} is this host"] if out == "changed" else []
 
 
-def install_release(conn, site: SiteConfig, url: str, sha256: str | None) -> list[str]:
-    """Download the release archive by URL, verify its checksum, and put it in place (keeping wp-content)."""
-    out = converge.sh(
-        conn, script("install_wordpress_release.sh"),
-        [site.user, site.home, url, sha256 or "", "uploads" if site.uploads_only_writable else "all"],
-        timeout=900,
-    ).stdout.strip()
-    return [] if out == "unchanged" else [f"WordPress {out}"]
+def _release_script(conn, action: str, site: SiteConfig, *args: str, timeout: float = 120) -> str:
+    return converge.sh(conn, script("install_wordpress_release.sh"), [action, site.user, site.home, *args],
+                       timeout=timeout).stdout
+
+
+def install_release(conn, site: SiteConfig, url: str, sha256: str | None, *,
+                    update_core: bool = False) -> tuple[list[str], list[str], bool]:
+    """Bring core to the release the block asks for, never behind the person's back (`pressfleet.wprelease`):
+    a fresh install, an update (new core swapped in around wp-content, under maintenance mode), or nothing.
+    Returns (changes, notes, whether core changed in place so wp_upgrade() and `finish` must follow)."""
+    host = wprelease.parse_inspect(_release_script(conn, "inspect", site, url, sha256 or ""))
+    fetched = None
+    if wprelease.needs_fetch(host, sha256):
+        fetched = wprelease.parse_fetched(_release_script(
+            conn, "fetch", site, url, sha256 or "", host.published_sha1 or "", timeout=900))
+    decision = wprelease.decide(host, url=url, pin=sha256, update_core=update_core, fetched=fetched)
+    if decision.action == "keep":
+        return [], [], host.maintenance
+    if decision.action == "available":
+        return [], [decision.reason], host.maintenance
+    out = _release_script(conn, "apply", site, url, fetched.sha256,
+                          "uploads" if site.uploads_only_writable else "all", timeout=900).strip()
+    if decision.action == "install":
+        return [f"WordPress {out}"], [], False
+    before, _, after = out.removeprefix("updated ").partition(" -> ")
+    return [f"updated core {before} -> {after}"], [], True
+
+
+def end_maintenance(conn, site: SiteConfig) -> None:
+    _release_script(conn, "finish", site)
 
 
 def bootstrap(conn, site: SiteConfig, action: str, payload: dict | None = None) -> dict:
@@ -94,20 +116,33 @@ def wordpress_files(site: SiteConfig, wp_config: bytes) -> list[ManagedFile]:
 @task(name="wordpress", cache_policy=NONE)
 def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str, admin_password: str,
                         wp_config: bytes, release_url: str, release_sha256: str | None,
-                        cron_units: list[ManagedFile]) -> StepResult:
+                        cron_units: list[ManagedFile], update_core: bool = False) -> StepResult:
     """Site user, verified release, wp-config.php, mu-plugin and drop-in, wp_install() if needed, and the
-    systemd timer that runs WordPress's scheduled tasks."""
+    systemd timer that runs WordPress's scheduled tasks.
+
+    A re-run never changes the site's content: title, admin e-mail, posts and options are set by wp_install()
+    on the first run only. A core change (another release asked for) runs WordPress's own wp_upgrade() and
+    is reported as an update."""
     with step("wordpress") as result, connected(server) as conn:
         result.changed += ensure_site_user(conn, site)
         result.changed += ensure_hosts_entry(conn, site)
-        result.changed += install_release(conn, site, release_url, release_sha256)
+        changed, notes, maintenance = install_release(conn, site, release_url, release_sha256, update_core=update_core)
+        result.changed += changed
+        result.notes += notes
         result.changed += converge.ensure_files(conn, wordpress_files(site, wp_config))
-        outcome = bootstrap(conn, site, "install", {
-            "title": title, "admin_user": admin_user, "admin_email": site.admin_email,
-            "admin_password": admin_password,
-        })
-        if outcome.get("changed"):
-            result.changed.append("WordPress installed" if outcome.get("user_id") else "WordPress options updated")
+        try:
+            outcome = bootstrap(conn, site, "install", {
+                "title": title, "admin_user": admin_user, "admin_email": site.admin_email,
+                "admin_password": admin_password,
+            })
+        finally:
+            if maintenance:  # also when wp_upgrade() failed: the site serves (WordPress says what is wrong)
+                end_maintenance(conn, site)
+        if outcome.get("user_id"):
+            result.changed.append("WordPress installed")
+        if outcome.get("upgraded"):
+            before, after = outcome["upgraded"]
+            result.changed.append(f"database upgraded by wp_upgrade() (db_version {before} -> {after})")
         if cron_units:
             result.changed += converge.ensure_files(conn, cron_units, on_change=["systemctl", "daemon-reload"])
             result.changed += converge.ensure_service(conn, f"{wp_cron_unit(site)}.timer")

@@ -5,8 +5,10 @@
  * Run by php-cli as the site's user, from the site's folder:  php pressfleet-bootstrap.php ACTION
  * Input is a JSON object on standard input (so passwords never reach a command line); output is one
  * JSON object on standard output. Actions:
- *   status       - installed or not, version, siteurl
- *   install      - wp_install() with title, admin user, email, password; sets https home/siteurl
+ *   status       - installed or not, version, siteurl, db_version (stored) and wp_db_version (of core)
+ *   install      - on a fresh database: wp_install() with title, admin user, email, password. On an installed
+ *                  one it never changes content (title, options, posts are the site's own); it runs
+ *                  wp_upgrade() when core is newer than the database (db_version < $wp_db_version)
  *   check-login  - wp_authenticate() of a user and password (true/false)
  *   site-health  - runs WordPress's Site Health tests and returns each test's status
  */
@@ -34,18 +36,25 @@ function pf_main($pf_action, $pf_input, $pf_domain) {
 switch ($pf_action) {
 case 'status':
     require_once ABSPATH . 'wp-admin/includes/upgrade.php';
-    pf_out(['installed' => is_blog_installed(), 'version' => get_bloginfo('version'),
-            'siteurl' => is_blog_installed() ? get_option('siteurl') : null]);
+    $installed = is_blog_installed();
+    pf_out(['installed' => $installed, 'version' => get_bloginfo('version'),
+            'siteurl' => $installed ? get_option('siteurl') : null,
+            'db_version' => $installed ? (int) get_option('db_version') : null,
+            'wp_db_version' => (int) $GLOBALS['wp_db_version']]);
 
 case 'install':
     require_once ABSPATH . 'wp-admin/includes/upgrade.php';
     $url = 'https://' . $pf_domain;
     if (is_blog_installed()) {
-        $changed = false;
-        foreach (['siteurl' => $url, 'home' => $url, 'blogname' => $pf_input['title']] as $k => $v) {
-            if (get_option($k) !== $v) { update_option($k, $v); $changed = true; }
+        // The site's content is its own: nothing here touches the title or any option a person can change.
+        $before = (int) get_option('db_version');
+        if ($before < (int) $GLOBALS['wp_db_version']) {
+            wp_upgrade();  // WordPress's own database upgrade, as wp-admin/upgrade.php runs it
+            wp_cache_flush();
+            pf_out(['changed' => true, 'installed' => true,
+                    'upgraded' => [$before, (int) get_option('db_version')]]);
         }
-        pf_out(['changed' => $changed, 'installed' => true]);
+        pf_out(['changed' => false, 'installed' => true]);
     }
     $result = wp_install($pf_input['title'], $pf_input['admin_user'], $pf_input['admin_email'], true, '',
                          wp_slash($pf_input['admin_password']));
