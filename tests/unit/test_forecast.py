@@ -170,7 +170,11 @@ def test_seasonal_naive_and_backtest_on_a_perfect_cycle():
     y = np.tile(np.arange(24.0), 30)
     assert seasonal_naive(y, 30, 24)[:3].tolist() == [0.0, 1.0, 2.0]
     res = backtest(hourly(y), 24, origins=2)
-    assert res.mase == pytest.approx(0.0, abs=1e-6) or np.isnan(res.mase)
+    # seasonal-naive is exact in-sample, so MASE's scale is 0: undefined (NaN), and said; the forecast is exact
+    assert np.isnan(res.mase) and np.isnan(res.mase_snaive) and np.isnan(res.relative_mae)
+    assert any("MASE undefined" in n for n in res.notes) and any("no relative error" in n for n in res.notes)
+    assert res.per_origin["scale"].tolist() == [0.0, 0.0]
+    assert res.per_origin["mae"].max() == pytest.approx(0.0, abs=1e-6) and res.coverage == 1.0
 
 
 def test_prepare_sorts_and_deduplicates():
