@@ -31,7 +31,9 @@ class WordPressSite(Block):
                       description="Short name: the site's system user, PHP pool, database and user (a-z, 0-9, _; starts with a letter).")
     domain: str = Field(..., title="Domain", description="The site's domain, e.g. www.example.com.")
     aliases: list[str] = Field(default_factory=list, title="Aliases", description="Other names, redirected to the domain.")
-    title: str = Field("My WordPress site", title="Site title", max_length=200)
+    title: str = Field("My WordPress site", title="Site title", max_length=200,
+                       description="The title WordPress is installed with. Only the first run sets it: afterwards the "
+                                   "title is the site's own (Settings > General), and a re-run never changes it.")
     admin_user: str = Field("admin", title="Admin user", pattern=r"^[a-z][a-z0-9_.-]{2,59}$")
     admin_email: str = Field(..., title="Admin email")
     php_version: str = Field("8.2", title="PHP version", description="Debian 12 ships PHP 8.2.")
@@ -60,7 +62,13 @@ class WordPressSite(Block):
     release_url: str = Field(OFFICIAL_RELEASE_URL, title="WordPress release archive URL")
     release_sha256: Optional[str] = Field(
         None, title="Release sha256", pattern=r"^[0-9a-f]{64}$",
-        description="Pin the archive's sha256. Empty: the .sha1 published beside the archive is checked instead.")
+        description="Pin the archive's sha256. Empty: the .sha1 published beside the archive is checked instead. "
+                    "A different pin (or URL) than the installed release's updates core on the next run.")
+    update_core: bool = Field(
+        False, title="Update core",
+        description="Off: a re-run keeps the installed release even when an unpinned URL (latest.tar.gz) now "
+                    "serves a newer one (the run notes it). On: install what the URL serves now and run "
+                    "WordPress's database upgrade.")
 
     @field_validator("acme_server")
     @classmethod

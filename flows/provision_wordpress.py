@@ -58,6 +58,13 @@ def _report_markdown(site_url: str, results: list[StepResult], checks: list[Chec
     for r in results:
         what = "; ".join(r.changed)[:400] or "-"
         lines.append(f"| {r.name} | {'yes' if r.did_change else 'no'} | {r.seconds:.1f} | {what} |")
+    updates = [c for r in results for c in r.changed if c.startswith("updated core ")]
+    if updates:
+        lines += ["", f"**Update:** WordPress {'; '.join(u.removeprefix('updated ') for u in updates)}"
+                      " (new core swapped in around wp-content; WordPress's wp_upgrade() ran)."]
+    notes = [f"{r.name}: {n}" for r in results for n in r.notes]
+    if notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in notes]]
     if checks:
         lines += ["", "| check | result | detail |", "| --- | --- | --- |"]
         for c in checks:
@@ -124,6 +131,7 @@ def provision_wordpress(
                 server, cfg, title=site.title, admin_user=site.admin_user, admin_password=secrets.admin_password,
                 wp_config=provision.wp_config(cfg, secrets.db_password, secrets.salts),
                 release_url=site.release_url, release_sha256=site.release_sha256, cron_units=files["wordpress"],
+                update_core=site.update_core,
             ))
         elif step_name == "nginx":
             results.append(configure_nginx(
@@ -162,6 +170,6 @@ def provision_wordpress(
     log.info("%s: %s in %.1f s", site_url, "changed" if changed else "nothing to change", seconds)
     return ProvisionReport(
         site_url=site_url, changed=changed, seconds=seconds,
-        steps=[{"name": r.name, "changed": r.changed, "seconds": r.seconds} for r in results],
+        steps=[{"name": r.name, "changed": r.changed, "seconds": r.seconds, "notes": r.notes} for r in results],
         checks=[{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
     )
