@@ -12,7 +12,6 @@ and it never appears in the block's repr, in logs or in error messages.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 from typing import Optional
@@ -21,32 +20,33 @@ from fabric import Connection
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from pressfleet import remote
+from pressfleet import remote, validate
 
-_HOSTNAME_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
-HOSTNAME_RE = re.compile(rf"^{_HOSTNAME_LABEL}(?:\.{_HOSTNAME_LABEL})*\.?$")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 def validate_address(value: str) -> str:
-    """A host name (RFC 1123 letters, digits, dashes, dots) or an IPv4/IPv6 address; nothing else."""
+    """A host name (RFC 1123 letters, digits, dashes, dots) or an IPv4/IPv6 address (no scope id); nothing else.
+
+    The same rule as every other host name pressfleet takes: `pressfleet.validate.hostname`.
+    """
     if not isinstance(value, str):
         raise ValueError("the address must be text")
     try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if len(value) > 253 or not HOSTNAME_RE.match(value) or value.replace(".", "").isdigit():
+        return validate.hostname(value)
+    except validate.InvalidInput:
+        if "%" in value:
+            raise ValueError(f"{value[:80]!r} is not a host name or IP address: IPv6 scope ids (the %zone part) "
+                             "are not accepted") from None
         raise ValueError(
             f"{value[:80]!r} is not a host name or IP address "
             "(letters, digits, dashes and dots only, e.g. web1.example.com or 203.0.113.10)"
-        )
-    return value.rstrip(".").lower()
+        ) from None
 
 
 def validate_user(value: str) -> str:
     """A POSIX user name: lower-case letter or _, then up to 31 lower-case letters, digits, _ or -."""
-    if not isinstance(value, str) or not USER_RE.match(value):
+    if not isinstance(value, str) or not USER_RE.fullmatch(value):
         shown = value[:40] if isinstance(value, str) else type(value).__name__
         raise ValueError(f"{shown!r} is not a user name (lower-case letters, digits, _ and -, at most 32)")
     return value

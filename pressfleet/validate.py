@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import posixpath
 import re
+import unicodedata
 from collections.abc import Iterable
 from typing import Annotated, Any
 
@@ -24,6 +25,8 @@ __all__ = [
     "InvalidInput",
     "SUPPORTED_PHP_VERSIONS",
     "RESERVED_NAMES",
+    "RESERVED_PREFIX",
+    "RESERVED_SUFFIXES",
     "hostname",
     "domain",
     "site_name",
@@ -76,6 +79,15 @@ RESERVED_NAMES: frozenset[str] = frozenset(
     }
 )
 
+# pressfleet's own objects on a host (staging and scratch databases of restores and restore-tests) start with
+# this prefix; no site name may, so a staging object can never be a site's (see `pressfleet.dbnames`).
+RESERVED_PREFIX = "pf_"
+# Names of staging databases before they took the reserved prefix (a host restored by an older pressfleet may
+# still hold one): no site name may end in them either.
+RESERVED_SUFFIXES: tuple[str, ...] = ("_pfstage", "_pfold")
+_LEGACY_PREFIXES: tuple[str, ...] = ("pfrt_",)  # restore-test scratch databases, before `pf_rt_`
+_SYSTEM_PREFIXES: tuple[str, ...] = ("systemd", "mysql", "php", "nginx", "redis")
+
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _SITE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _UNIX_USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -99,6 +111,13 @@ def _require_str(value: Any, what: str) -> str:
 # --- names and addresses --------------------------------------------------------------------------------
 
 
+def _no_scope_id(raw: str, what: str) -> None:
+    # Python's ipaddress keeps whatever follows `%` (spaces, `;`, braces) as an IPv6 scope id, and nginx,
+    # sshd and nftables would get it verbatim: pressfleet takes no scope ids at all.
+    if "%" in raw:
+        raise InvalidInput(f"{_show(raw)} is not a valid {what}: IPv6 scope ids (the %zone part) are not accepted.")
+
+
 def _ip(value: str) -> str | None:
     try:
         return str(ipaddress.ip_address(value))
@@ -107,11 +126,12 @@ def _ip(value: str) -> str | None:
 
 
 def hostname(value: Any) -> str:
-    """An SSH target: an IPv4/IPv6 address, or an RFC 1123 host name (one or more labels).
+    """An SSH target: an IPv4/IPv6 address (no scope id), or an RFC 1123 host name (one or more labels).
 
     Returns the address in canonical form or the name lower-cased without a trailing dot.
     """
     raw = _require_str(value, "A host name")
+    _no_scope_id(raw, "host name")
     ip = _ip(raw.strip("[]") if raw.startswith("[") and raw.endswith("]") else raw)
     if ip is not None:
         return ip
@@ -122,7 +142,7 @@ def hostname(value: Any) -> str:
     if (
         not name
         or len(name) > 253
-        or not all(_LABEL.match(label) for label in labels)
+        or not all(_LABEL.fullmatch(label) for label in labels)
         or labels[-1].isdigit()
     ):
         raise InvalidInput(
@@ -160,12 +180,16 @@ def domain(value: Any) -> str:
     name = raw[:-1] if raw.endswith(".") else raw
     if not name or any(ch.isspace() for ch in name) or "\x00" in name:
         raise InvalidInput(bad)
+    # Beyond ASCII only letters, marks and digits (IDNA turns them into punycode): UTS 46 would silently drop
+    # a zero-width space or turn a full-width dot or semicolon into ASCII punctuation.
+    if any(not ch.isascii() and unicodedata.category(ch)[0] not in "LMN" for ch in name):
+        raise InvalidInput(bad)
     labels = name.split(".")
     if len(labels) < 2 or any(label == "" for label in labels):
         raise InvalidInput(bad)
     encoded = [_idna_label(label).lower() for label in labels]
     name = ".".join(encoded)
-    if len(name) > 253 or not all(_LABEL.match(label) for label in encoded) or encoded[-1].isdigit():
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in encoded) or encoded[-1].isdigit():
         raise InvalidInput(bad)
     return name
 
@@ -175,23 +199,29 @@ def site_name(value: Any) -> str:
 
     `^[a-z][a-z0-9_]{0,30}$`: at most 31 characters, so that `wp_<name>`-style derivations stay within
     MariaDB's 64-character identifiers and Linux's 32-character user names; no hyphen, so it never needs
-    quoting as a MariaDB identifier; and not one of `RESERVED_NAMES`.
+    quoting as a MariaDB identifier; not one of `RESERVED_NAMES`; not starting with `RESERVED_PREFIX`
+    (`pf_`, pressfleet's staging databases) and not ending in one of `RESERVED_SUFFIXES`.
     """
     raw = _require_str(value, "A site name")
-    if not _SITE_NAME.match(raw):
+    if not _SITE_NAME.fullmatch(raw):
         raise InvalidInput(
             f"{_show(raw)} is not a valid site name: use 1-31 lower-case letters, digits or underscores, "
             "starting with a letter."
         )
-    if raw in RESERVED_NAMES or raw.startswith(("systemd", "mysql", "php", "nginx", "redis")):
+    if raw in RESERVED_NAMES or raw.startswith(_SYSTEM_PREFIXES):
         raise InvalidInput(f"{_show(raw)} is reserved for the system and cannot be a site name.")
+    if raw.startswith((RESERVED_PREFIX, *_LEGACY_PREFIXES)) or raw.endswith(RESERVED_SUFFIXES):
+        raise InvalidInput(
+            f"{_show(raw)} cannot be a site name: names starting with {RESERVED_PREFIX!r} or ending in "
+            f"{' or '.join(map(repr, RESERVED_SUFFIXES))} are kept for pressfleet's staging databases."
+        )
     return raw
 
 
 def unix_user(value: Any) -> str:
     """An existing unix account name (for sshd's AllowUsers): Debian's NAME_REGEX, 32 characters at most."""
     raw = _require_str(value, "A user name")
-    if not _UNIX_USER.match(raw):
+    if not _UNIX_USER.fullmatch(raw):
         raise InvalidInput(
             f"{_show(raw)} is not a valid user name: use 1-32 lower-case letters, digits, '_' or '-', "
             "starting with a letter or '_'."
@@ -214,6 +244,7 @@ def cidr(value: Any) -> str:
     Host bits must be zero (`10.0.0.5/24` is refused: it is almost always a typo for `10.0.0.0/24`).
     """
     raw = _require_str(value, "A network")
+    _no_scope_id(raw, "network")
     try:
         return str(ipaddress.ip_network(raw, strict=True))
     except ValueError as exc:
@@ -232,7 +263,7 @@ def email(value: Any) -> str:
     raw = _require_str(value, "An e-mail address")
     local, sep, dom = raw.rpartition("@")
     bad = f"{_show(raw)} is not a valid e-mail address: use a form like admin@example.com."
-    if not sep or not local or len(local) > 64 or not _EMAIL_LOCAL.match(local):
+    if not sep or not local or len(local) > 64 or not _EMAIL_LOCAL.fullmatch(local):
         raise InvalidInput(bad)
     try:
         dom = domain(dom)
@@ -271,7 +302,7 @@ def remote_path(value: Any, allowed_prefixes: Iterable[str] | None = None) -> st
         raise InvalidInput(f"{_show(raw)} is not a valid remote path: it must be absolute (start with '/').")
     if ".." in raw.split("/"):
         raise InvalidInput(f"{_show(raw)} is not a valid remote path: '..' components are not allowed.")
-    if not _PATH_CHARS.match(raw):
+    if not _PATH_CHARS.fullmatch(raw):
         raise InvalidInput(
             f"{_show(raw)} is not a valid remote path: use only letters, digits and the characters ._@+/-."
         )
@@ -315,7 +346,7 @@ def secret(value: Any) -> str:
     comment there) and shell arguments unchanged.
     """
     raw = _require_str(value, "A secret")
-    if not 16 <= len(raw) <= 128 or not _SECRET.match(raw):
+    if not 16 <= len(raw) <= 128 or not _SECRET.fullmatch(raw):
         raise InvalidInput(
             "A secret must be 16-128 characters of letters, digits and ._~+=:,@%^*!()[]{}<>|?/- "
             "(no quotes, backslashes, '$', ';', '&', '#' or spaces)."

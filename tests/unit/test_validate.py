@@ -302,3 +302,234 @@ def test_remote_path_under_type():
     assert M(p="/srv/x").p == "/srv/x"
     with pytest.raises(ValidationError):
         M(p="/etc/shadow")
+
+
+# --- issue 9 item 4: scope ids, and every validator's promise, property-tested ------------------------------
+#
+# validate.py promises that an accepted value is safe in an nginx, PHP, MariaDB, sshd or nftables line and in a
+# shell argument. For every validator: an accepted value matches a strict character class, and it comes out of
+# the renderer that prints it exactly as it went in; a valid value with one hostile character put anywhere in it
+# is refused.
+
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from pressfleet import render  # noqa: E402
+from pressfleet.site import SiteConfig, WpSalts  # noqa: E402
+from pressfleet.sizing import GiB, plan_host  # noqa: E402
+
+
+@pytest.mark.parametrize("bad", ["fe80::%x; } location @p { allow all;/128", "fe80::%eth0/128", "fe80::1%a b;c/128"])
+def test_cidr_refuses_ipv6_scope_ids(bad):
+    with pytest.raises(InvalidInput, match="scope ids") as exc:
+        v.cidr(bad)
+    _one_sentence(exc.value)
+
+
+@pytest.mark.parametrize("bad", ["fe80::1%a b;c", "fe80::1%eth0", "[fe80::1%25x]", "fe80::1%"])
+def test_hostname_and_server_address_refuse_ipv6_scope_ids(bad):
+    from blocks.server import validate_address
+
+    with pytest.raises(InvalidInput, match="scope ids") as exc:
+        v.hostname(bad)
+    _one_sentence(exc.value)
+    with pytest.raises(ValueError, match="scope ids"):
+        validate_address(bad)
+
+
+def test_the_issue_admin_allow_value_never_reaches_the_vhost():
+    from blocks.site import WordPressSite
+
+    with pytest.raises(ValidationError, match="scope ids"):
+        WordPressSite(name="shop", domain="shop.example.com", admin_email="a@example.com",
+                      admin_allow=["fe80::%x; } location @p { allow all;/128"])
+
+
+@pytest.mark.parametrize("fn, good", [(v.hostname, "a.example.com"), (v.site_name, "shop"), (v.unix_user, "root"),
+                                      (v.secret, "a" * 20), (v.email, "a@example.com"), (v.domain, "example.com"),
+                                      (v.remote_path, "/var/www"), (v.cidr, "10.0.0.0/8")])
+@pytest.mark.parametrize("tail", ["\n", "\r\n", " ", "\x00"])
+def test_a_trailing_newline_or_nul_is_refused(fn, good, tail):
+    """`re.match(r"...$")` accepts a trailing newline: every pattern is matched whole."""
+    with pytest.raises(InvalidInput):
+        fn(good + tail)
+    with pytest.raises(InvalidInput):
+        fn(tail + good)
+
+
+# Characters that break out of a config line or a shell word, and Unicode lookalikes of safe ones.
+CONTROL = "".join(chr(c) for c in range(32)) + "\x7f"
+LOOKALIKES = "\u0430\u0435\u043e\u0455\u0131\uff0e\u3002\uff1b\uff5b\uff5d\u2024\u200b\u00a0\u2028\u037e\u0391\uff41"
+BREAKERS = " ;{}'\"`$\\#&|<>()*,!?%@/=:[]~^+" + CONTROL + LOOKALIKES
+
+_RFC_LABEL = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?", fullmatch=True)
+_DOMAINS = st.lists(_RFC_LABEL, min_size=2, max_size=4).map(lambda ls: ".".join(ls[:-1] + ["x" + ls[-1]]))
+_HOSTNAMES = st.one_of(_DOMAINS, st.ip_addresses().map(str))
+_SITE_NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True).filter(
+    lambda s: s not in v.RESERVED_NAMES and not s.startswith(("systemd", "mysql", "php", "nginx", "redis", "pf_",
+                                                              "pfrt_"))
+    and not s.endswith(v.RESERVED_SUFFIXES))
+_UNIX_USERS = st.from_regex(r"[a-z_][a-z0-9_-]{0,31}", fullmatch=True)
+_PATHS = st.lists(st.from_regex(r"[A-Za-z0-9_@+-][A-Za-z0-9._@+-]{0,10}", fullmatch=True), max_size=5).map(
+    lambda ps: "/" + "/".join(ps))
+_EMAILS = st.tuples(st.from_regex(r"[A-Za-z0-9_%+-]{1,10}(\.[A-Za-z0-9_%+-]{1,10}){0,2}", fullmatch=True),
+                    _DOMAINS).map(lambda t: f"{t[0]}@{t[1]}")
+_NETWORKS = st.one_of(st.ip_addresses(v=4).map(lambda a: f"{a}/32"), st.ip_addresses(v=6).map(lambda a: f"{a}/128"),
+                      st.builds(lambda a, p: str(__import__("ipaddress").ip_network(f"{a}/{p}", strict=False)),
+                                st.ip_addresses(v=4), st.integers(0, 32)),
+                      st.builds(lambda a, p: str(__import__("ipaddress").ip_network(f"{a}/{p}", strict=False)),
+                                st.ip_addresses(v=6), st.integers(0, 128)))
+_HEADER_CHARS = "".join(chr(c) for c in range(32, 127) if chr(c) not in '"\\${}')
+_HEADERS = st.text(alphabet=_HEADER_CHARS, min_size=1, max_size=200)
+_SECRET_CHARS = "ABCxyz019._~+=:,@%^*!()[]{}<>|?/-"
+_SECRETS = st.text(alphabet=_SECRET_CHARS, min_size=16, max_size=128)
+
+# validator, strategy of valid values, the strict class every accepted value matches, the characters that a
+# valid value must never be accepted with.
+PROMISES = {
+    "hostname": (v.hostname, _HOSTNAMES, r"[a-z0-9.:-]{1,253}", BREAKERS.replace(":", "")),
+    "domain": (v.domain, _DOMAINS, r"[a-z0-9.-]{3,253}", BREAKERS.replace("\u0430", "").replace("\u0435", "")
+               .replace("\u043e", "").replace("\u0455", "").replace("\u0131", "").replace("\u0391", "")
+               .replace("\uff41", "")),  # letters in other scripts are IDNA (punycode), not refused
+    "site_name": (v.site_name, _SITE_NAMES, r"[a-z][a-z0-9_]{0,30}", BREAKERS + "-."),
+    "unix_user": (v.unix_user, _UNIX_USERS, r"[a-z_][a-z0-9_-]{0,31}", BREAKERS + "."),
+    "remote_path": (v.remote_path, _PATHS, r"/([A-Za-z0-9._@+-]+(/[A-Za-z0-9._@+-]+)*)?",
+                    BREAKERS.replace("/", "").replace("@", "").replace("+", "")),
+    "email": (v.email, _EMAILS, r"[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@[a-z0-9.-]+",
+              " ;{}'\"`$\\#&|<>()*,!?/=:[]~^" + CONTROL),
+    "cidr": (v.cidr, _NETWORKS, r"[0-9a-f.:]+/[0-9]{1,3}", BREAKERS.replace(":", "").replace("/", "")),
+    "header_value": (v.header_value, _HEADERS, r"[ !#%&'()*+,\-./0-9:;<=>?@A-Z\[\]^_`a-z|~]{1,2048}",
+                     '"\\${}' + CONTROL + LOOKALIKES),
+    "secret": (v.secret, _SECRETS, r"[A-Za-z0-9._~+=:,@%^*!()\[\]{}<>|?/-]{16,128}",
+               " '\"`$\\;&#" + CONTROL + LOOKALIKES),
+}
+
+
+@pytest.mark.parametrize("which", sorted(PROMISES))
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_every_accepted_value_matches_a_strict_class_and_is_stable(which, data):
+    fn, valid, strict, _ = PROMISES[which]
+    value = data.draw(valid)
+    out = fn(value)
+    assert re.fullmatch(strict, out), (which, value, out)
+    assert fn(out) == out
+
+
+@pytest.mark.parametrize("which", sorted(PROMISES))
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_a_valid_value_with_one_hostile_character_is_refused(which, data):
+    fn, valid, _, hostile = PROMISES[which]
+    value = data.draw(valid)
+    ch = data.draw(st.sampled_from(hostile))
+    at = data.draw(st.integers(0, len(value)))
+    bad = value[:at] + ch + value[at:]
+    with pytest.raises(InvalidInput):
+        fn(bad)
+
+
+@pytest.mark.parametrize("which", sorted(PROMISES))
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(text=st.text(alphabet=BREAKERS + "abcz019.-_:/@", max_size=40))
+def test_hostile_text_is_refused_or_comes_out_in_the_strict_class(which, text):
+    fn, _, strict, _ = PROMISES[which]
+    try:
+        out = fn(text)
+    except InvalidInput:
+        return
+    assert re.fullmatch(strict, out), (which, text, out)
+
+
+def test_port_and_php_version_promises():
+    for good in (1, 22, 65535):
+        assert re.fullmatch(r"[0-9]{1,5}", str(v.port(good)))
+    for bad in ("22", "22;", 22.5, True, 0, 65536, None):
+        with pytest.raises(InvalidInput):
+            v.port(bad)
+    for bad in ("8.2\n", " 8.2", "8.2;", "８.２"):
+        with pytest.raises(InvalidInput):
+            v.php_version(bad)
+
+
+# --- round trips: what is accepted is what the config file says ------------------------------------------
+
+_PLAN = plan_host(4 * GiB, cpus=2)
+_SALTS = WpSalts.generate()
+
+
+@settings(max_examples=40, deadline=None)
+@given(nets=st.lists(_NETWORKS, max_size=4, unique_by=lambda n: v.cidr(n)), purge=st.lists(_NETWORKS, min_size=1,
+                                                                                           max_size=2))
+def test_networks_round_trip_through_the_nginx_vhost_and_nftables(nets, purge):
+    site = SiteConfig(name="shop", domain="shop.example.com", admin_email="a@example.com", admin_allow=tuple(nets))
+    text = render.render_nginx_vhost(site, purge_allow=purge)
+    allowed = set(re.findall(r"^\s*allow (\S+);$", text, re.M))
+    assert allowed == {v.cidr(n) for n in nets} | {v.cidr(n) for n in purge}
+    nft = render.render_nftables_conf(ssh_exempt=nets)
+    listed = set()
+    for group in re.findall(r"saddr \{ (.*) \} tcp dport", nft):
+        listed |= set(group.split(", "))
+    assert listed == {v.cidr(n) for n in nets}
+
+
+@settings(max_examples=40, deadline=None)
+@given(domain=_DOMAINS, aliases=st.lists(_DOMAINS, max_size=2, unique=True), csp=_HEADERS)
+def test_domains_and_header_values_round_trip_through_nginx(domain, aliases, csp):
+    aliases = [a for a in aliases if a != domain]
+    site = SiteConfig(name="shop", domain=domain, admin_email="a@example.com", aliases=tuple(aliases), csp=csp)
+    text = render.render_nginx_vhost(site)
+    names = {n for line in re.findall(r"^\s*server_name (.+);$", text, re.M) for n in line.split(" ")}
+    assert names == {domain, *aliases}
+    headers = render.render_nginx_headers(site)
+    assert re.findall(r'^add_header Content-Security-Policy "(.*)" always;$', headers, re.M) == [csp]
+
+
+@settings(max_examples=40, deadline=None)
+@given(users=st.lists(_UNIX_USERS, min_size=1, max_size=4, unique=True), port=st.integers(1, 65535))
+def test_users_and_ports_round_trip_through_sshd(users, port):
+    text = render.render_sshd_conf(users, port=port)
+    assert re.findall(r"^AllowUsers (.+)$", text, re.M) == [" ".join(users)]
+    assert re.findall(r"^Port (\d+)$", text, re.M) == [str(port)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(password=_SECRETS, host=_HOSTNAMES, name=_SITE_NAMES)
+def test_secrets_hosts_and_site_names_round_trip_through_wp_config_and_the_pool(password, host, name):
+    site = SiteConfig(name=name, domain="shop.example.com", admin_email="a@example.com")
+    text = render.render_wp_config(site, db_password=password, salts=_SALTS, db_host=host)
+
+    def define(key: str) -> str:
+        [raw] = re.findall(rf"^define\( '{key}', '((?:[^'\\]|\\.)*)' \);$", text, re.M)
+        return re.sub(r"\\(.)", r"\1", raw)  # PHP single-quoted string: \\ and \' only
+
+    assert define("DB_PASSWORD") == password and define("DB_HOST") == v.hostname(host)
+    assert define("DB_NAME") == name and define("DB_USER") == name
+    assert define("AUTH_KEY") == _SALTS.auth_key
+    pool = render.render_php_pool(site, _PLAN.php)
+    assert re.findall(r"^\[(.+)\]$", pool, re.M) == [name]
+
+
+@settings(max_examples=40, deadline=None)
+@given(path=_PATHS.filter(lambda p: p != "/"))
+def test_paths_round_trip_through_the_mariadb_conf(path):
+    text = render.render_mariadb_conf(_PLAN.innodb, slow_log=path)
+    assert re.findall(r"^slow_query_log_file = (.+)$", text, re.M) == [v.remote_path(path)]
+
+
+# --- issue 9 item 5: reserved affixes -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["shop_pfold", "shop_pfstage", "pf_shop", "pf_stage_shop", "pf_old_shop",
+                                 "pf_rt_ab12", "pfrt_ab12"])
+def test_site_names_with_a_reserved_affix_are_refused_in_one_sentence(bad):
+    with pytest.raises(InvalidInput, match="staging databases") as exc:
+        v.site_name(bad)
+    _one_sentence(exc.value)
+
+
+@pytest.mark.parametrize("bad", ["sh\u200bop.example.com", "shop\uff0eexample.com", "shop\u3002example.com",
+                                 "shop.example.com\uff1b", "shop\u00a0.example.com", "\ufeffshop.example.com"])
+def test_domain_refuses_invisible_characters_and_full_width_punctuation(bad):
+    """IDNA's mapping would drop a zero-width space or turn a full-width dot into a real one: refused instead."""
+    with pytest.raises(InvalidInput):
+        v.domain(bad)
