@@ -7,10 +7,10 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .state
-# Debian packages the product and its tests use (the lab, the control side's SSH, the UI test's browser,
+# Debian packages the product and its tests use (the lab and its forwarding guard (nftables), the control side's SSH, the UI test's browser,
 # the PostgreSQL tier, the storage emulators' Node.js).
 APT_PACKAGES := python3 python3-venv python3-dev gcc make git debootstrap systemd-container apt-cacher-ng \
-	iproute2 util-linux openssh-client openssl zstd ca-certificates curl chromium postgresql pebble
+	iproute2 util-linux openssh-client openssl zstd ca-certificates curl chromium postgresql pebble nftables
 # The machine's own pip configuration (extra indexes, constraints) must not change what gets installed.
 export PIP_CONFIG_FILE := /dev/null
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

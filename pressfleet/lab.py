@@ -5,9 +5,16 @@ namespace and address on the lab bridge, and sshd accepting only the lab's key. 
 copies of one template built once with debootstrap, so a host boots to SSH in about a second and
 `down` leaves nothing behind.
 
-Network rules the lab keeps: hosts sit on a bridge with no route out and IP forwarding stays off;
+Network rules the lab keeps: hosts sit on a bridge with no route out and nothing is forwarded to or
+from it (the bridge's own `forwarding` flag is off and an nftables rule drops what would be routed
+through it, so a machine with global IP forwarding on, as Docker sets it, runs the lab as safely);
 apt inside a host reaches the Debian mirror only through an apt-cacher-ng proxy bound to the bridge
 address.
+
+Namespaces: `PRESSFLEET_LAB_NAMESPACE` picks a lab of its own on the same machine (the tests use
+`test`): its own bridge, address range, apt proxy, mirror server, hosts folder and network-namespace
+and veth names, so `lab down --all` there never touches the operator's hosts. Unset (or `default`) is
+the operator's lab (`pfbr0`, 10.200.0.0/24). The template is shared.
 
 The lab needs root on Linux with systemd-nspawn, debootstrap, apt-cacher-ng, iproute2 and
 ssh-keygen (`make setup` installs them).
@@ -31,8 +38,9 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pressfleet.paths import lab_dir
+from pressfleet.paths import lab_dir, world_readable
 
+# The default namespace's network (the operator's lab); other namespaces: see Namespace below.
 BRIDGE = "pfbr0"
 NETWORK = ipaddress.ip_network("10.200.0.0/24")
 BRIDGE_ADDRESS = ipaddress.ip_address("10.200.0.1")
@@ -64,6 +72,67 @@ REQUIRED_COMMANDS = ["debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "ss
 
 class LabError(RuntimeError):
     """A lab operation that cannot go on; the message is one sentence for the person."""
+
+
+# ---------------------------------------------------------------------------------------------
+# namespaces: separate labs on one machine (the operator's, the tests')
+
+NAMESPACE_ENV = "PRESSFLEET_LAB_NAMESPACE"
+NETWORK_ENV = "PRESSFLEET_LAB_NETWORK"  # the /24 of a namespace not in KNOWN_NETWORKS
+DEFAULT_NAMESPACE = "default"
+NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")  # no dash: "pf<ns>-" prefixes can never overlap
+KNOWN_NETWORKS = {DEFAULT_NAMESPACE: "10.200.0.0/24", "test": "10.201.0.0/24"}
+
+
+@dataclass(frozen=True)
+class Namespace:
+    """One lab: its bridge, address range, folder and the names of its network namespaces and veths."""
+
+    name: str
+    bridge: str
+    network: ipaddress.IPv4Network
+    netns_prefix: str
+    veth_prefix: str
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == DEFAULT_NAMESPACE
+
+    @property
+    def bridge_address(self) -> ipaddress.IPv4Address:
+        return self.network.network_address + 1
+
+    @property
+    def dir(self) -> Path:
+        """Hosts, proxy and mirror state, locks (the default namespace's is the lab folder itself)."""
+        return lab_dir() if self.is_default else lab_dir() / "ns" / self.name
+
+    @property
+    def nft_table(self) -> str:
+        return f"pressfleet_lab_{self.name}"
+
+    def proxy_url(self) -> str:
+        return f"http://{self.bridge_address}:{PROXY_PORT}"
+
+
+def namespace(name: str | None = None) -> Namespace:
+    """The lab namespace NAME (default: $PRESSFLEET_LAB_NAMESPACE, else the operator's own)."""
+    name = name if name is not None else (os.environ.get(NAMESPACE_ENV) or DEFAULT_NAMESPACE)
+    if name == DEFAULT_NAMESPACE:
+        return Namespace(name, BRIDGE, NETWORK, "pf-", "pfv")
+    if not NAMESPACE_RE.match(name):
+        raise LabError(f"lab namespace {name!r} is not valid: use 1-6 lower-case letters or digits, starting with a letter")
+    cidr = KNOWN_NETWORKS.get(name) or os.environ.get(NETWORK_ENV, "")
+    try:
+        network = ipaddress.IPv4Network(cidr)
+    except ValueError:
+        raise LabError(f"lab namespace {name!r} needs its address range: set {NETWORK_ENV} to a private /24 "
+                       "such as 10.202.0.0/24") from None
+    if network.prefixlen != 24 or not network.is_private:
+        raise LabError(f"{NETWORK_ENV}={cidr} is not a private /24: the lab gives every namespace one")
+    if name not in KNOWN_NETWORKS and network in {ipaddress.IPv4Network(c) for c in KNOWN_NETWORKS.values()}:
+        raise LabError(f"{NETWORK_ENV}={cidr} is another lab namespace's address range")
+    return Namespace(name, f"pf{name}br", network, f"pf{name}-", f"pf{name}v")
 
 
 @dataclass
@@ -108,8 +177,8 @@ def _pid_alive(pid: int | None, expect: str | None = None) -> bool:
 
 
 @contextlib.contextmanager
-def _lock(name: str):
-    base = lab_dir()
+def _lock(name: str, base: Path | None = None):
+    base = base or lab_dir()
     base.mkdir(parents=True, exist_ok=True)
     with open(base / f".{name}.lock", "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -174,6 +243,13 @@ def _sources_text(mirror: str) -> str:
     )
 
 
+APT_PROXY_FILE = "etc/apt/apt.conf.d/01pressfleet-proxy"
+
+
+def _apt_proxy_line(ns: Namespace) -> str:
+    return f'Acquire::http::Proxy "{ns.proxy_url()}";\n'
+
+
 def template_id() -> str:
     recipe = json.dumps([TEMPLATE_RECIPE_VERSION, TEMPLATE_PACKAGES, SSHD_LAB_CONF, _debian_mirror(), PROXY_PORT])
     return hashlib.sha256(recipe.encode()).hexdigest()[:12]
@@ -183,6 +259,7 @@ def template_path() -> Path:
     return lab_dir() / f"template-{template_id()}"
 
 
+@world_readable  # the lab builds trees other users of a host must read, whatever the caller's umask
 def ensure_template(log=print) -> Path:
     """Build the pristine Debian 12 template once (debootstrap through the lab proxy) and cache it."""
     tpl = template_path()
@@ -192,7 +269,7 @@ def ensure_template(log=print) -> Path:
         if (tpl / ".pressfleet-template").exists():
             return tpl
         ensure_network()
-        proxy = f"http://{BRIDGE_ADDRESS}:{PROXY_PORT}"
+        proxy = namespace().proxy_url()  # debootstrap goes through this namespace's proxy
         build = tpl.with_name(tpl.name + ".build")
         if build.exists():
             shutil.rmtree(build)
@@ -208,7 +285,8 @@ def ensure_template(log=print) -> Path:
         (build / "etc/apt/sources.list").unlink(missing_ok=True)
         (build / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
         (build / "etc/apt/sources.list.d/debian.sources").write_text(_sources_text(mirror))
-        (build / "etc/apt/apt.conf.d/01pressfleet-proxy").write_text(f'Acquire::http::Proxy "{proxy}";\n')
+        # The default namespace's proxy line (the template is shared; `up` writes each host's own in its overlay).
+        (build / APT_PROXY_FILE).write_text(_apt_proxy_line(namespace(DEFAULT_NAMESPACE)))
         for key in (build / "etc/ssh").glob("ssh_host_*"):
             key.unlink()  # every host gets its own keys at boot time
         (build / "etc/ssh/sshd_config.d/pressfleet-lab.conf").write_text(SSHD_LAB_CONF)
@@ -223,23 +301,84 @@ def ensure_template(log=print) -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-# bridge and apt proxy
+# bridge, forwarding guard and apt proxy
 
 
-def _bridge_exists() -> bool:
-    return Path(f"/sys/class/net/{BRIDGE}").exists()
+def _bridge_exists(ns: Namespace | None = None) -> bool:
+    return Path(f"/sys/class/net/{(ns or namespace()).bridge}").exists()
 
 
 def ensure_network() -> None:
-    """The lab bridge (no forwarding, no route out) and the apt proxy bound to it."""
-    if not _bridge_exists():
-        _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
-        _run(["ip", "addr", "add", f"{BRIDGE_ADDRESS}/{NETWORK.prefixlen}", "dev", BRIDGE])
-        _run(["ip", "link", "set", BRIDGE, "up"])
-    if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0":
-        raise LabError("IP forwarding is on: the lab refuses to run because its hosts must not reach out")
+    """The namespace's bridge (nothing forwarded to or from it, no route out) and the apt proxy bound to it."""
+    ns = namespace()
+    if not _bridge_exists(ns):
+        _run(["ip", "link", "add", ns.bridge, "type", "bridge"])
+        _run(["ip", "addr", "add", f"{ns.bridge_address}/{ns.network.prefixlen}", "dev", ns.bridge])
+        _run(["ip", "link", "set", ns.bridge, "up"])
+    guard_forwarding(ns)
     _ensure_inotify_instances()
     ensure_proxy()
+
+
+def forwarding_rules(ns: Namespace) -> str:
+    """The nftables table that drops whatever would be routed to or from NS's bridge (traffic between
+    hosts on the bridge itself is untouched). Replaces only its own table."""
+    return (
+        f"table inet {ns.nft_table} {{}}\n"
+        f"delete table inet {ns.nft_table}\n"
+        f"table inet {ns.nft_table} {{\n"
+        "  chain forward {\n"
+        "    type filter hook forward priority filter - 10; policy accept;\n"
+        f'    iifname "{ns.bridge}" oifname != "{ns.bridge}" drop\n'
+        f'    oifname "{ns.bridge}" iifname != "{ns.bridge}" drop\n'
+        "  }\n"
+        "}\n"
+    )
+
+
+def _forwarding_rules_loaded(ns: Namespace) -> bool:
+    r = _run(["nft", "list", "table", "inet", ns.nft_table], check=False)
+    rules = [" ".join(line.split()) for line in r.stdout.splitlines()]
+    return (r.returncode == 0 and f'iifname "{ns.bridge}" oifname != "{ns.bridge}" drop' in rules
+            and f'oifname "{ns.bridge}" iifname != "{ns.bridge}" drop' in rules)
+
+
+def guard_forwarding(ns: Namespace | None = None) -> list[str]:
+    """Keep NS's hosts from reaching out, with or without global IP forwarding (checked at every `up`).
+
+    The bridge's own `forwarding` flag goes off (the kernel then routes nothing that arrives from it) and an
+    nftables table drops what would be routed to or from the bridge (IPv6 too; it holds when something turns
+    global forwarding on later and resets the per-bridge flag). Returns what it changed. With global
+    forwarding on and no way to install the rule, the lab refuses in one sentence.
+    """
+    ns = ns or namespace()
+    changed = []
+    global_on = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0"
+    knob = Path(f"/proc/sys/net/ipv4/conf/{ns.bridge}/forwarding")
+    if knob.exists() and knob.read_text().strip() != "0":
+        knob.write_text("0\n")
+        changed.append(f"net.ipv4.conf.{ns.bridge}.forwarding=0")
+    if shutil.which("nft") is None and not Path("/usr/sbin/nft").exists():
+        if global_on:
+            raise LabError(_FORWARDING_REFUSAL.format(why="nft is not installed (Debian package nftables: `make setup`)"))
+        return changed  # nothing is routed anywhere while global forwarding is off
+    if not _forwarding_rules_loaded(ns):
+        r = _run(["nft", "-f", "-"], check=False, input=forwarding_rules(ns))
+        if r.returncode != 0 or not _forwarding_rules_loaded(ns):
+            if global_on:
+                why = f"its nftables rule could not be loaded ({' '.join((r.stderr or r.stdout).split())[-200:]})"
+                raise LabError(_FORWARDING_REFUSAL.format(why=why))
+        else:
+            changed.append(f"nftables table inet {ns.nft_table}")
+    return changed
+
+
+_FORWARDING_REFUSAL = "IP forwarding is on and {why}, so the lab cannot keep its hosts from reaching out"
+
+
+def _drop_forwarding_rules(ns: Namespace) -> None:
+    if shutil.which("nft") or Path("/usr/sbin/nft").exists():
+        _run(["nft", "delete", "table", "inet", ns.nft_table], check=False)
 
 
 INOTIFY_INSTANCES = 1024  # each host's systemd holds about 10; Debian's default 128 stops the 13th host booting
@@ -256,40 +395,42 @@ def _ensure_inotify_instances() -> None:
 
 
 def _service_pid(service: str) -> int | None:
-    """The PID a lab service (proxy, mirror) recorded in its folder, if any."""
+    """The PID a lab service (proxy, mirror) of this namespace recorded in its folder, if any."""
     try:
-        return int((lab_dir() / service / "pid").read_text().strip())
+        return int((namespace().dir / service / "pid").read_text().strip())
     except (OSError, ValueError):
         return None
 
 
 def _proxy_dir() -> Path:
-    return lab_dir() / "proxy"
+    return namespace().dir / "proxy"
 
 
 def _proxy_pid() -> int | None:
     return _service_pid("proxy")
 
 
+@world_readable  # the lab builds trees other users of a host must read, whatever the caller's umask
 def ensure_proxy() -> None:
+    ns = namespace()
     d = _proxy_dir()
-    if _pid_alive(_proxy_pid(), "apt-cacher-ng") and _port_open(str(BRIDGE_ADDRESS), PROXY_PORT):
+    if _pid_alive(_proxy_pid(), "apt-cacher-ng") and _port_open(str(ns.bridge_address), PROXY_PORT):
         return
     for sub in ("cache", "log", "conf"):
         (d / sub).mkdir(parents=True, exist_ok=True)
     (d / "conf/acng.conf").write_text(
         f"CacheDir: {d / 'cache'}\nLogDir: {d / 'log'}\nPidFile: {d / 'pid'}\n"
-        f"BindAddress: {BRIDGE_ADDRESS}\nPort: {PROXY_PORT}\nSocketPath: {d / 'socket'}\n"
+        f"BindAddress: {ns.bridge_address}\nPort: {PROXY_PORT}\nSocketPath: {d / 'socket'}\n"
         "ExThreshold: 4\nVfilePatternEx: (by-hash/.*|Release|InRelease)$\n"
     )
     (d / "pid").unlink(missing_ok=True)
     # ForeGround=0: apt-cacher-ng daemonizes itself and writes its PID file, which is how we stop it.
     _run(["apt-cacher-ng", "-c", str(d / "conf"), "ForeGround=0"], stdin=subprocess.DEVNULL)
     for _ in range(100):
-        if _port_open(str(BRIDGE_ADDRESS), PROXY_PORT) and _proxy_pid():
+        if _port_open(str(ns.bridge_address), PROXY_PORT) and _proxy_pid():
             return
         time.sleep(0.05)
-    raise LabError(f"the apt proxy did not start on {BRIDGE_ADDRESS}:{PROXY_PORT}; see {d / 'log'}")
+    raise LabError(f"the apt proxy did not start on {ns.bridge_address}:{PROXY_PORT}; see {d / 'log'}")
 
 
 def _port_open(host: str, port: int, timeout: float = 0.3) -> bool:
@@ -326,7 +467,13 @@ def _stop_pid(pid: int | None, expect: str, grace: float = 15.0) -> None:
 
 
 def _mirror_dir() -> Path:
+    """The mirror's files, shared by every namespace (each serves them on its own bridge)."""
     return lab_dir() / "mirror"
+
+
+def _mirror_run_dir() -> Path:
+    """This namespace's mirror server: its PID file and log."""
+    return namespace().dir / "mirror"
 
 
 def _mirror_pid() -> int | None:
@@ -334,34 +481,37 @@ def _mirror_pid() -> int | None:
 
 
 def mirror_url(path: str = "") -> str:
-    return f"http://{BRIDGE_ADDRESS}:{MIRROR_PORT}/{path}"
+    return f"http://{namespace().bridge_address}:{MIRROR_PORT}/{path}"
 
 
+@world_readable  # the lab builds trees other users of a host must read, whatever the caller's umask
 def ensure_mirror() -> dict:
     """Serve the lab's mirror on the bridge; returns the WordPress release's url, sha256 and version."""
     from pressfleet.wpmirror import build_release
 
     ensure_network()
-    d = _mirror_dir()
-    files = d / "files"
+    ns = namespace()
+    files = _mirror_dir() / "files"
     archive, sha256, version = build_release(files)
-    with _lock("mirror"):
-        if not (_pid_alive(_mirror_pid(), "http.server") and _port_open(str(BRIDGE_ADDRESS), MIRROR_PORT)):
+    d = _mirror_run_dir()
+    d.mkdir(parents=True, exist_ok=True)
+    with _lock("mirror", ns.dir):
+        if not (_pid_alive(_mirror_pid(), "http.server") and _port_open(str(ns.bridge_address), MIRROR_PORT)):
             logf = open(d / "server.log", "ab")
             # The standard library's file server: static files on one address, nothing to configure.
             proc = subprocess.Popen(
-                [sys.executable, "-m", "http.server", "--bind", str(BRIDGE_ADDRESS), "--directory", str(files),
+                [sys.executable, "-m", "http.server", "--bind", str(ns.bridge_address), "--directory", str(files),
                  str(MIRROR_PORT)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
             )
             logf.close()
             (d / "pid").write_text(str(proc.pid))
             for _ in range(100):
-                if _port_open(str(BRIDGE_ADDRESS), MIRROR_PORT):
+                if _port_open(str(ns.bridge_address), MIRROR_PORT):
                     break
                 time.sleep(0.05)
             else:
-                raise LabError(f"the lab mirror did not start on {BRIDGE_ADDRESS}:{MIRROR_PORT}")
+                raise LabError(f"the lab mirror did not start on {ns.bridge_address}:{MIRROR_PORT}")
     return {"url": mirror_url(archive.name), "sha256": sha256, "version": version}
 
 
@@ -391,7 +541,7 @@ def _fingerprint(pub_line: str) -> str:
 
 
 def hosts_dir() -> Path:
-    return lab_dir() / "hosts"
+    return namespace().dir / "hosts"
 
 
 def _host_dir(name: str) -> Path:
@@ -399,11 +549,16 @@ def _host_dir(name: str) -> Path:
 
 
 def _netns(name: str) -> str:
-    return f"pf-{name}"
+    return f"{namespace().netns_prefix}{name}"
 
 
 def _veth(index: int) -> str:
-    return f"pfv{index}"
+    return f"{namespace().veth_prefix}{index}"
+
+
+def host_record(name: str) -> LabHost | None:
+    """What `up` recorded about host NAME in this namespace (None if there is no such host)."""
+    return _read_host(validate_name(name))
 
 
 def _read_host(name: str) -> LabHost | None:
@@ -436,6 +591,7 @@ def is_running(name: str) -> bool:
     return bool(host and _pid_alive(host.pid, "systemd-nspawn"))
 
 
+@world_readable  # the lab builds trees other users of a host must read, whatever the caller's umask
 def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
     """Boot a pristine Debian 12 host NAME (or return it if it is already up)."""
     preflight()
@@ -446,7 +602,8 @@ def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
     ensure_template(log=log)
     tpl = template_path()
     key = lab_key()
-    with _lock("hosts"):
+    lab_ns = namespace()
+    with _lock("hosts", lab_ns.dir):
         _cleanup(name)  # a stale half-started or crashed host of that name
         ensure_network()
         hd = _host_dir(name)
@@ -454,13 +611,16 @@ def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
             (hd / sub).mkdir(parents=True, exist_ok=True)
         index = _allocate_index(name)
         (hd / "index").write_text(str(index))
-    address = str(NETWORK.network_address + index)
+    address = str(lab_ns.network.network_address + index)
     root = hd / "root"
     _run(["mount", "-t", "overlay", "overlay", "-o",
           f"lowerdir={tpl},upperdir={hd / 'upper'},workdir={hd / 'work'}", str(root)])
     try:
         (root / "etc/hostname").write_text(name + "\n")
         (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
+        proxy_line = _apt_proxy_line(lab_ns)  # the template names the default namespace's proxy
+        if (root / APT_PROXY_FILE).read_text() != proxy_line:
+            (root / APT_PROXY_FILE).write_text(proxy_line)
         ssh_dir = root / "root/.ssh"
         ssh_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         (ssh_dir / "authorized_keys").write_text(Path(str(key) + ".pub").read_text())
@@ -473,8 +633,8 @@ def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
         veth = _veth(index)
         _run(["ip", "netns", "add", ns])
         _run(["ip", "link", "add", veth, "type", "veth", "peer", "name", "host0", "netns", ns])
-        _run(["ip", "link", "set", veth, "master", BRIDGE, "up"])
-        _run(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/{NETWORK.prefixlen}", "dev", "host0"])
+        _run(["ip", "link", "set", veth, "master", lab_ns.bridge, "up"])
+        _run(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/{lab_ns.network.prefixlen}", "dev", "host0"])
         _run(["ip", "netns", "exec", ns, "ip", "link", "set", "host0", "up"])
         _run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
         logf = open(hd / "console.log", "wb")
@@ -542,16 +702,17 @@ def _cleanup(name: str) -> None:
 
 
 def down(name: str) -> bool:
-    """Stop lab host NAME and remove everything it had. Returns whether it existed."""
+    """Stop lab host NAME (of this namespace) and remove everything it had. Returns whether it existed."""
     preflight()
     validate_name(name)
     existed = _host_dir(name).exists() or Path(f"/run/netns/{_netns(name)}").exists()
-    with _lock("hosts"):
+    with _lock("hosts", namespace().dir):
         _cleanup(name)
     return existed
 
 
 def list_hosts() -> list[dict]:
+    """This namespace's hosts, with whether each is running."""
     out = []
     if hosts_dir().exists():
         for hd in sorted(hosts_dir().iterdir()):
@@ -563,24 +724,41 @@ def list_hosts() -> list[dict]:
     return out
 
 
-def down_all() -> list[str]:
-    """Stop every lab host, the apt proxy and the bridge: nothing of the lab stays running."""
+def _host_names(ns: Namespace) -> set[str]:
+    """Every host of NS that left a trace: a folder, or a network namespace."""
+    names = {p.name for p in hosts_dir().iterdir()} if hosts_dir().exists() else set()
+    if Path("/run/netns").exists():
+        names |= {p.name[len(ns.netns_prefix):] for p in Path("/run/netns").iterdir()
+                  if p.name.startswith(ns.netns_prefix)}
+    return names
+
+
+def down_all(prefix: str = "") -> list[str]:
+    """Stop every host of this lab namespace whose name starts with PREFIX (all when empty); when none of the
+    namespace's hosts is left, stop its apt proxy, mirror server, forwarding rule and bridge too.
+
+    Only this namespace is touched: `PRESSFLEET_LAB_NAMESPACE=test pressfleet lab down --all` never stops
+    the operator's hosts, and a prefix leaves another test session's hosts alone."""
     preflight()
+    if prefix and not re.fullmatch(r"[a-z][a-z0-9-]{0,10}", prefix):
+        raise LabError(f"host name prefix {prefix!r} is not valid: use lower-case letters, digits or dashes")
+    ns = namespace()
     stopped = []
-    with _lock("hosts"):
-        names = {p.name for p in hosts_dir().iterdir()} if hosts_dir().exists() else set()
-        if Path("/run/netns").exists():
-            names |= {p.name[3:] for p in Path("/run/netns").iterdir() if p.name.startswith("pf-")}
-        for name in sorted(names):
+    with _lock("hosts", ns.dir):
+        for name in sorted(n for n in _host_names(ns) if n.startswith(prefix)):
             _cleanup(name)
             stopped.append(name)
+        if _host_names(ns):
+            return stopped  # another session's hosts still use the bridge, the proxy and the mirror
+        veth = re.compile(re.escape(ns.veth_prefix) + r"\d+")
         for link in Path("/sys/class/net").iterdir():
-            if re.fullmatch(r"pfv\d+", link.name):
+            if veth.fullmatch(link.name):
                 _run(["ip", "link", "del", link.name], check=False)
         _stop_pid(_proxy_pid(), "apt-cacher-ng", grace=5)
         (_proxy_dir() / "pid").unlink(missing_ok=True)
         _stop_pid(_mirror_pid(), "http.server", grace=5)
-        (_mirror_dir() / "pid").unlink(missing_ok=True)
-        if _bridge_exists():
-            _run(["ip", "link", "del", BRIDGE], check=False)
+        (_mirror_run_dir() / "pid").unlink(missing_ok=True)
+        _drop_forwarding_rules(ns)
+        if _bridge_exists(ns):
+            _run(["ip", "link", "del", ns.bridge], check=False)
     return stopped

@@ -1,4 +1,4 @@
-"""Server blocks for lab hosts, so flows and the UI can use a host as soon as it is up."""
+"""Server blocks for lab hosts, so flows and the UI can use a host as soon as it is up (and not after it is gone)."""
 
 from __future__ import annotations
 
@@ -25,4 +25,23 @@ def save_lab_server_block(host: LabHost) -> str:
     """Save (or replace) the `lab-NAME` Server block for HOST; returns the block's name."""
     name = lab_block_name(host.name)
     server_for(host).save(name, overwrite=True)
+    return name
+
+
+def delete_lab_server_block(host: LabHost) -> str | None:
+    """Delete the `lab-NAME` block `lab up` saved for HOST, if it still describes that very host (same address
+    and pinned key: a block a person pointed elsewhere, or another namespace's host of that name, stays).
+    Returns the deleted block's name, or None."""
+    from prefect.exceptions import ObjectNotFound
+
+    from blocks.server import Server
+
+    name = lab_block_name(host.name)
+    try:
+        block = Server.load(name)
+    except (ValueError, ObjectNotFound):  # no such block
+        return None
+    if block.address != host.address or block.host_key != host.host_key:
+        return None
+    Server.delete(name)
     return name

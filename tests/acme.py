@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pressfleet import lab
 
-BIND = str(lab.BRIDGE_ADDRESS)
+BIND = str(lab.namespace().bridge_address)  # the lab namespace of the session (tests: PRESSFLEET_LAB_NAMESPACE=test)
 ACME_PORT, DNS_PORT, MGMT_PORT = 14000, 8053, 8055
 
 

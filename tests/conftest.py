@@ -1,22 +1,61 @@
 """Shared fixtures: real lab hosts (systemd-nspawn) and an in-process Prefect harness.
 
-Lab hosts booted here are named `pt-*` so they never collide with hosts a person runs for the
-demo; each is torn down at the end of the session, by PID.
+The suite leaves the operator's own fleet alone. Before anything else, this module sets for the whole
+session (and every process a test starts, which inherits it):
+- PRESSFLEET_LAB_NAMESPACE=test: the lab of the tests, with its own bridge, address range (10.201.0.0/24),
+  apt proxy, mirror server and hosts folder; `lab down --all` there never stops the demo's hosts;
+- PRESSFLEET_STATE, PREFECT_HOME: a temporary folder (never `.state/` or ~/.prefect), PREFECT_API_URL unset
+  and PRESSFLEET_PREFECT_PORT a free port, so a `pressfleet` command a test runs never finds the demo's
+  Prefect server; tests that want a Prefect API pass the harness's or the test stack's.
+Lab hosts booted here are named `pt-*`; each is torn down at the end of the session, by PID.
+Under `make test` (PRESSFLEET_NO_SKIP=1) a skipped test fails: CI must really run every test.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import subprocess
+import tempfile
 import threading
 
-import pytest
 
-from pressfleet import lab
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-import os
+
+os.environ.setdefault("PRESSFLEET_LAB_NAMESPACE", "test")
+SESSION_STATE = tempfile.mkdtemp(prefix="pressfleet-test-state-")
+os.environ["PRESSFLEET_STATE"] = SESSION_STATE
+os.environ["PREFECT_HOME"] = os.path.join(SESSION_STATE, "prefect-home")
+os.environ["PRESSFLEET_PREFECT_PORT"] = str(_free_port())
+os.environ.pop("PREFECT_API_URL", None)
+
+import pytest  # noqa: E402 - after the environment above, which prefect reads when imported
+
+from pressfleet import lab  # noqa: E402
 
 # Another prefix lets two sessions share the machine (e.g. a developer's run beside CI): PRESSFLEET_TEST_PREFIX=pu-
 TEST_PREFIX = os.environ.get("PRESSFLEET_TEST_PREFIX", "pt-")
+NO_SKIP = os.environ.get("PRESSFLEET_NO_SKIP") == "1"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_STATE, ignore_errors=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under `make test` a skip is a failure, saying why it would have been skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if NO_SKIP and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under make test (PRESSFLEET_NO_SKIP=1), which must run every test: {reason}"
 
 
 class LabPool:

@@ -18,6 +18,7 @@ import pytest
 from blocks.server import Server
 from blocks.storage import LocalStorage
 from flows.collect_metrics import ARTIFACT_KEY, CollectSummary, HostResult, collect_metrics, host_label
+from pressfleet import lab
 from pressfleet.labblocks import server_for
 from pressfleet.metrics.store import MetricsStore
 from pressfleet.remote import run
@@ -25,7 +26,7 @@ from tests.conftest import connect_lab
 
 pytestmark = pytest.mark.lab
 
-UNUSED_LAB_ADDRESS = "10.200.0.250"
+UNUSED_LAB_ADDRESS = str(lab.namespace().network.network_address + 250)  # on the bridge, no host there
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@ apt only through the proxy on the bridge, no route out; five at once; `down --al
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -67,7 +68,7 @@ def test_sshd_is_key_only(lab_host, tmp_path):
 def test_apt_only_through_the_proxy_and_no_route_out(lab_host):
     out = ssh(lab_host, "ip -4 route; apt-config dump Acquire::http::Proxy; apt-get update -q 2>&1 | tail -1").stdout
     assert "default" not in out  # no route anywhere but the lab subnet
-    assert f'"http://{lab.BRIDGE_ADDRESS}:{lab.PROXY_PORT}"' in out
+    assert f'"http://{lab.namespace().bridge_address}:{lab.PROXY_PORT}"' in out  # the session's namespace
     assert "Reading package lists" in out or "Fetched" in out
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
 
@@ -90,28 +91,64 @@ def test_mirror_serves_a_verified_wordpress_release(lab_host):
     assert out[-1] == "1"
 
 
-def test_lab_up_cli_prints_json_and_saves_a_server_block(prefect_harness):
-    """`pressfleet lab up` prints how to reach the host and saves `lab-NAME`, usable by flows at once."""
+def test_lab_up_cli_prints_json_and_saves_a_server_block_that_lab_down_deletes(prefect_harness):
+    """`pressfleet lab up` prints how to reach the host and saves `lab-NAME`, usable by flows at once;
+    `pressfleet lab down` deletes that block with the host."""
     import os
 
     from prefect.settings import PREFECT_API_URL
 
     from blocks.server import Server
+    from tests.conftest import TEST_PREFIX
 
+    name = f"{TEST_PREFIX}cli"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     try:
-        proc = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "up", "pt-cli"],
+        proc = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "up", name],
                               capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr
         info = json.loads(proc.stdout)
         assert {"address", "port", "user", "private_key_path", "fingerprint", "host_key"} <= set(info)
-        assert info["block"] == "lab-pt-cli"
-        server = Server.load("lab-pt-cli")
+        assert info["block"] == f"lab-{name}"
+        assert ipaddress.ip_address(info["address"]) in lab.namespace().network
+        server = Server.load(f"lab-{name}")
         assert server.address == info["address"] and server.host_key == info["host_key"]
         assert server.fingerprint() == info["fingerprint"]
         with server.connect() as conn:
             from pressfleet.remote import run
 
-            assert run(conn, ["hostname"]).stdout.strip() == "pt-cli"
+            assert run(conn, ["hostname"]).stdout.strip() == name
+        down = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "down", name],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert down.returncode == 0, down.stderr
+        assert json.loads(down.stdout) == {"stopped": [name], "blocks_removed": [f"lab-{name}"]}
+        with pytest.raises(ValueError):
+            Server.load(f"lab-{name}")
     finally:
-        lab.down("pt-cli")
+        lab.down(name)
+
+
+def test_lab_down_keeps_a_lab_block_that_points_elsewhere(prefect_harness, lab_host):
+    """A `lab-NAME` block a person pointed at another server is not `lab down`'s to delete."""
+    import os
+
+    from prefect.settings import PREFECT_API_URL
+
+    from blocks.server import Server
+    from pressfleet.labblocks import delete_lab_server_block, server_for
+    from tests.conftest import TEST_PREFIX
+
+    other = server_for(lab_host)
+    other.save(f"lab-{lab_host.name}", overwrite=True)
+    moved = lab.LabHost(**{**vars(lab_host), "address": str(lab.namespace().network.network_address + 251)})
+    assert delete_lab_server_block(moved) is None  # same name, another address: kept
+    assert Server.load(f"lab-{lab_host.name}").address == lab_host.address
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    ghost = f"{TEST_PREFIX}ghost"
+    other.save(f"lab-{ghost}", overwrite=True)  # a block named like a lab host that does not exist here
+    proc = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "down", ghost],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"stopped": [], "blocks_removed": []}
+    assert Server.load(f"lab-{ghost}").address == lab_host.address
+    assert delete_lab_server_block(lab_host) == f"lab-{lab_host.name}"
