@@ -65,20 +65,37 @@ def lab_up(
 @lab_app.command("down")
 def lab_down(
     name: str = typer.Argument(None, help="Host name."),
-    all_: bool = typer.Option(False, "--all", help="Stop every lab host, the apt proxy and the bridge."),
+    all_: bool = typer.Option(False, "--all", help="Stop every host of this lab namespace, its apt proxy, mirror and bridge."),
+    prefix: str = typer.Option("", "--prefix", help="With --all: only hosts whose names start with this (the proxy, "
+                               "mirror and bridge stop only when no host of the namespace is left)."),
 ) -> None:
-    """Stop a lab host (or all of them) and remove everything it had."""
+    """Stop a lab host (or all of them) and remove everything it had, with the `lab-NAME` block `lab up` saved.
+
+    Only the lab namespace in PRESSFLEET_LAB_NAMESPACE (unset: the operator's own) is touched."""
+    if not all_ and not name:
+        _fail("name a host, or pass --all")
     try:
         if all_:
-            stopped = lab_mod.down_all()
-            typer.echo(json.dumps({"stopped": stopped}))
-        elif name:
-            existed = lab_mod.down(name)
-            typer.echo(json.dumps({"stopped": [name] if existed else []}))
+            hosts = [lab_mod.LabHost(**{k: v for k, v in h.items() if k != "running"})
+                     for h in lab_mod.list_hosts() if h["name"].startswith(prefix)]
+            stopped = lab_mod.down_all(prefix)
         else:
-            _fail("name a host, or pass --all")
+            record = lab_mod.host_record(name)
+            hosts = [record] if record else []
+            stopped = [name] if lab_mod.down(name) else []
     except lab_mod.LabError as exc:
         _fail(str(exc))
+    removed = []
+    if hosts:
+        from pressfleet.labblocks import delete_lab_server_block
+
+        for host in hosts:
+            try:
+                if block := delete_lab_server_block(host):
+                    removed.append(block)
+            except Exception as exc:  # the host is gone; say what failed about its block
+                _fail(f"host {host.name} is stopped but its Server block could not be removed: {exc}")
+    typer.echo(json.dumps({"stopped": stopped, "blocks_removed": removed}))
 
 
 @lab_app.command("list")

@@ -97,8 +97,9 @@ def scratch_server(site_name: str, scratch=None, log=None) -> Iterator[tuple[obj
         host = lab.up(name, log=log or (lambda m: None))
     except lab.LabError as exc:
         raise engine.InvalidInput(
-            f"no scratch server was given and no lab host can be booted here ({exc}): configure a scratch "
-            "server for restore tests") from None
+            f"no scratch server was given and no lab host can be booted here ({str(exc).rstrip('.')}): set the "
+            "restore-test's `scratch` parameter to a Server block (`--scratch SERVER_BLOCK` from the command line)"
+        ) from None
     try:
         yield server_for(host), f"fresh lab host {name} ({host.address})"
     finally:
