@@ -553,8 +553,10 @@ def render_restore_test_wp_config(
     if parts.scheme != "http" or parts.hostname != "127.0.0.1" or parts.path not in ("", "/"):
         raise InvalidInput(f"a restore-test copy is served on http://127.0.0.1:PORT, not {home_url!r}")
     return _render(
-        "wordpress/wp-config-restore-test.php.j2", site=site, db_name=_v.site_name(db_name),
-        db_user=_v.site_name(db_user), db_password=secret(db_password), salts=salts.as_constants(),
+    from pressfleet.dbnames import check_scratch
+
+        "wordpress/wp-config-restore-test.php.j2", site=site, db_name=check_scratch(db_name),
+        db_user=check_scratch(db_user), db_password=secret(db_password), salts=salts.as_constants(),
         home_url=home_url.rstrip("/"), abspath=remote_path(abspath).rstrip("/"),
     )
 

@@ -31,7 +31,7 @@ from typing import IO, Iterable, Optional
 import zstandard
 from fabric import Connection
 
-from pressfleet import validate
+from pressfleet import dbnames, validate
 from pressfleet.backup import catalog
 from pressfleet.backup.crypto import DecryptingReader, DecryptionError, EncryptingReader
 from pressfleet.backup.dumpinfo import DumpInfo, compare_rows, parse_counts, parse_dump_report
@@ -330,14 +330,14 @@ def open_part(store: ObjectStore, manifest: BackupManifest, name: str, secret: O
 
 
 def _db_names(live: str) -> tuple[str, str]:
-    return f"{live}_pfstage", f"{live}_pfold"
+    return dbnames.staging_names(live)  # pf_stage_LIVE, pf_old_LIVE: never a valid site name
 
 
 def load_database(conn: Connection, store: ObjectStore, manifest: BackupManifest, secret: Optional[str],
                   into: str) -> dict[str, int]:
     """Load the backup's database into `into` (created empty): the newest dump of its chain, then the binary
     logs of every later increment; check each part and, at the end, every table's rows."""
-    validate.site_name(into)
+    dbnames.check_droppable(into, dbnames.protected_databases())  # restore_db.sh drops and re-creates it
     chain = catalog.chain(store, manifest.site, manifest)
     base = max(i for i, m in enumerate(chain) if m.database_from == "dump")
     try:
@@ -371,12 +371,16 @@ def replay_increment(conn: Connection, store: ObjectStore, member: BackupManifes
 
 
 def drop_database(conn: Connection, name: str) -> None:
-    validate.site_name(name)
-    run(conn, ["mariadb", "--batch"], stdin=f"DROP DATABASE IF EXISTS `{name}`;\n", check=False)
+    """Drop one of pressfleet's own staging databases; never a saved site's or one a site on the host uses."""
+    dbnames.check_droppable(name, dbnames.protected_databases())
+    run(conn, ["bash", "-c", script("db_drop.sh"), "bash", name], check=False)
 
 
 def swap_tables(conn: Connection, live: str, staging: str, tables: Iterable[str], *, all_tables: bool) -> str:
     _, old = _db_names(live)
+    protected = dbnames.protected_databases()
+    for name in (staging, old):  # db_swap.sh drops both
+        dbnames.check_droppable(name, protected)
     names = "\n".join(tables) + "\n"
     return run(conn, ["bash", "-c", script("db_swap.sh"), "bash", live, staging, old,
                       "ALL" if all_tables else "SOME"], stdin=names).stdout.strip()
@@ -580,7 +584,7 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
 
     t0 = time.monotonic()
     tag = secrets.token_hex(3)
-    scratch = f"pfrt_{tag}"
+    scratch = dbnames.scratch_name(tag)
     password = secrets.token_urlsafe(24)
     base = f"{SCRATCH_ROOT}/{site.name}-{tag}"
     port = 20000 + secrets.randbelow(20000)
@@ -631,7 +635,7 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
                                  status, seconds)
     finally:
         if not keep:
-            run(conn, ["mariadb", "--batch"], stdin=(
-                f"DROP USER IF EXISTS '{scratch}'@'localhost';\nDROP DATABASE IF EXISTS `{scratch}`;\n"),
-                check=False)
+            run(conn, ["mariadb", "--batch"], stdin=f"DROP USER IF EXISTS '{scratch}'@'localhost';\n", check=False)
+            with contextlib.suppress(Exception):  # cleanup: the run's own outcome is what is reported
+                drop_database(conn, scratch)
             run(conn, ["rm", "-rf", "--", base], check=False)

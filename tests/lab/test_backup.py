@@ -126,7 +126,7 @@ def test_a_corrupted_object_is_named_and_not_verified(provisioned, prefect_harne
         restore_test(site=site, storage=local_storage, scratch=provisioned.server)
     assert not catalog.list_backups(store, "blog")[-1].verified
     leftovers = on_host(provisioned, "sh", "-c", "ls /srv/pressfleet-restore-test; mariadb --batch -e 'SHOW DATABASES'")
-    assert "pfrt_" not in leftovers and "blog-" not in leftovers  # the scratch copy was cleaned up
+    assert "pf_rt_" not in leftovers and "blog-" not in leftovers  # the scratch copy was cleaned up
 
 
 def test_selective_restores_and_bad_requests_change_nothing(provisioned, prefect_harness, site, local_storage):
@@ -162,7 +162,7 @@ def test_selective_restores_and_bad_requests_change_nothing(provisioned, prefect
 
     restore_site(site=site, storage=local_storage, backup_id=summary["backup"], parts=["database"])
     assert sql(provisioned, "SELECT post_title FROM wp_posts WHERE ID=1") != "post edited after the backup"
-    assert "blog_pfstage" not in sql(provisioned, "SHOW DATABASES")
+    assert "pf_stage_blog" not in sql(provisioned, "SHOW DATABASES")
     assert provisioned.curl("/").stdout.count("<html") >= 1
 
 

@@ -186,11 +186,11 @@ def test_restore_test_config_is_loopback_only():
     from pressfleet.site import SiteConfig, WpSalts
 
     site = SiteConfig(name="blog", domain="blog.lab.test", admin_email="a@lab.test")
-    text = render_restore_test_wp_config(site, db_name="pfrt_ab", db_user="pfrt_ab", db_password="p" * 24,
+    text = render_restore_test_wp_config(site, db_name="pf_rt_ab", db_user="pf_rt_ab", db_password="p" * 24,
                                          salts=WpSalts.generate(), home_url="http://127.0.0.1:20000", abspath="/x/htdocs")
-    assert "'WP_REDIS_DISABLED', true" in text and "http://127.0.0.1:20000" in text and "'pfrt_ab'" in text
+    assert "'WP_REDIS_DISABLED', true" in text and "http://127.0.0.1:20000" in text and "'pf_rt_ab'" in text
     with pytest.raises(InvalidInput):
-        render_restore_test_wp_config(site, db_name="pfrt_ab", db_user="pfrt_ab", db_password="p" * 24,
+        render_restore_test_wp_config(site, db_name="pf_rt_ab", db_user="pf_rt_ab", db_password="p" * 24,
                                       salts=WpSalts.generate(), home_url="https://blog.example.com", abspath="/x")
 
 

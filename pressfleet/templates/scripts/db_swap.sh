@@ -6,6 +6,13 @@
 set -euo pipefail
 live=$1 staging=$2 old=$3 mode=$4
 for d in "$live" "$staging" "$old"; do case "$d" in *[!a-z0-9_]*|"") echo "bad database name" >&2; exit 2;; esac; done
+# Never drop a site's database: only pressfleet's own pf_* names, and none a site's wp-config.php names.
+for d in "$staging" "$old"; do
+  case "$d" in pf_*) ;; *) echo "refusing to drop database $d: not a pressfleet staging database" >&2; exit 2;; esac
+  if grep -qsFx "define( 'DB_NAME', '$d' );" /var/www/*/wp-config.php; then
+    echo "refusing to drop database $d: a site's wp-config.php on this host uses it" >&2; exit 2
+  fi
+done
 q() { local s=${1//\`/\`\`}; printf '`%s`' "$s"; }
 mariadb -e "DROP DATABASE IF EXISTS \`$old\`; CREATE DATABASE \`$old\`"
 mapfile -t wanted
