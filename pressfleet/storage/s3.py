@@ -112,6 +112,7 @@ class S3Store(CloudStoreBase):
         from botocore.exceptions import (
             ClientError,
             ConnectionError as BotoConnectionError,
+            HTTPClientError,
             NoCredentialsError,
             PartialCredentialsError,
         )
@@ -138,6 +139,9 @@ class S3Store(CloudStoreBase):
             return self._error(op, key, "no S3 credentials were given or found")
         if isinstance(exc, BotoConnectionError):
             return self._error(op, key, "the service could not be reached (connection refused or timed out)")
+        if isinstance(exc, HTTPClientError):  # e.g. ConnectionClosedError: the service dropped the connection
+            return self._error(op, key, "the service could not be reached (it closed the connection before "
+                                        "answering, on every attempt)")
         return self._error(op, key, scrub(f"{type(exc).__name__}: {exc}", self._secrets()))
 
     # writing -------------------------------------------------------------------------------

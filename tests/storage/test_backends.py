@@ -23,6 +23,7 @@ from pressfleet.storage.base import MiB
 from .conftest import (
     AZURITE_ACCOUNT,
     CLOUD_BACKENDS,
+    TEST_PART_SIZE,
     free_port,
     make_store,
     start_azurite,
@@ -382,6 +383,48 @@ def test_emulator_stopped_mid_session(backend, tmp_path_factory):
             call()
         _assert_clear(err.value, store, key, secrets)
         assert "could not be reached" in str(err.value)
+
+
+def test_s3_outage_mid_upload_aborts_the_multipart_upload(moto_emulator, request, tmp_path):
+    """The service drops every connection half-way through a multipart upload and comes back only when the
+    client aborts: the write fails with one clear sentence, the abort is retried, and moto (which kept its
+    state through the outage) holds no unfinished upload and no object."""
+    import threading
+
+    from tests.outage_proxy import OutageProxy
+
+    from .conftest import s3_client
+
+    direct = make_store("s3", request, tmp_path)
+    proxy = OutageProxy(moto_emulator.port)
+    request.addfinalizer(proxy.close)
+    from pressfleet.storage.s3 import S3Store
+
+    store = S3Store(direct.bucket, endpoint_url=proxy.url, region="us-east-1", access_key_id="testing",
+                    secret_access_key="testing", part_size=TEST_PART_SIZE, attempts=3)
+    client = s3_client(moto_emulator.url)
+    outcome: dict = {}
+
+    def upload():
+        try:
+            outcome["result"] = store.put_stream("site1/files.tar.zst", RandomStream(OBJECT_SIZE, seed=9))
+        except Exception as exc:  # noqa: BLE001 - inspected below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=upload, daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while not client.list_multipart_uploads(Bucket=direct.bucket).get("Uploads"):
+        assert time.monotonic() < deadline, "the multipart upload never started"
+        time.sleep(0.02)
+    proxy.cut(until_abort=True)
+    worker.join(120)
+    assert isinstance(outcome.get("error"), StorageError), outcome
+    _assert_clear(outcome["error"], store, "site1/files.tar.zst", ["testing"])
+    assert "could not be reached" in str(outcome["error"])
+    assert any(line.startswith("DELETE ") and "uploadId=" in line for line in proxy.refused)  # first abort dropped
+    assert client.list_multipart_uploads(Bucket=direct.bucket).get("Uploads", []) == []  # the retry aborted it
+    assert keys(direct) == []
 
 
 @pytest.mark.parametrize("backend", [pytest.param("local", marks=pytest.mark.unit), *CLOUD_BACKENDS])
