@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -24,12 +24,15 @@ from pressfleet.metrics import collect
 from pressfleet.metrics.collect import CollectSummary, HostResult, host_label
 from pressfleet.saved import saved_block_names
 from pressfleet.metrics.store import open_store
+from pressfleet.nothing import NO_SERVERS
 from pressfleet.paths import state_dir
 
 CONNECT_TIMEOUT_SECONDS = 5.0
 SCRIPT_TIMEOUT_SECONDS = 60.0
 MAX_PARALLEL_HOSTS = 32
 ARTIFACT_KEY = "collect-metrics"
+RAW_DAYS = 14  # 5-minute points are kept two weeks, hourly rollups 400 days, daily ones for ever
+HOURLY_DAYS = 400
 
 
 @dataclass
@@ -149,6 +152,17 @@ def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
     return rows
 
 
+@task(name="rollup-metrics", cache_policy=NONE)
+def rollup_metrics(store_url: Optional[str], at: datetime, raw_days: float, hourly_days: float) -> dict:
+    """Roll the store's raw points up into hourly and daily rows (per series, from its own watermark, so a
+    late or backfilled series is rolled up before it expires), then expire what is older than the retention.
+    Cheap when nothing is new: every round runs it."""
+    rep = open_store(store_url).rollup_and_expire(at, raw_days=raw_days, hourly_days=hourly_days)
+    return {"hourly_buckets": rep.hourly_buckets_written, "hourly_series": rep.hourly_series,
+            "daily_buckets": rep.daily_buckets_written, "daily_series": rep.daily_series,
+            "raw_deleted": rep.raw_deleted, "hourly_deleted": rep.hourly_deleted}
+
+
 @flow(name="collect-metrics", task_runner=ThreadPoolTaskRunner(max_workers=MAX_PARALLEL_HOSTS))
 def collect_metrics(
     servers: Optional[list[Server]] = None,
@@ -156,6 +170,8 @@ def collect_metrics(
     storage: Optional[AnyStorage] = None,
     store_url: Optional[str] = None,
     at: Optional[datetime] = None,
+    raw_days: float = RAW_DAYS,
+    hourly_days: float = HOURLY_DAYS,
 ) -> CollectSummary:
     """Take one sample of every server's vital signs and store it (the deployment runs every 5 minutes).
 
@@ -167,7 +183,9 @@ def collect_metrics(
     recorded as up=0 without holding up the others. The points go to the metrics store (`store_url`,
     else PRESSFLEET_METRICS_URL, else the SQLite file in the state folder), a table artifact
     `collect-metrics` shows the round, and the summary is the flow's result. `at` dates the round
-    (default: now); a round stored again is stored once.
+    (default: now); a round stored again is stored once. After each round the store is rolled up
+    (hourly and daily) and points older than `raw_days` (hourly rows older than `hourly_days`) expire,
+    once rolled up. With no Server block saved yet the run completes with the note "no servers yet".
     """
     log = get_run_logger()
     if servers is None:
@@ -205,17 +223,28 @@ def collect_metrics(
     store = open_store(store_url)
     stored = store.write_points(points)
     save_counters({c.result.host: c.metrics.counters for c in collections if c.metrics.counters})
+    rollup = rollup_metrics(store_url, round_time, raw_days, hourly_days)
 
     up = sum(1 for c in collections if c.result.up)
     summary = CollectSummary(
         time=round_time, hosts=[c.result for c in collections], up=up, down=len(collections) - up,
         points=len(points), stored=stored, backend=store.dialect, seconds=round(seconds, 3),
+        rollup=rollup, note=None if servers else NO_SERVERS,
     )
+    rolled = (f"; rolled up {rollup['hourly_buckets']} hourly, {rollup['daily_buckets']} daily rows, "
+              f"expired {rollup['raw_deleted']} raw points")
+    if not servers:
+        log.info("%s", NO_SERVERS)
+        create_markdown_artifact(
+            key=ARTIFACT_KEY, description=f"collect-metrics: {NO_SERVERS}",
+            markdown=f"# collect-metrics\n\n**{NO_SERVERS}.** No Server block is saved: `pressfleet lab up NAME` "
+                     f"saves one for a lab host (or create a Server block in the UI){rolled}.")
+        return summary
     create_table_artifact(
         key=ARTIFACT_KEY,
         table=summary_table(summary),
         description=f"Metrics round {round_time.isoformat()}: {up} of {len(collections)} servers up, "
-                    f"{stored} of {len(points)} points stored, {seconds:.1f} s",
+                    f"{stored} of {len(points)} points stored, {seconds:.1f} s{rolled}",
     )
     log.info("collected %d of %d servers in %.1f s; %d points, %d new", up, len(collections), seconds,
              len(points), stored)

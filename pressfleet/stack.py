@@ -9,7 +9,10 @@ Plain functions for the CLI (`make demo`) and the tests::
 
 Every prefect process gets the environment from `prefect_env(cfg)`: its own PREFECT_HOME (nothing
 lands in ~/.prefect), the API/UI URLs for the configured port, analytics off, a 1 s worker poll and
-persisted results. The PIDs live in `<run_dir>/server.pid` and `<run_dir>/worker.pid`, the logs in
+persisted results; and umask 077: Prefect's database holds every block's secrets, and flow runs (children
+of the worker) write backups, reports and the metrics store under the state folder. `up()` also takes
+group and other bits off whatever is already in the state folder. Deployments are prefect.yaml put
+together with deployments/ for one environment (`pressfleet.deployments`, PRESSFLEET_ENV, default lab). The PIDs live in `<run_dir>/server.pid` and `<run_dir>/worker.pid`, the logs in
 `<run_dir>/server.log` and `<run_dir>/worker.log`.
 
 This module deliberately does not import prefect: the CLI stays fast and the stack's settings are
@@ -35,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pressfleet.paths import ROOT, state_dir
+from pressfleet import deployments as deployment_files
+from pressfleet.paths import PRIVATE_UMASK, ROOT, private_dirs, secure_tree, state_dir
 
 SERVER = "server"
 WORKER = "worker"
@@ -63,6 +67,8 @@ class StackConfig:
     run_dir: Path = field(default_factory=lambda: state_dir() / "stack")
     prefect_file: Path = field(default_factory=lambda: ROOT / "prefect.yaml")
     blocks_dir: Path = field(default_factory=lambda: ROOT / "blocks")
+    environment: str = field(default_factory=deployment_files.environment)  # deployments/<environment>.yaml
+    state: Path = field(default_factory=state_dir)  # secured at start-up when home and run_dir are inside it
     server_timeout: float = 120.0  # seconds until /api/health must answer
     worker_timeout: float = 60.0  # seconds until the new worker must show up in the pool
     cli_timeout: float = 300.0  # any single `prefect ...` command
@@ -72,6 +78,7 @@ class StackConfig:
         self.run_dir = Path(self.run_dir).resolve()
         self.prefect_file = Path(self.prefect_file).resolve()
         self.blocks_dir = Path(self.blocks_dir).resolve()
+        self.state = Path(self.state).resolve()
         self.port = int(self.port)
 
     @property
@@ -92,6 +99,14 @@ class StackConfig:
 
     def log_file(self, name: str) -> Path:
         return self.run_dir / f"{name}.log"
+
+    @property
+    def deployments_dir(self) -> Path:
+        return deployment_files.deployments_dir(self.prefect_file)
+
+    @property
+    def pool_template(self) -> Path:
+        return self.deployments_dir / "work-pool.json"
 
 
 @dataclass
@@ -284,10 +299,14 @@ def _tail(path: Path, lines: int = 40, since: int = 0) -> str:
     return "\n".join(data.splitlines()[-lines:]) or "(log is empty)"
 
 
+def _private_open(path: Path, flags: int):
+    return os.fdopen(os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW, 0o600), "ab" if flags & os.O_APPEND else "w")
+
+
 def _spawn(cfg: StackConfig, name: str, args: list[str]) -> subprocess.Popen:
     log_path = cfg.log_file(name)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    private_dirs(cfg.run_dir)
+    with _private_open(log_path, os.O_WRONLY | os.O_APPEND) as log:
         log.write(f"\n===== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(args)}\n".encode())
         log.flush()
         proc = subprocess.Popen(
@@ -299,8 +318,10 @@ def _spawn(cfg: StackConfig, name: str, args: list[str]) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            umask=PRIVATE_UMASK,
         )
-    cfg.pid_file(name).write_text(f"{proc.pid}\n")
+    with _private_open(cfg.pid_file(name), os.O_WRONLY | os.O_TRUNC) as fh:
+        fh.write(f"{proc.pid}\n")
     return proc
 
 
@@ -316,6 +337,7 @@ def run_prefect(cfg: StackConfig, *args: str, check: bool = True) -> subprocess.
             capture_output=True,
             text=True,
             timeout=cfg.cli_timeout,
+            umask=PRIVATE_UMASK,
         )
     except subprocess.TimeoutExpired as exc:
         raise StackError(f"`prefect {' '.join(args)}` timed out after {cfg.cli_timeout:.0f} s") from exc
@@ -386,8 +408,8 @@ def _log_size(path: Path) -> int:
 
 def start_server(cfg: StackConfig) -> int:
     """Reuse the recorded server if it is alive and healthy, else start one. Returns its PID."""
-    cfg.home.mkdir(parents=True, exist_ok=True)
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    private_dirs(cfg.home)
+    private_dirs(cfg.run_dir)
     pid = _live_pid(cfg, SERVER)
     if pid is not None:
         if not healthy(cfg):  # alive but not answering yet (still starting, or migrating)
@@ -406,13 +428,19 @@ def start_server(cfg: StackConfig) -> int:
 
 
 def ensure_work_pool(cfg: StackConfig) -> None:
+    """The process work pool, with deployments/work-pool.json as its base job template when that exists
+    (applied again when the pool's template differs from the file)."""
+    template = cfg.pool_template if cfg.pool_template.is_file() else None
     try:
-        _api(cfg, "GET", f"/work_pools/{cfg.work_pool}")
-        return
+        pool = _api(cfg, "GET", f"/work_pools/{cfg.work_pool}")
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise StackError(f"reading work pool {cfg.work_pool!r}: HTTP {exc.code}") from exc
-    run_prefect(cfg, "work-pool", "create", cfg.work_pool, "--type", "process")
+        extra = ["--base-job-template", str(template)] if template else []
+        run_prefect(cfg, "work-pool", "create", cfg.work_pool, "--type", "process", *extra)
+        return
+    if template and (pool or {}).get("base_job_template") != json.loads(template.read_text()):
+        run_prefect(cfg, "work-pool", "update", cfg.work_pool, "--base-job-template", str(template))
 
 
 _BLOCK_CLASS = re.compile(r"^class\s+\w+\s*\([^)]*Block[^)]*\)\s*:", re.MULTILINE)
@@ -436,11 +464,23 @@ def register_blocks(cfg: StackConfig) -> list[Path]:
     return files
 
 
-def deploy(cfg: StackConfig, prefect_file: Path | None = None) -> str:
-    """`prefect deploy --all --no-prompt` for the project file; returns the command's output."""
+def deployment_file(cfg: StackConfig, prefect_file: Path | None = None) -> Path:
+    """The file to deploy: with a deployments/ folder beside the project file, the two put together for
+    cfg.environment (written to <run_dir>/prefect.<environment>.yaml); else the project file itself."""
     path = Path(prefect_file or cfg.prefect_file).resolve()
     if not path.is_file():
         raise StackError(f"no deployment file at {path}")
+    if not deployment_files.deployments_dir(path).is_dir():
+        return path
+    try:
+        return deployment_files.write(path, cfg.run_dir, cfg.environment)
+    except ValueError as exc:  # InvalidInput: one sentence naming the file and the name that matches nothing
+        raise StackError(str(exc)) from exc
+
+
+def deploy(cfg: StackConfig, prefect_file: Path | None = None) -> str:
+    """`prefect deploy --all --no-prompt` for the project's deployments; returns the command's output."""
+    path = deployment_file(cfg, prefect_file)
     res = run_prefect(cfg, "deploy", "--all", "--no-prompt", "--prefect-file", str(path))
     return res.stdout
 
@@ -499,8 +539,8 @@ def start_worker(cfg: StackConfig) -> int:
 @contextlib.contextmanager
 def _locked(cfg: StackConfig):
     """One up()/down() at a time per run dir (a second `make demo` waits, then reuses)."""
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    with open(cfg.run_dir / "stack.lock", "w") as fh:
+    private_dirs(cfg.run_dir)
+    with _private_open(cfg.run_dir / "stack.lock", os.O_WRONLY) as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -539,7 +579,18 @@ def up(
         return _up(cfg, deploy_flows=deploy_flows, worker=worker, say=log or (lambda msg: None))
 
 
+def secure_state(cfg: StackConfig) -> list[str]:
+    """Take group and other bits off the state folder (when the stack lives in it) and the stack's folders."""
+    roots = [cfg.home, cfg.run_dir]
+    if all(cfg.state in (p, *p.parents) for p in roots):
+        roots = [cfg.state]
+    return [p for root in roots for p in secure_tree(root)]
+
+
 def _up(cfg: StackConfig, *, deploy_flows: bool, worker: bool, say: Callable[[str], None]) -> StackStatus:
+    fixed = secure_state(cfg)
+    if fixed:
+        say(f"state folder: took group and other access off {len(fixed)} file(s) and folder(s)")
     t = time.monotonic()
     reused = _live_pid(cfg, SERVER) is not None
     pid = start_server(cfg)
@@ -563,7 +614,8 @@ def _up(cfg: StackConfig, *, deploy_flows: bool, worker: bool, say: Callable[[st
         if deploy_flows:
             t = time.monotonic()
             deploy(cfg)
-            say(f"deployed {cfg.prefect_file.name} [{time.monotonic() - t:.1f} s]")
+            say(f"deployed {cfg.prefect_file.name} for environment {cfg.environment!r} "
+                f"[{time.monotonic() - t:.1f} s]")
         if pending is not None:
             worker_pid = pending.wait()
     except BaseException:

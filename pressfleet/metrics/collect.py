@@ -556,6 +556,9 @@ class CollectSummary(BaseModel):
     stored: int = Field(description="points newly stored (0 for a round that was already stored)")
     backend: str = Field(description="the metrics store's database: sqlite or postgresql")
     seconds: float = Field(description="the round, from the first connection to the last parsed output")
+    rollup: dict[str, int] = Field(default_factory=dict,
+                                   description="what the rollup after the round did (rows written, points expired)")
+    note: Optional[str] = Field(None, description="why the round had nothing to do (no servers saved yet)")
 
 
 def host_label(server) -> str:

@@ -7,6 +7,9 @@ sees a partial file. The sha256 and any metadata are kept beside it in
 silently turn into a folder on the system disk); folders below it are created as needed.
 
 A local folder cannot make objects immutable: asking for it is refused with a StorageError.
+
+Backups hold wp-config.php and every site's data: objects and their records are created mode 0600 and the
+folders below the root 0700, whatever the process's umask.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Optional
 
+from pressfleet.paths import private_dirs
 from pressfleet.storage.base import (
     MiB,
     RESERVED_SEGMENT,
@@ -65,9 +69,7 @@ class LocalStore(StoreBase):
         return self.root.joinpath(RESERVED_SEGMENT, "meta", *parts[:-1], parts[-1] + ".json")
 
     def _tmp_dir(self) -> Path:
-        d = self.root / RESERVED_SEGMENT / "tmp"
-        d.mkdir(parents=True, exist_ok=True)
-        return d
+        return private_dirs(self.root / RESERVED_SEGMENT / "tmp", stop=self.root)
 
     def _translate(self, op: str, key: Optional[str], exc: OSError) -> StorageError:
         if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST) and op == "write":
@@ -110,7 +112,7 @@ class LocalStore(StoreBase):
         tmp: Optional[Path] = None
         try:
             tmp = self._tmp_dir() / f"{uuid.uuid4().hex}.part"
-            with open(tmp, "wb") as f:
+            with _create_private(tmp) as f:
                 while not src.eof:
                     data = src.read_part(self.part_size)
                     if data:
@@ -119,7 +121,7 @@ class LocalStore(StoreBase):
                 f.flush()
                 if self.fsync:
                     os.fsync(f.fileno())
-            target.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(target.parent, stop=self.root)
             if if_absent:
                 try:
                     os.link(tmp, target)
@@ -149,9 +151,10 @@ class LocalStore(StoreBase):
 
     def _write_meta(self, full: str, record: dict) -> None:
         path = self._meta_path(full)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent, stop=self.root)
         tmp = self._tmp_dir() / f"{uuid.uuid4().hex}.meta"
-        tmp.write_text(json.dumps(record))
+        with _create_private(tmp) as f:
+            f.write(json.dumps(record).encode())
         os.replace(tmp, path)
 
     def _read_meta(self, full: str, size: int) -> tuple[Optional[str], dict]:
@@ -253,6 +256,11 @@ class LocalStore(StoreBase):
             except OSError:
                 return
             folder = folder.parent
+
+
+def _create_private(path: Path) -> IO[bytes]:
+    """A new file for the owner alone (never an existing one, never through a link)."""
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), "wb")
 
 
 def _raise(exc: OSError) -> None:
