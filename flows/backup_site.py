@@ -13,6 +13,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.backup import report
+from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
 from tasks.backup import backup_one
 
@@ -36,6 +37,8 @@ def backup_site(
     what changed, verified or not, RPO and the last measured RTO. A site that fails fails the run after
     the others are done; nothing half-written is ever listed as a backup.
     """
+    if no_saved_sites(site):  # a schedule that fires before the first site exists: completes with a note
+        return nothing_to_do("backup-site")
     store_block = storage_block(storage)
     futures = {s.name: backup_one.submit(s, store_block, server, encryption_key, full_every_days, full)
                for s in sites_or_all(site)}

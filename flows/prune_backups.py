@@ -11,6 +11,7 @@ from blocks.backup import BackupRetention
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.backup.report import human_bytes
+from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
 from tasks.backup import prune_one
 
@@ -28,6 +29,8 @@ def prune_backups(
     policy that keeps nothing is refused before anything is deleted. Shipped binary logs that no kept
     backup can roll forward from go too. Objects under an object lock are reported, not forced.
     """
+    if no_saved_sites(site):  # a schedule that fires before the first site exists: completes with a note
+        return nothing_to_do("prune-backups")
     chosen = (policy or BackupRetention()).policy()
     store_block = storage_block(storage)
     results = [prune_one(s.config().name, store_block, chosen, dry_run) for s in sites_or_all(site)]

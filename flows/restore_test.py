@@ -11,6 +11,7 @@ from prefect.blocks.system import Secret
 from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
+from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
 from tasks.backup import restore_test_one
 
@@ -32,6 +33,8 @@ def restore_test(
     backup fails the run and the artifact names the broken part. Scratch data is deleted unless
     `keep_scratch`.
     """
+    if no_saved_sites(site):  # a schedule that fires before the first site exists: completes with a note
+        return nothing_to_do("restore-test")
     store_block = storage_block(storage)
     results, failures = [], []
     for s in sites_or_all(site):

@@ -11,6 +11,7 @@ from prefect.blocks.system import Secret
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.backup.report import human_bytes
+from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
 from tasks.backup import ship_one
 
@@ -25,6 +26,8 @@ def ship_binlogs(
     Run every 15 minutes, it bounds how much of the database a disaster can lose to 15 minutes; restore-site
     with point_in_time replays these logs on top of the backup taken before that moment.
     """
+    if no_saved_sites(site):  # a schedule that fires before the first site exists: completes with a note
+        return nothing_to_do("ship-binlogs")
     store_block = storage_block(storage)
     results = [ship_one(s, store_block, None, encryption_key) for s in sites_or_all(site)]
     lines = ["# Binary logs shipped", "", "| site | shipped | bytes | already in storage |", "| --- | --- | --- | --- |"]

@@ -34,6 +34,9 @@ def use_local_prefect() -> None:
 
 @app.callback()
 def _main() -> None:
+    from pressfleet.paths import use_private_umask
+
+    use_private_umask()  # the state folder holds secrets and backups: what this process writes is the owner's alone
     use_local_prefect()
 
 
@@ -113,6 +116,26 @@ def stack_up() -> None:
         typer.echo(str(stack.up(log=_stderr)))
     except stack.StackError as exc:
         _fail(str(exc))
+
+
+@stack_app.command("deploy")
+def stack_deploy(
+    env: str = typer.Option(None, "--env", help="Environment: a file in deployments/ (default: PRESSFLEET_ENV, else lab)."),
+    print_only: bool = typer.Option(False, "--print", help="Print the file prefect deploy would get; deploy nothing."),
+) -> None:
+    """Deploy prefect.yaml with deployments/ (schedules, the environment's parameters) to the local stack."""
+    from pressfleet import deployments, stack
+
+    cfg = stack.StackConfig(**({"environment": env} if env else {}))
+    try:
+        if print_only:
+            typer.echo(deployments.render(cfg.prefect_file, cfg.environment), nl=False)
+            return
+        stack.ensure_work_pool(cfg)
+        stack.deploy(cfg)
+    except (stack.StackError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(f"deployed {cfg.prefect_file.name} with deployments/{cfg.environment}.yaml to {cfg.api_url}")
 
 
 @stack_app.command("down")
