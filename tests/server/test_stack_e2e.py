@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pressfleet import stack
 from pressfleet.paths import ROOT
@@ -84,7 +83,9 @@ def test_pull_step_placeholder_falls_back_to_the_workers_environment(prefect_api
 
 def test_real_prefect_yaml_deploys_every_deployment(prefect_api):
     cfg = prefect_api.cfg
-    project = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    from pressfleet.deployments import compose_files
+
+    project = compose_files(ROOT / "prefect.yaml", cfg.environment)  # prefect.yaml with deployments/ (schedules)
     wanted = {d["name"]: d for d in project["deployments"]}
     assert "host-facts" in wanted
 
