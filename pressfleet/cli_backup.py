@@ -1,6 +1,7 @@
 """`pressfleet backup|restore-test|restore|prune|backups SITE`: the backup flows from a terminal.
 
-SITE is a site name (its block is `site-NAME`, as `pressfleet provision` saves it) or a block name.
+SITE is the site's domain (`blog.example.com`), its site name or its block name: all resolve to the same
+saved WordPress Site block (`pressfleet.cliutil.load_site`).
 `--storage NAME` picks a storage block (any of Local, S3, GCS, Azure); the default is `local-backups`,
 a folder in the project's state directory. Each command runs the same flow as the deployment and
 exits non-zero when it fails.
@@ -14,19 +15,12 @@ from typing import Optional
 import typer
 
 from pressfleet.cliutil import fail as _fail
+from pressfleet.cliutil import load_site
 from pressfleet.cliutil import run_or_fail as _run
 
 
 def _site(name: str):
-    from blocks.site import WordPressSite
-    from pressfleet import sites
-
-    for candidate in (name, sites.site_block_name(name)):
-        try:
-            return WordPressSite.load(candidate)
-        except ValueError:
-            continue
-    _fail(f"no WordPress Site block {name!r} or {sites.site_block_name(name)!r}")
+    return load_site(name)
 
 
 def _storage(name: Optional[str]):
@@ -65,13 +59,14 @@ def _key(name: Optional[str]):
         _fail(f"no Secret block {name!r}")
 
 
+SITE_HELP = "The site: its domain, site name or block name."
 STORAGE = typer.Option(None, "--storage", help="Storage block name (default: local-backups).")
 KEY = typer.Option(None, "--key", help="Secret block holding the encryption key (default: pressfleet-backup-key if it exists).")
 
 
 def register(app: typer.Typer) -> None:
     @app.command("backup")
-    def backup(site: str = typer.Argument(..., help="Site name or block."), storage: str = STORAGE, key: str = KEY,
+    def backup(site: str = typer.Argument(..., help=SITE_HELP), storage: str = STORAGE, key: str = KEY,
                full: bool = typer.Option(False, "--full", help="A full backup even if an incremental would do.")) -> None:
         """Back a site up now (the backup-site flow)."""
         from flows.backup_site import backup_site
@@ -82,7 +77,7 @@ def register(app: typer.Typer) -> None:
                    f"{s['files_changed']} of {s['files_total']} files read")
 
     @app.command("restore-test")
-    def restore_test(site: str = typer.Argument(...), storage: str = STORAGE, key: str = KEY,
+    def restore_test(site: str = typer.Argument(..., help=SITE_HELP), storage: str = STORAGE, key: str = KEY,
                      scratch: str = typer.Option(None, "--scratch", help="Server block to restore onto (default: a fresh lab host)."),
                      backup_id: str = typer.Option(None, "--backup", help="Backup id (default: the newest).")) -> None:
         """Restore a backup on a scratch target, check it, boot it, mark it verified (the restore-test flow)."""
@@ -95,7 +90,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"  {check}")
 
     @app.command("restore")
-    def restore(site: str = typer.Argument(...), backup_id: str = typer.Argument(None, help="Backup id (default: the newest)."),
+    def restore(site: str = typer.Argument(..., help=SITE_HELP), backup_id: str = typer.Argument(None, help="Backup id (default: the newest)."),
                 to: str = typer.Option(None, "--to", help="Server block to restore onto (default: the site's server)."),
                 parts: list[str] = typer.Option(None, "--parts", help="database, files, uploads, themes, plugins, table:NAME (repeatable)."),
                 at: str = typer.Option(None, "--at", help="Point in time (ISO 8601, UTC if no zone): roll the database forward to it."),
@@ -117,7 +112,7 @@ def register(app: typer.Typer) -> None:
                    f"in {r['seconds']:.1f} s")
 
     @app.command("prune")
-    def prune(site: str = typer.Argument(...), storage: str = STORAGE,
+    def prune(site: str = typer.Argument(..., help=SITE_HELP), storage: str = STORAGE,
               policy: str = typer.Option(None, "--policy", help="Backup Retention block (default: 7 last, 14 daily, 8 weekly, 12 monthly, 2 yearly)."),
               dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be deleted.")) -> None:
         """Delete backups the retention policy does not keep (the prune-backups flow)."""
@@ -140,7 +135,7 @@ def register(app: typer.Typer) -> None:
             _fail("some backups could not be deleted: " + "; ".join(r["not_deleted"]))
 
     @app.command("backups")
-    def backups(site: str = typer.Argument(...), storage: str = STORAGE,
+    def backups(site: str = typer.Argument(..., help=SITE_HELP), storage: str = STORAGE,
                 as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
         """List a site's complete backups, newest first, verified or not."""
         from pressfleet.backup import catalog
