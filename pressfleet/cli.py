@@ -169,15 +169,21 @@ def demo(host: str = typer.Option("web1", help="Lab host to run the demo on.")) 
 def provision(
     server: str = typer.Argument(..., help="Server block name, e.g. lab-web1."),
     domain: str = typer.Option(..., "--domain", help="The site's domain."),
-    name: str = typer.Option(None, "--name", help="Site name (default: the domain's first label)."),
+    name: str = typer.Option(None, "--name", help="Site name (default: the one saved for this domain, else derived "
+                                                  "from the whole domain: www.example.com -> example_com)."),
     email: str = typer.Option(None, "--email", help="Admin email (default: admin@DOMAIN)."),
     title: str = typer.Option("My WordPress site", "--title"),
     tls: str = typer.Option(None, "--tls", help="acme, provided or self-signed (default: self-signed on lab hosts, else acme)."),
     release_url: str = typer.Option(None, "--release-url", help="WordPress archive URL (default: the official latest; the lab mirror on lab hosts)."),
     release_sha256: str = typer.Option(None, "--release-sha256"),
     components: list[str] = typer.Option(None, "--component", "-c", help="Run only these steps (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check the input and say which site and block it would be; "
+                                                           "save nothing, run nothing."),
 ) -> None:
-    """Provision WordPress on a server (the provision-wordpress flow), save the site's block, print the summary."""
+    """Provision WordPress on a server (the provision-wordpress flow), save the site's block, print the summary.
+
+    The site's name comes from the whole domain (or --name); a name another domain's site already holds is
+    refused, and a domain provisioned before keeps its site."""
     from pydantic import ValidationError
 
     from pressfleet import sites
@@ -186,7 +192,7 @@ def provision(
         from blocks.server import Server
         from blocks.site import WordPressSite
 
-        site_name = name or sites.site_name_for(domain)
+        site_name, block_name = sites.claim_site_name(domain, name, sites.saved_sites())
         fields = dict(name=site_name, domain=domain, admin_email=email or f"admin@{domain}", title=title)
         release = sites.lab_release_for(server) if not release_url else None
         fields["tls_mode"] = tls or ("self-signed" if release else "acme")
@@ -197,8 +203,11 @@ def provision(
         site = WordPressSite(**fields, server=server_block)
     except (ValidationError, ValueError) as exc:
         _fail(f"refused before anything ran: {_first_error(exc)}")
-    block_name = sites.site_block_name(site.name)
-    site.save(block_name, overwrite=True)
+    if dry_run:
+        typer.echo(f"{site.config().domain}: site {site.name!r}, block {block_name!r}, on {server_block.address}; "
+                   "dry run: nothing saved, nothing ran")
+        return
+    site.save(block_name, overwrite=True)  # claim_site_name refused a block that holds another domain
     from flows.provision_wordpress import provision_wordpress
 
     try:

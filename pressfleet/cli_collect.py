@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from pressfleet.cliutil import fail as _fail
+from pressfleet.cliutil import load_site
 
 EXIT_FAILED = 1  # nothing was collected: bad input, no servers, or the flow failed
 EXIT_HOST_DOWN = 2  # the round completed and was stored, but at least one server could not be reached
@@ -20,7 +21,7 @@ def collect(
     servers: Optional[list[str]] = typer.Argument(
         None, help="Server block names, e.g. lab-web1 (default: every saved Server block)."),
     site_names: Optional[list[str]] = typer.Option(
-        None, "--site", "-s", help="WordPress Site block names to check (repeatable; default: every saved one)."),
+        None, "--site", "-s", help="Sites to check, each a domain, site name or block name (repeatable; default: every saved one)."),
     no_sites: bool = typer.Option(False, "--no-sites", help="Check no sites, only the servers."),
     storage: Optional[str] = typer.Option(
         None, "--storage", help="Storage block with the sites' backups, as TYPE/NAME, e.g. local-storage/backups."),
@@ -48,7 +49,8 @@ def collect(
         if no_sites:
             site_blocks = []
         else:
-            site_blocks = [WordPressSite.load(n) for n in (site_names or saved_block_names("wordpress-site"))]
+            site_blocks = ([load_site(n) for n in site_names] if site_names
+                           else [WordPressSite.load(n) for n in saved_block_names("wordpress-site")])
         storage_block = Block.load(storage) if storage else None
         if storage_block is not None and not isinstance(storage_block, _storage_types._StorageBlock):
             _fail(f"{storage} is not a storage block (local-storage/NAME, s3-storage/NAME, gcs-storage/NAME or azure-blob-storage/NAME)")

@@ -23,3 +23,20 @@ def run_or_fail(what: str, call: Callable[[], T]) -> T:
         raise
     except Exception as exc:  # noqa: BLE001 - one line for the person, non-zero exit
         fail(f"{what} failed: {exc}")
+
+
+def load_site(text: str):
+    """The saved WordPressSite that TEXT names: a domain (or alias), a site name or a block name; one clear
+    line and exit 1 when none does. Every command that takes a SITE resolves it here."""
+    from blocks.site import WordPressSite
+    from pressfleet import sites
+    from pressfleet.validate import InvalidInput
+
+    try:
+        block = sites.resolve_site_block(text, sites.saved_sites())
+    except InvalidInput as exc:
+        fail(str(exc))
+    try:
+        return WordPressSite.load(block)
+    except ValueError as exc:  # a block saved with values that are no longer valid
+        fail(f"site block {block!r} cannot be loaded: {str(exc).splitlines()[0]}")

@@ -326,7 +326,7 @@ def test_cli_provision_runs_the_same_flow_and_fails_non_zero(provisioned, prefec
     provisioned.server.save("lab-pt-w", overwrite=True)
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     cli = [sys.executable, "-m", "pressfleet.cli", "provision"]
-    ok = subprocess.run([*cli, "lab-pt-w", "--domain", "blog.lab.test", "-c", "nginx"],
+    ok = subprocess.run([*cli, "lab-pt-w", "--domain", "blog.lab.test", "--name", "blog", "-c", "nginx"],
                         env=env, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "nothing to change" in ok.stdout and "12/12 checks passed" in ok.stdout and "site-blog" in ok.stdout
