@@ -134,7 +134,7 @@ def run(write_result) -> None:
                 "bytes_over_full": round(inc.bytes_stored / full.bytes_stored, 3),
                 "database_from": inc.manifest.database_from}
 
-            storage = LocalStorage(path=f"{work}/store")
+            storage = LocalStorage(path=f"{work}/store", encryption="none")  # the benchmark measures plaintext
             lab.down(FRESH)
             fresh = lab.up(FRESH, log=lambda m: None)
             t = time.monotonic()

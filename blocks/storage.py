@@ -131,6 +131,13 @@ class _StorageBlock(Block):
     # Never echo a rejected value (it could be a key) inside a validation error.
     model_config = ConfigDict(hide_input_in_errors=True)
 
+    encryption: Literal["required", "none"] = Field(
+        "required", title="Encryption",
+        description="required: every backup run needs the backup key (Secret block pressfleet-backup-key, or the "
+                    "run's key) and is refused without it. none: without a key, backups are written in plaintext "
+                    "on purpose (wp-config.php and its database password readable by anyone who reads this "
+                    "storage; nothing authenticated beyond checksums).")
+
     def store(self) -> ObjectStore:  # pragma: no cover - every subclass defines it
         raise NotImplementedError
 

@@ -54,8 +54,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     t = time.monotonic()
     release = lab.ensure_mirror()
     site = WordPressSite(
-        name=sites.claim_site_name(DEMO_DOMAIN, None, sites.saved_sites())[0],  # blog_lab_test, or as saved before
-        domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
+        name=sites.site_name_for(DEMO_DOMAIN), domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
         title="pressfleet demo", tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"],
         server=server,
     )
@@ -66,9 +65,11 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     log(f"provision-wordpress ran through its deployment: flow run {prov_run.name} Completed, "
         f"{'changed' if report.changed else 'nothing to change'} [{time.monotonic() - t:.1f} s]")
 
-    from pressfleet.backup.targets import default_storage
+    from pressfleet.backup.targets import default_storage, ensure_key_block
 
     t = time.monotonic()
+    key_note = ensure_key_block()  # backups are encrypted: a run without a key is refused
+    log(key_note)
     storage = default_storage()
     backup_run, [backup] = run_deployment_and_wait(
         "backup-site/nightly-backup", {"site": block_ref(site), "storage": block_ref(storage)})
@@ -105,6 +106,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         f"admin:        {site.admin_user}; password in Secret block {secret_block_name(site.name, 'admin-password')!r}\n"
         f"backup:       {status.ui_url}/runs/flow-run/{backup_run.id} ({backup['kind']} {backup['backup']} in "
         f"{storage.path}); verified by {status.ui_url}/runs/flow-run/{test_run.id}\n"
+        f"{key_note}\n"
         f"forecast:     {status.ui_url}/runs/flow-run/{fc_run.id}; report {forecast.markdown}\n"
         f"demo took {time.monotonic() - started:.1f} s; `make down` stops everything."
     )

@@ -65,14 +65,15 @@ def _record_backup_bytes(server, domain: str, store, entries: list[catalog.Catal
 @task(name="backup", cache_policy=NONE, retries=0)
 def backup_one(site, storage, server=None, key_block=None, full_every_days: int = 7, full: bool = False) -> dict:
     """Back one site up to storage: database, wp-content (changed files only on incremental runs), configs."""
-    secret = encryption_secret(key_block)
+    secret = encryption_secret(key_block, storage)
     store = storage.store()
     config = site.config()
     chosen = server_of(site, server)
     with connected(chosen) as conn:
         result = engine.take_backup(conn, config, store, secret=secret, full_every_days=full_every_days,
                                     host=chosen.address, force_full=full)
-    entries = catalog.list_backups(store, config.name)  # read once: the summary's RTO and backup_bytes
+    entries = catalog.list_backups(store, config.name, secret)  # read once: the summary's RTO and backup_bytes
+    result.notes.extend(f"left out of the catalogue: {p}" for p in entries.problems)
     summary = _summary(config.name, result, entries)
     _record_backup_bytes(chosen, config.domain, store, entries)
     get_run_logger().info(
@@ -110,11 +111,11 @@ def scratch_server(site_name: str, scratch=None, log=None) -> Iterator[tuple[obj
 def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = None, key_block=None,
                      keep: bool = False) -> dict:
     """Restore a site's newest backup on a scratch target and prove it; mark it verified if it is."""
-    secret = encryption_secret(key_block)
+    secret = encryption_secret(key_block, storage)
     store = storage.store()
     config = site.config()
-    manifest = catalog.load_manifest(store, config.name, backup_id) if backup_id else \
-        catalog.newest(store, config.name).manifest
+    manifest = catalog.load_manifest(store, config.name, backup_id, secret) if backup_id else \
+        catalog.newest(store, config.name, secret).manifest
     started = datetime.now(UTC)
     logger = get_run_logger()
     with scratch_server(config.name, scratch, log=logger.info) as (server, where):
@@ -127,7 +128,8 @@ def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = Non
     checks = ([f"scratch target: {where}" + (f" ({len(installed)} packages installed)" if installed else "")]
               + result.checks)
     catalog.mark_verified(store, config.name, catalog.Verification(
-        backup_id=manifest.backup_id, verified_at=datetime.now(UTC), seconds=seconds, target=where, checks=checks))
+        backup_id=manifest.backup_id, verified_at=datetime.now(UTC), seconds=seconds, target=where, checks=checks),
+        secret=secret, manifest=manifest)  # MAC'd, and names the manifest it proved
     logger.info("%s: backup %s verified on %s in %.1f s", config.name, manifest.backup_id, where, seconds)
     return {"site": config.name, "backup": manifest.backup_id, "kind": manifest.kind, "verified": True,
             "seconds": seconds, "target": where, "checks": checks, "home_ms": round((result.home_seconds or 0) * 1000)}
@@ -137,7 +139,8 @@ def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = Non
 def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optional[datetime] = None) -> dict:
     """Delete the backups the policy does not keep (or only list them on a dry run)."""
     store = storage.store()
-    entries = catalog.list_backups(store, site_name)
+    secret = encryption_secret(None, storage)  # retention trusts only markers that authenticate
+    entries = catalog.list_backups(store, site_name, secret)
     records = [e.manifest.as_record(verified=e.verified) for e in entries]
     plan = plan_prune(records, policy, now=now)
     deleted, locked = [], []
@@ -175,26 +178,27 @@ def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optio
     return {"site": site_name, "dry_run": dry_run, "keep": plan.keep, "delete": plan.delete, "deleted": deleted,
             "not_deleted": locked, "reasons": plan.reasons, "binlogs_removed": binlogs_removed,
             "bytes_freed": sum(sizes.get(b, 0) for b in (plan.delete if dry_run else deleted)),
-            "incomplete_removed": [] if dry_run else stale, "incomplete": catalog.incomplete_backups(store, site_name)}
+            "incomplete_removed": [] if dry_run else stale, "incomplete": catalog.incomplete_backups(store, site_name),
+            "problems": entries.problems}
 
 
 @task(name="restore", cache_policy=NONE)
 def restore_one(site, storage, target, backup_id: Optional[str], parts: list[str], until: Optional[datetime],
                 key_block=None) -> dict:
     """Restore parts of a backup onto TARGET (staging first; swapped in only when every check passed)."""
-    secret = encryption_secret(key_block)
+    secret = encryption_secret(key_block, storage)
     store = storage.store()
     config = site.config()
     engine.parse_parts(parts)  # refuse bad parts before anything is read
     if backup_id:
-        manifest = catalog.load_manifest(store, config.name, backup_id)
+        manifest = catalog.load_manifest(store, config.name, backup_id, secret)
     elif until is not None:
-        before = [e for e in catalog.list_backups(store, config.name) if e.manifest.started_at <= until]
+        before = [e for e in catalog.list_backups(store, config.name, secret) if e.manifest.started_at <= until]
         if not before:
             raise engine.InvalidInput(f"{config.name} has no backup taken before {until.isoformat()}")
         manifest = before[-1].manifest
     else:
-        manifest = catalog.newest(store, config.name).manifest
+        manifest = catalog.newest(store, config.name, secret).manifest
     with connected(target) as conn:
         result = engine.restore(conn, config, store, manifest, secret, parts, until=until)
     return {"site": config.name, "backup": result.backup_id, "restored": result.restored, "seconds": result.seconds,
@@ -205,7 +209,7 @@ def restore_one(site, storage, target, backup_id: Optional[str], parts: list[str
 @task(name="ship-binlogs", cache_policy=NONE)
 def ship_one(site, storage, server=None, key_block=None) -> dict:
     """Copy the site's host's closed binary logs to storage (point-in-time recovery)."""
-    secret = encryption_secret(key_block)
+    secret = encryption_secret(key_block, storage)
     config = site.config()
     with connected(server_of(site, server)) as conn:
         out = engine.ship_binlogs(conn, config, storage.store(), secret)

@@ -7,6 +7,15 @@
     <site>/binlogs/<binlog-name>.zst[.pfenc]      MariaDB binary logs shipped for point-in-time recovery
 
 Backup ids are the UTC start time, `20261126T023000Z`, so they sort by age.
+
+With a backup key, what retention and restore trust is authenticated (crypto.Keyring's MAC key):
+each manifest, restore-test marker and binary-log record carries an HMAC over its content and its own
+object name, so a copy under another name, an edit, or a forgery without the key is refused; a marker
+names the digest of the manifest it proved and an incremental the digest of its parent's, so a manifest
+replaced by another validly MAC'd one (a rollback) breaks the link and is refused. Listing never raises
+on one bad object: `list_backups` returns the good ones with `problems`, one sentence per bad one.
+Without a key nothing is keyed: names and digests are still cross-checked, which catches accidents,
+not an attacker with write access to the storage.
 """
 
 from __future__ import annotations
@@ -19,8 +28,9 @@ from typing import Optional
 from pydantic import BaseModel, Field
 
 from pressfleet import validate
-from pressfleet.backup.manifest import BackupManifest
-from pressfleet.storage.base import ObjectNotFound, ObjectStore
+from pressfleet.backup.crypto import Keyring, Secret, keyring
+from pressfleet.backup.manifest import BackupManifest, ManifestPart
+from pressfleet.storage.base import ObjectNotFound, ObjectStore, StorageError
 from pressfleet.validate import InvalidInput
 
 BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z(-\d{1,3})?$")
@@ -35,6 +45,18 @@ PART_FILES = {
 
 class UnknownBackup(InvalidInput):
     """No complete backup with that id."""
+
+
+class Unauthentic(InvalidInput):
+    """A manifest, marker or record does not authenticate with the backup key (or is not where it says)."""
+
+
+def _keys(store: ObjectStore, secret: Optional[Secret]) -> Optional[Keyring]:
+    return keyring(secret, store) if secret else None
+
+
+def _canonical(data: dict) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def new_backup_id(now: Optional[datetime] = None) -> str:
@@ -101,6 +123,11 @@ class Verification(BaseModel):
     seconds: float = Field(ge=0)
     target: str
     checks: list[str] = Field(default_factory=list)
+    manifest_sha256: Optional[str] = Field(default=None, description="the digest of the manifest it proved")
+    mac: Optional[str] = None
+
+    def signed_bytes(self) -> bytes:
+        return _canonical(self.model_dump(mode="json", exclude={"mac"}))
 
 
 class CatalogEntry(BaseModel):
@@ -112,19 +139,160 @@ class CatalogEntry(BaseModel):
         return self.verification is not None
 
 
-def list_backups(store: ObjectStore, site: str) -> list[CatalogEntry]:
-    """Every complete backup of SITE (oldest first), with its restore-test proof if it has one."""
+class BackupList(list):
+    """A list of CatalogEntry (oldest first) with `problems`: one sentence per object that could not be used."""
+
+    def __init__(self, entries=(), problems: Optional[list[str]] = None) -> None:
+        super().__init__(entries)
+        self.problems: list[str] = list(problems or [])
+
+
+# --- manifests, markers and records: written and read with their MAC ----------------------------------
+
+
+def write_manifest(store: ObjectStore, manifest: BackupManifest, secret: Optional[Secret] = None,
+                   metadata: Optional[dict] = None) -> BackupManifest:
+    """Store a backup's manifest (MAC'd over its content and its object name when there is a key)."""
+    key = manifest_key(manifest.site, manifest.backup_id)
+    keys = _keys(store, secret)
+    if keys is not None:
+        manifest = manifest.model_copy(update={"mac": keys.mac("manifest", key, manifest.canonical_json().encode())})
+    store.put_bytes(key, manifest.to_json().encode(), metadata=metadata)
+    return manifest
+
+
+def read_manifest(store: ObjectStore, key: str, keys: Optional[Keyring]) -> BackupManifest:
+    """The manifest at KEY; raises Unauthentic (or the parse error) saying why it cannot be used."""
+    manifest = BackupManifest.from_json(store.get_bytes(key))
+    if key != manifest_key(manifest.site, manifest.backup_id):
+        raise Unauthentic(f"{key} holds the manifest of backup {manifest.backup_id!r} of {manifest.site}, "
+                          "not its own: it was copied or moved")
+    if keys is None:
+        return manifest
+    if manifest.format < 2:
+        raise Unauthentic(f"backup {manifest.backup_id!r} of {manifest.site} was written by an older pressfleet "
+                          f"(format {manifest.format}) without authentication: with a backup key it is not trusted "
+                          "(restore it with an older pressfleet, or take a new full backup)")
+    if not keys.verify("manifest", key, manifest.canonical_json().encode(), manifest.mac):
+        raise Unauthentic(f"the manifest of backup {manifest.backup_id!r} of {manifest.site} does not authenticate: "
+                          "it was altered or forged, or written with another key")
+    return manifest
+
+
+def write_verification(store: ObjectStore, site: str, proof: Verification, keys: Optional[Keyring]) -> None:
+    key = verified_key(site, proof.backup_id)
+    if keys is not None:
+        proof = proof.model_copy(update={"mac": keys.mac("verified", key, proof.signed_bytes())})
+    store.put_bytes(key, proof.model_dump_json().encode())
+
+
+def read_verification(store: ObjectStore, key: str, keys: Optional[Keyring]) -> Verification:
+    proof = Verification.model_validate_json(store.get_bytes(key))
+    if key.rsplit("/", 1)[-1] != f"{proof.backup_id}.json":
+        raise Unauthentic(f"restore-test marker {key} names backup {proof.backup_id[:40]!r}: it was copied or moved")
+    if keys is not None and not keys.verify("verified", key, proof.signed_bytes(), proof.mac):
+        raise Unauthentic(f"restore-test marker {key} does not authenticate (forged, altered, or written with "
+                          f"another key): backup {proof.backup_id!r} is not counted as verified")
+    return proof
+
+
+class BinlogRecord(BaseModel):
+    """What a shipped binary log's `.json` record holds (format 2: the part and its MAC)."""
+
+    format: int = 2
+    part: ManifestPart
+    mac: Optional[str] = None
+
+
+def write_binlog_record(store: ObjectStore, part: ManifestPart, secret: Optional[Secret] = None) -> None:
+    key = part.key + ".json"
+    keys = _keys(store, secret)
+    mac = keys.mac("binlog", key, _canonical(part.model_dump(mode="json"))) if keys is not None else None
+    store.put_bytes(key, BinlogRecord(part=part, mac=mac).model_dump_json().encode())
+
+
+def read_binlog_record(store: ObjectStore, key: str, secret: Optional[Secret] = None) -> ManifestPart:
+    """A shipped binary log's sha256 and size; raises Unauthentic when the record cannot be trusted."""
+    data = json.loads(store.get_bytes(key))
+    keys = _keys(store, secret)
+    if isinstance(data, dict) and "part" in data:
+        record = BinlogRecord.model_validate(data)
+    elif keys is None:
+        record = BinlogRecord(format=1, part=ManifestPart.model_validate(data))  # before records were MAC'd
+    else:
+        raise Unauthentic(f"binary-log record {key} was written without authentication (an older pressfleet): "
+                          "with a backup key it is not trusted; ship the logs again after a new full backup")
+    if record.part.key + ".json" != key:
+        raise Unauthentic(f"binary-log record {key} describes {record.part.key[:100]}: it was copied or moved")
+    if keys is not None and not keys.verify("binlog", key, _canonical(record.part.model_dump(mode="json")),
+                                            record.mac):
+        raise Unauthentic(f"binary-log record {key} does not authenticate: it was altered or forged, or written "
+                          "with another key")
+    return record.part
+
+
+def _problem(key: str, exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text if isinstance(exc, InvalidInput) else f"{key} cannot be read: {text[:300]}"
+
+
+def list_backups(store: ObjectStore, site: str, secret: Optional[Secret] = None) -> BackupList:
+    """Every complete backup of SITE (oldest first), with its restore-test proof if it has one.
+
+    A manifest or marker that cannot be read, is newer than this pressfleet, or (with a key) does not
+    authenticate is left out and named in `problems`; so is a backup whose parent's manifest is not the
+    one it was taken on. A marker counts only for the manifest it proved."""
     site = validate.site_name(site)
-    manifests = []
+    keys = _keys(store, secret)
+    manifests, problems, left_out = [], [], set()
     for obj in store.list(f"{site}/backups/"):
         if obj.key.endswith("/manifest.json"):
-            manifests.append(BackupManifest.from_json(store.get_bytes(obj.key)))
+            try:
+                manifests.append(read_manifest(store, obj.key, keys))
+            except (StorageError, ValueError) as exc:  # pydantic's ValidationError and InvalidInput are ValueErrors
+                problems.append(_problem(obj.key, exc))
+                left_out.add(obj.key.split("/")[2])
     proofs: dict[str, Verification] = {}
     for obj in store.list(f"{site}/verified/"):
-        v = Verification.model_validate_json(store.get_bytes(obj.key))
-        proofs[v.backup_id] = v
+        try:
+            v = read_verification(store, obj.key, keys)
+            proofs[v.backup_id] = v
+        except (StorageError, ValueError) as exc:
+            problems.append(_problem(obj.key, exc))
     manifests.sort(key=lambda m: (m.started_at, m.backup_id))
-    return [CatalogEntry(manifest=m, verification=proofs.get(m.backup_id)) for m in manifests]
+    by_id: dict[str, BackupManifest] = {}
+    entries = []
+    for m in manifests:
+        if m.parent_id in left_out or m.parent_id in by_id:
+            link = _link_problem(m, by_id.get(m.parent_id), keys is not None)
+            if link:
+                problems.append(link)
+                left_out.add(m.backup_id)
+                continue
+        by_id[m.backup_id] = m
+        proof = proofs.get(m.backup_id)
+        if proof is not None and (proof.manifest_sha256 != m.manifest_sha256()
+                                  if keys is not None or proof.manifest_sha256 else False):
+            problems.append(f"the restore-test marker of backup {m.backup_id!r} does not name this manifest "
+                            "(it proved another version, or none): the backup is not counted as verified")
+            proof = None
+        entries.append(CatalogEntry(manifest=m, verification=proof))
+    return BackupList(entries, problems)
+
+
+def _link_problem(child: BackupManifest, parent: Optional[BackupManifest], keyed: bool) -> Optional[str]:
+    """One sentence when CHILD cannot be restored through PARENT (None: the link holds)."""
+    where = f"backup {child.backup_id!r} of {child.site}"
+    if parent is None:
+        return f"{where} depends on {child.parent_id!r}, which was left out (see above)"
+    if child.parent_sha256 is None:
+        if keyed:
+            return f"{where} does not name its parent's manifest digest: it cannot be checked with a key"
+        return None
+    if child.parent_sha256 != parent.manifest_sha256():
+        return (f"{where} depends on {parent.backup_id!r}, whose manifest is not the one it was taken on "
+                "(replaced or rolled back)")
+    return None
 
 
 def incomplete_backups(store: ObjectStore, site: str) -> list[str]:
@@ -138,46 +306,57 @@ def incomplete_backups(store: ObjectStore, site: str) -> list[str]:
     return sorted(b for b, complete in seen.items() if not complete)
 
 
-def load_manifest(store: ObjectStore, site: str, backup_id: str) -> BackupManifest:
+def load_manifest(store: ObjectStore, site: str, backup_id: str, secret: Optional[Secret] = None) -> BackupManifest:
+    """One backup's manifest; with a key, refused (Unauthentic) unless it authenticates."""
     try:
-        return BackupManifest.from_json(store.get_bytes(manifest_key(site, backup_id)))
+        return read_manifest(store, manifest_key(site, backup_id), _keys(store, secret))
     except ObjectNotFound:
-        known = [e.manifest.backup_id for e in list_backups(store, site)]
+        known = [e.manifest.backup_id for e in list_backups(store, site, secret)]
         hint = f"; the newest are {', '.join(known[-5:])}" if known else "; it has no complete backup yet"
         raise UnknownBackup(f"{site} has no complete backup {backup_id!r} in {store.describe()}{hint}.") from None
 
 
-def newest(store: ObjectStore, site: str) -> CatalogEntry:
-    entries = list_backups(store, site)
+def newest(store: ObjectStore, site: str, secret: Optional[Secret] = None) -> CatalogEntry:
+    entries = list_backups(store, site, secret)
     if not entries:
-        raise UnknownBackup(f"{site} has no complete backup in {store.describe()} yet.")
+        bad = f" ({len(entries.problems)} left out: {entries.problems[0]})" if entries.problems else ""
+        raise UnknownBackup(f"{site} has no complete backup in {store.describe()} yet{bad}.")
     return entries[-1]
 
 
 def chain(store: ObjectStore, site: str, manifest: BackupManifest,
-          known: Optional[dict[str, BackupManifest]] = None) -> list[BackupManifest]:
+          known: Optional[dict[str, BackupManifest]] = None, secret: Optional[Secret] = None) -> list[BackupManifest]:
     """The backups `manifest` restores through, full backup first, ending with `manifest` (manifests
-    already read can be given as `known`, by id)."""
+    already read can be given as `known`, by id). Each parent must be the manifest its child was taken
+    on (the child names its digest); with a key each one read must authenticate."""
     out = [manifest]
     while out[-1].parent_id:
         if len(out) > 1000:
             raise UnknownBackup(f"backup {manifest.backup_id!r} of {site} has a parent chain longer than 1000")
         try:
             parent = out[-1].parent_id
-            out.append(known[parent] if known and parent in known else load_manifest(store, site, parent))
+            found = known[parent] if known and parent in known else load_manifest(store, site, parent, secret)
         except UnknownBackup:
             raise UnknownBackup(
                 f"backup {manifest.backup_id!r} of {site} depends on {out[-1].parent_id!r}, which is missing") from None
+        problem = _link_problem(out[-1], found, secret is not None and bool(secret))
+        if problem:
+            raise Unauthentic(problem)
+        out.append(found)
     return list(reversed(out))
 
 
-def mark_verified(store: ObjectStore, site: str, proof: Verification) -> None:
-    store.put_bytes(verified_key(site, proof.backup_id), proof.model_dump_json().encode())
+def mark_verified(store: ObjectStore, site: str, proof: Verification, secret: Optional[Secret] = None,
+                  manifest: Optional[BackupManifest] = None) -> None:
+    """Write a restore-test's proof; it names the digest of MANIFEST (the one proved) and, with a key, is MAC'd."""
+    if manifest is not None:
+        proof = proof.model_copy(update={"manifest_sha256": manifest.manifest_sha256()})
+    write_verification(store, site, proof, _keys(store, secret))
 
 
-def newest_verified(store: ObjectStore, site: str) -> Optional[datetime]:
+def newest_verified(store: ObjectStore, site: str, secret: Optional[Secret] = None) -> Optional[datetime]:
     """When the newest backup that a restore-test proved was taken (None: no verified backup)."""
-    verified = [e.manifest.started_at for e in list_backups(store, site) if e.verified]
+    verified = [e.manifest.started_at for e in list_backups(store, site, secret) if e.verified]
     return max(verified) if verified else None
 
 

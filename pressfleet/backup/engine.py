@@ -72,7 +72,7 @@ def upload_part(store: ObjectStore, key: str, name: str, src: IO[bytes], secret:
     """Stream `src` (compressed bytes) to `key`, encrypted when `secret` is set; hash what is stored."""
     stream: IO[bytes] = src
     if secret:
-        stream = io.BufferedReader(EncryptingReader(src, secret), buffer_size=COPY_CHUNK)
+        stream = io.BufferedReader(EncryptingReader(src, secret, aad=key, store=store), buffer_size=COPY_CHUNK)
     hashing = HashingReader(stream)
     obj = store.put_stream(key, io.BufferedReader(hashing, buffer_size=COPY_CHUNK), metadata=metadata)
     if obj.size != hashing.size:
@@ -91,15 +91,15 @@ class BackupResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _previous_for_incremental(store: ObjectStore, site: str, now: datetime, full_every_days: int
-                              ) -> tuple[Optional[BackupManifest], str]:
-    entries = catalog.list_backups(store, site)
+def _previous_for_incremental(store: ObjectStore, site: str, now: datetime, full_every_days: int,
+                              secret: Optional[str] = None) -> tuple[Optional[BackupManifest], str]:
+    entries = catalog.list_backups(store, site, secret)
     if not entries:
         return None, "first backup of the site: full"
     if full_every_days <= 0:
         return None, "full backups only"
     last = entries[-1].manifest
-    full = catalog.chain(store, site, last, known={e.manifest.backup_id: e.manifest for e in entries})[0]
+    full = catalog.chain(store, site, last, known={e.manifest.backup_id: e.manifest for e in entries}, secret=secret)[0]
     if now - full.started_at >= timedelta(days=full_every_days):
         return None, f"the last full backup ({full.backup_id}) is {full_every_days} days old or older: full"
     return last, f"incremental on {last.backup_id}"
@@ -184,7 +184,7 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
         started += timedelta(seconds=1)
         backup_id = catalog.new_backup_id(started)
     previous, why = (None, "full backup asked for") if force_full else _previous_for_incremental(
-        store, site.name, started, full_every_days)
+        store, site.name, started, full_every_days, secret)
     notes = [why]
     prev_index: Optional[list[Entry]] = None
     if previous is not None:
@@ -247,10 +247,11 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
         database_from="binlog" if increment else "dump",
         binlog_start_file=previous.binlog_file if increment else None,
         binlog_start_position=previous.binlog_position if increment else None,
+        parent_sha256=previous.manifest_sha256() if previous else None,
         files_total=len(entries), files_changed=len(plan.to_read),
         bytes_read=plan.bytes_to_read, source_bytes=source_bytes,
     )
-    store.put_bytes(catalog.manifest_key(site.name, backup_id), manifest.to_json().encode(), metadata=meta)
+    manifest = catalog.write_manifest(store, manifest, secret, metadata=meta)  # MAC'd with a key
     return BackupResult(manifest, round(time.monotonic() - t0, 2), sum(p.size for p in parts),
                         previous.backup_id if previous else None, notes)
 
@@ -277,7 +278,8 @@ class _CheckedObject(io.RawIOBase):
         stream: IO[bytes] = io.BufferedReader(self._hash, buffer_size=COPY_CHUNK)
         try:
             if expected.encrypted:
-                stream = io.BufferedReader(DecryptingReader(stream, secret, what=self._what), buffer_size=COPY_CHUNK)
+                stream = io.BufferedReader(DecryptingReader(stream, secret, what=self._what, aad=expected.key,
+                                                            store=store), buffer_size=COPY_CHUNK)
             self._plain = zstandard.ZstdDecompressor().stream_reader(stream, read_size=COPY_CHUNK) if expand \
                 else stream
         except DecryptionError as exc:
@@ -338,7 +340,7 @@ def load_database(conn: Connection, store: ObjectStore, manifest: BackupManifest
     """Load the backup's database into `into` (created empty): the newest dump of its chain, then the binary
     logs of every later increment; check each part and, at the end, every table's rows."""
     dbnames.check_droppable(into, dbnames.protected_databases())  # restore_db.sh drops and re-creates it
-    chain = catalog.chain(store, manifest.site, manifest)
+    chain = catalog.chain(store, manifest.site, manifest, secret=secret)
     base = max(i for i, m in enumerate(chain) if m.database_from == "dump")
     try:
         with open_part(store, chain[base], "database", secret) as plain:
@@ -449,7 +451,7 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
     """Restore parts of a backup onto a host where the site is provisioned (same host or another)."""
     database, tables, subdirs = parse_parts(parts)
     t0 = time.monotonic()
-    chain = catalog.chain(store, site.name, manifest)
+    chain = catalog.chain(store, site.name, manifest, secret=secret)
     restored: list[str] = []
     rows: dict[str, int] = {}
     staging_db, _ = _db_names(site.db_name)
@@ -488,13 +490,15 @@ def binlog_key(site: str, instance: Optional[str], name: str, encrypted: bool) -
     return catalog.binlog_prefix(site, instance) + name + ".zst" + (catalog.ENC_SUFFIX if encrypted else "")
 
 
-def shipped_binlogs(store: ObjectStore, site: str, instance: Optional[str]) -> dict[str, ManifestPart]:
+def shipped_binlogs(store: ObjectStore, site: str, instance: Optional[str],
+                    secret: Optional[str] = None) -> dict[str, ManifestPart]:
     """One database server's binary logs in storage, by name. A log counts once its record (sha256, size)
-    is written, after its upload: a cut-off upload is shipped again."""
+    is written, after its upload: a cut-off upload is shipped again. With a key, a record that does not
+    authenticate is refused (catalog.Unauthentic)."""
     out = {}
     for keys in catalog.binlog_objects(store, site).get(instance, {}).values():
         if keys[-1].endswith(".json"):  # the record, sorted last
-            part = ManifestPart.model_validate_json(store.get_bytes(keys[-1]))
+            part = catalog.read_binlog_record(store, keys[-1], secret)
             out[part.name] = part
     return out
 
@@ -509,7 +513,7 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
     names = [line.split("\t")[0] for line in listing if line.strip()]
     closed = names[:-1]
     instance = database_instance(conn)
-    have = shipped_binlogs(store, site.name, instance)
+    have = shipped_binlogs(store, site.name, instance, secret)
     shipped, total = [], 0
     for name in closed:
         if name in have:
@@ -517,7 +521,7 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
         key = binlog_key(site.name, instance, name, bool(secret))
         with remote_reader(conn, ["sh", "-c", 'zstd -q -3 -c -- "/var/lib/mysql/$1"', "sh", name]) as src:
             part = upload_part(store, key, name, src, secret, {"site": site.name, "binlog": name})
-        store.put_bytes(key + ".json", part.model_dump_json().encode())
+        catalog.write_binlog_record(store, part, secret)  # MAC'd with a key
         shipped.append(name)
         total += part.size
     return {"shipped": shipped, "bytes": total, "closed": len(closed), "already": len(closed) - len(shipped),
@@ -534,7 +538,7 @@ def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manife
     until = until.astimezone(UTC)
     if until < manifest.started_at:
         raise InvalidInput(f"{until.isoformat()} is before backup {manifest.backup_id!r} was taken")
-    logs = shipped_binlogs(store, site.name, manifest.database_instance)
+    logs = shipped_binlogs(store, site.name, manifest.database_instance, secret)
     needed = sorted(n for n in logs if n >= manifest.binlog_file)
     if not needed or needed[0] != manifest.binlog_file:
         raise InvalidInput(f"binary log {manifest.binlog_file} (where backup {manifest.backup_id!r} stops) has not "
@@ -598,7 +602,7 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
         if core != manifest.wordpress_version:
             checks.append(f"note: WordPress core {core} from the release archive, the backup was taken on "
                           f"{manifest.wordpress_version}")
-        chain = catalog.chain(store, site.name, manifest)
+        chain = catalog.chain(store, site.name, manifest, secret=secret)
         wanted = read_index(store, manifest, secret)
         used = extract_files(conn, store, chain, wanted, secret, f"{base}/restored")
         finish_files(conn, f"{base}/htdocs", f"{base}/restored", wanted, ["wp-content"])

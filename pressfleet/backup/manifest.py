@@ -6,8 +6,11 @@ or not, encrypted or not) and the row count of every table. A restore-test check
 reads with ``verify_part`` and each table it loads against ``table_rows``.
 
 ``to_json()`` / ``from_json()`` round-trip exactly; ``manifest_sha256()`` is the sha256 of a
-canonical form (sorted keys, parts sorted by name, times in UTC), so the same content always gives
-the same digest whatever order it was built in.
+canonical form (sorted keys, parts sorted by name, times in UTC, the MAC left out), so the same content
+always gives the same digest whatever order it was built in.
+
+``format`` says which pressfleet wrote it: 1 (no field: before manifests were authenticated), 2 (a MAC
+and the parent's manifest digest). ``from_json`` reads up to ``FORMAT`` and refuses a newer one by name.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from pressfleet.backup.retention import BackupRecord, Kind
+from pressfleet.validate import InvalidInput
+
+FORMAT = 2
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$", to_lower=True)]
 
@@ -53,9 +59,14 @@ class ManifestPart(BaseModel):
         return f"{what} does not match: " + "; ".join(problems) if problems else None
 
 
+class NewerFormat(InvalidInput):
+    """The manifest was written by a newer pressfleet than this one."""
+
+
 class BackupManifest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    format: int = Field(default=FORMAT, ge=1, description="1: before authentication; 2: MAC'd, parent digest")
     site: str = Field(min_length=1)
     backup_id: str = Field(min_length=1)
     kind: Kind = "full"
@@ -79,6 +90,9 @@ class BackupManifest(BaseModel):
     files_changed: int = Field(default=0, ge=0, description="files this backup's archive holds")
     bytes_read: int = Field(default=0, ge=0, description="file bytes read into this backup's archive")
     source_bytes: int = Field(default=0, ge=0, description="the site's file bytes plus its dump, uncompressed")
+    parent_sha256: Optional[Sha256] = Field(
+        default=None, description="manifest_sha256() of the parent this incremental was taken on")
+    mac: Optional[str] = Field(default=None, description="HMAC of the canonical form and the object's name")
 
     @field_validator("started_at", "ended_at")
     @classmethod
@@ -113,10 +127,20 @@ class BackupManifest(BaseModel):
 
     @classmethod
     def from_json(cls, text: str | bytes) -> BackupManifest:
-        return cls.model_validate_json(text)
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"the manifest is not JSON ({exc})") from None
+        found = data.get("format") if isinstance(data, dict) else None
+        if isinstance(found, int) and found > FORMAT:
+            raise NewerFormat(f"backup {str(data.get('backup_id'))[:40]!r} was written by a newer pressfleet "
+                              f"(format {found}); this one reads up to {FORMAT}")
+        if isinstance(data, dict) and "format" not in data:
+            data["format"] = 1  # written before manifests said their format
+        return cls.model_validate(data)
 
     def canonical_json(self) -> str:
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude={"mac"})
         data["parts"] = sorted(data["parts"], key=lambda p: p["name"])
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -49,7 +49,8 @@ def backup_markdown(title: str, rows: list[str], failures: list[str], notes: lis
     return "\n".join(lines)
 
 
-def catalog_markdown(site: str, entries: list[CatalogEntry], now: datetime) -> str:
+def catalog_markdown(site: str, entries: list[CatalogEntry], now: datetime,
+                     problems: Optional[list[str]] = None) -> str:
     from pressfleet.backup.catalog import describe
 
     lines = [f"# Backups of {site}", "", "| backup | kind | parent | stored | verified | age |",
@@ -59,4 +60,6 @@ def catalog_markdown(site: str, entries: list[CatalogEntry], now: datetime) -> s
         age = (now - e.manifest.started_at).total_seconds()
         lines.append(f"| {d['backup']} | {d['kind']} | {d['parent'] or '-'} | {human_bytes(d['bytes'])} | "
                      f"{'yes' if d['verified'] else 'no'} | {human_seconds(age)} |")
+    if problems:
+        lines += ["", "## Left out (cannot be used)", *[f"- {p}" for p in problems]]
     return "\n".join(lines)

@@ -2,7 +2,8 @@
 
 - storage: the Local Storage block `local-backups`, a folder in the project's state directory,
   created on first use (`make demo` and `make test` create it too);
-- encryption: the Secret block `pressfleet-backup-key` if a person created one, else none;
+- encryption: the Secret block `pressfleet-backup-key` (`make demo` creates one); without it a run is
+  refused, unless the storage block says `encryption: none` (plaintext on purpose);
 - sites: every saved WordPress Site block that names its server.
 """
 
@@ -35,21 +36,51 @@ def storage_block(storage=None):
     return storage if storage is not None else default_storage()
 
 
-def encryption_secret(key_block=None) -> Optional[str]:
-    """The key text: from the given Secret block, else from `pressfleet-backup-key` if it exists."""
+def missing_key_message(storage=None) -> str:
+    name = getattr(storage, "_block_document_name", None)
+    where = f"storage block {name!r}" if name else "the storage block"
+    return (f"No backup encryption key: create the Secret block {DEFAULT_KEY_BLOCK!r} holding "
+            "`pfk1:` and 32 random bytes in base64 (`echo pfk1:$(openssl rand -base64 32)`, or run `make demo`), "
+            f"or set `encryption: none` on {where} to keep its backups in plaintext on purpose.")
+
+
+def encryption_secret(key_block=None, storage=None) -> Optional[str]:
+    """The key text for a run on STORAGE: the given Secret block's, else `pressfleet-backup-key`'s.
+
+    No key is refused (InvalidInput, one sentence naming the block to create), unless the storage block
+    says `encryption: none`: then the run is in plaintext (None) unless a key block was given for it."""
     from prefect.blocks.system import Secret
 
     from pressfleet.backup.crypto import check_secret
 
+    plaintext_ok = getattr(storage, "encryption", "required") == "none"
     if key_block is None:
+        if plaintext_ok:
+            return None
         try:
             key_block = Secret.load(DEFAULT_KEY_BLOCK)
         except ValueError:
-            return None
+            raise InvalidInput(missing_key_message(storage)) from None
     value = key_block.get()
     if not isinstance(value, str):
         raise InvalidInput("the backup encryption key Secret block must hold text")
     return check_secret(value)
+
+
+def ensure_key_block(log=print) -> str:
+    """Create the `pressfleet-backup-key` Secret block with a fresh random key if it is missing (`make demo`).
+    Returns a sentence saying where the key is (never the key itself)."""
+    from prefect.blocks.system import Secret
+
+    from pressfleet.backup.crypto import new_key_text
+
+    try:
+        Secret.load(DEFAULT_KEY_BLOCK)
+        return f"backup key: Secret block {DEFAULT_KEY_BLOCK!r} (already there)"
+    except ValueError:
+        Secret(value=new_key_text()).save(DEFAULT_KEY_BLOCK)
+        return (f"backup key: created Secret block {DEFAULT_KEY_BLOCK!r} (random 32 bytes; keep a copy elsewhere: "
+                "without it no backup can be restored)")
 
 
 def saved_sites() -> list:

@@ -26,7 +26,7 @@ def local_storage(tmp_path):
 
     folder = tmp_path / "backups"
     folder.mkdir()
-    return LocalStorage(path=str(folder))
+    return LocalStorage(path=str(folder), encryption="none")  # plaintext unless a test gives a key
 
 
 @pytest.fixture
@@ -97,13 +97,13 @@ def test_encrypted_backup_restores_only_with_its_key(provisioned, prefect_harnes
     manifest = catalog.load_manifest(store, "blog", summary["backup"])
     assert all(p.encrypted and p.key.endswith(".pfenc") for p in manifest.parts)
     raw = store.get_bytes(manifest.part("database").key)
-    assert raw[:5] == b"PFBK\x01" and b"\x28\xb5\x2f\xfd" not in raw[:64]  # no zstd frame in the clear
+    assert raw[:5] == b"PFBK\x02" and b"\x28\xb5\x2f\xfd" not in raw[:64]  # no zstd frame in the clear
     [proof] = restore_test(site=site, storage=local_storage, scratch=provisioned.server, encryption_key=key)
     assert proof["verified"]
     with pytest.raises(Exception, match="encrypted: configure its encryption key"):
         restore_test(site=site, storage=local_storage, scratch=provisioned.server)
     wrong = Secret(value="w" * 40)
-    with pytest.raises(Exception, match="does not decrypt"):
+    with pytest.raises(Exception, match="does not authenticate"):  # the manifest's MAC, before any part is read
         restore_test(site=site, storage=local_storage, scratch=provisioned.server, encryption_key=wrong)
     # the key never reached the host: no file holds it, no process had it in its arguments
     found = on_host(provisioned, "sh", "-c", "grep -rlF -f - /etc /var/www /root /tmp /run 2>/dev/null; true",
@@ -263,7 +263,7 @@ def test_a_full_backup_disk_fails_clearly_and_a_rerun_completes(provisioned, pre
     mount.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
     try:
-        storage = LocalStorage(path=str(mount))
+        storage = LocalStorage(path=str(mount), encryption="none")
         with pytest.raises(Exception, match="(?i)no space|space left|full"):
             backup_site(site=site, storage=storage, full=True)
         assert catalog.list_backups(storage.store(), "blog") == []

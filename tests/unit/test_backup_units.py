@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pressfleet.backup import catalog
-from pressfleet.backup.crypto import CHUNK, DecryptingReader, DecryptionError, EncryptingReader
+from pressfleet.backup.crypto import CHUNK, DecryptingReader, DecryptionError, EncryptingReader, new_key_text
 from pressfleet.backup.dumpinfo import compare_rows, parse_counts, parse_dump_report
 from pressfleet.backup.engine import parse_parts
 from pressfleet.backup.index import Entry, dump_index, holders, load_index, parse_inventory, plan_files, select
@@ -20,7 +20,7 @@ from pressfleet.backup.manifest import BackupManifest, ManifestPart
 from pressfleet.validate import InvalidInput
 
 pytestmark = pytest.mark.unit
-KEY = "correct horse battery staple 0123456789"
+KEY = new_key_text()  # a random `pfk1:` key: the framing tests need no storage for scrypt settings
 
 
 def _roundtrip(data: bytes, key: str = KEY, decrypt_key: str = KEY) -> bytes:
@@ -53,7 +53,7 @@ def test_a_chunk_dropped_from_the_end_or_the_wrong_key_is_detected():
     with pytest.raises(DecryptionError, match="altered or cut short"):
         DecryptingReader(io.BytesIO(cut), KEY).read()
     with pytest.raises(DecryptionError):
-        _roundtrip(data, decrypt_key="another key that is long enough!!")
+        _roundtrip(data, decrypt_key=new_key_text())
     with pytest.raises(InvalidInput, match="at least 32"):
         EncryptingReader(io.BytesIO(b"x"), "short")
 
@@ -199,7 +199,7 @@ def test_prune_removes_parts_of_runs_cut_off_a_day_ago_and_keeps_backups(tmp_pat
     from pressfleet.backup.retention import RetentionPolicy
     from tasks.backup import prune_one
 
-    storage = LocalStorage(path=str(tmp_path))
+    storage = LocalStorage(path=str(tmp_path), encryption="none")  # plaintext on purpose: no key in this test
     store = storage.store()
     kept = _manifest("20261101T000000Z")
     store.put_bytes(kept.parts[0].key, b"x")

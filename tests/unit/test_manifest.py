@@ -165,3 +165,19 @@ def test_round_trip_and_digest_hold_for_any_content(ps, rows, data):
     json.loads(m.canonical_json())
     for p in ps:
         assert m.verify_part(p.name, p.sha256, p.size) is None
+
+
+def test_format_is_written_and_checked_and_the_mac_is_not_part_of_the_digest():
+    from pressfleet.backup.manifest import FORMAT, NewerFormat
+
+    m = manifest()
+    assert m.format == FORMAT == 2 and json.loads(m.to_json())["format"] == 2
+    assert m.model_copy(update={"mac": "f" * 64}).manifest_sha256() == m.manifest_sha256()
+    assert manifest(parent_sha256="c" * 64).manifest_sha256() != m.manifest_sha256()  # the parent link counts
+    old = json.loads(m.to_json())
+    del old["format"], old["mac"], old["parent_sha256"]
+    assert BackupManifest.from_json(json.dumps(old)).format == 1  # what older pressfleet wrote
+    with pytest.raises(NewerFormat, match=r"written by a newer pressfleet \(format 7\); this one reads up to 2"):
+        BackupManifest.from_json(json.dumps({**old, "format": 7, "new_field": 1}))
+    with pytest.raises(ValueError, match="not JSON"):
+        BackupManifest.from_json("{")
