@@ -54,7 +54,8 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     t = time.monotonic()
     release = lab.ensure_mirror()
     site = WordPressSite(
-        name=sites.site_name_for(DEMO_DOMAIN), domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
+        name=sites.claim_site_name(DEMO_DOMAIN, None, sites.saved_sites())[0],  # blog_lab_test, or as saved before
+        domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
         title="pressfleet demo", tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"],
         server=server,
     )
