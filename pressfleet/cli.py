@@ -33,10 +33,13 @@ def use_local_prefect() -> None:
 
 
 @app.callback()
-def _main() -> None:
+def _main(ctx: typer.Context) -> None:
     from pressfleet.paths import use_private_umask
 
-    use_private_umask()  # the state folder holds secrets and backups: what this process writes is the owner's alone
+    # the state folder holds secrets and backups: what a command writes is its owner's alone (umask 077),
+    # until the command is done (a test that invokes the CLI in-process gets its own umask back)
+    old = use_private_umask()
+    ctx.call_on_close(lambda: os.umask(old))
     use_local_prefect()
 
 
