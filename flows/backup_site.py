@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.blocks.system import Secret
 
@@ -15,6 +15,7 @@ from blocks.storage import AnyStorage
 from pressfleet.backup import report
 from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
+from pressfleet.locks import site_lock
 from tasks.backup import backup_one
 
 @flow(name="backup-site")
@@ -40,18 +41,20 @@ def backup_site(
     if no_saved_sites(site):  # a schedule that fires before the first site exists: completes with a note
         return nothing_to_do("backup-site")
     store_block = storage_block(storage)
-    futures = {s.name: backup_one.submit(s, store_block, server, encryption_key, full_every_days, full)
-               for s in sites_or_all(site)}
-    summaries, rows, failures, notes = [], [], [], []
-    for name, future in futures.items():
-        try:
-            summary = future.result()
-        except Exception as exc:
-            failures.append(f"{name}: {exc}")
-            continue
-        summaries.append(summary)
-        rows.append(report.backup_row(name, summary))
-        notes += [f"{name}: {n}" for n in summary["notes"]]
+    targets = sites_or_all(site)
+    with site_lock([s.name for s in targets], "backup-site", logger=get_run_logger()) as lock:
+        futures = {s.name: backup_one.submit(s, store_block, server, encryption_key, full_every_days, full)
+                   for s in targets}
+        summaries, rows, failures, notes = [], [], [], [lock.note] if lock.note else []
+        for name, future in futures.items():
+            try:
+                summary = future.result()
+            except Exception as exc:
+                failures.append(f"{name}: {exc}")
+                continue
+            summaries.append({**summary, "lock_waited_seconds": round(lock.waited, 1)})
+            rows.append(report.backup_row(name, summary))
+            notes += [f"{name}: {n}" for n in summary["notes"]]
     create_markdown_artifact(key="backup-site", markdown=report.backup_markdown(
         f"Backups to {store_block.store().describe()}", rows, failures, notes), description="backup-site")
     if failures:

@@ -16,6 +16,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from pressfleet import provision
 from pressfleet.converge import StepResult
+from pressfleet.locks import site_lock
 from pressfleet.provision import Component, ProvisionReport
 from pressfleet.render import LOGIN_DEFS
 from pressfleet.remote import run
@@ -87,7 +88,15 @@ def provision_wordpress(
     with a page cache purged on publish and a Redis object cache. Every step changes only what differs,
     validates configuration before reloading, and a second run changes nothing. `components` runs only
     the named steps (like Trellis tags). The run ends with checks of the live site and a report artifact.
+    While it runs it holds the site's lock (pressfleet.locks): a backup, restore or prune of the site waits.
     """
+    with site_lock([site.config().name], "provision-wordpress", logger=get_run_logger()) as lock:
+        return _provision_locked(server, site, components, verify, lock.note)
+
+
+def _provision_locked(server: Server, site: WordPressSite, components: Optional[list[Component]], verify: bool,
+                      lock_note: str) -> ProvisionReport:
+    """The provisioning run itself, with the site's lock held."""
     log = get_run_logger()
     started = time.monotonic()
     cfg = site.config()
@@ -160,7 +169,8 @@ def provision_wordpress(
     seconds = round(time.monotonic() - started, 1)
     site_url = f"https://{cfg.domain}/"
     create_markdown_artifact(
-        key=f"provision-{cfg.name.replace('_', '-')}", markdown=_report_markdown(site_url, results, checks, seconds),
+        key=f"provision-{cfg.name.replace('_', '-')}", markdown=_report_markdown(site_url, results, checks, seconds)
+        + (f"\n\n{lock_note}" if lock_note else ""),
         description=f"Provisioning of {site_url} on {server.address}",
     )
     failed = [c.name for c in checks if not c.passed]

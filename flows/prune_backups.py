@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from blocks.backup import BackupRetention
@@ -13,6 +13,7 @@ from blocks.storage import AnyStorage
 from pressfleet.backup.report import human_bytes
 from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
+from pressfleet.locks import site_lock
 from tasks.backup import prune_one
 
 @flow(name="prune-backups")
@@ -33,11 +34,15 @@ def prune_backups(
         return nothing_to_do("prune-backups")
     chosen = (policy or BackupRetention()).policy()
     store_block = storage_block(storage)
-    results = [prune_one(s.config().name, store_block, chosen, dry_run) for s in sites_or_all(site)]
+    targets = sites_or_all(site)
+    with site_lock([s.config().name for s in targets], "prune-backups", logger=get_run_logger()) as lock:
+        results = [prune_one(s.config().name, store_block, chosen, dry_run) for s in targets]
     verb = "would delete" if dry_run else "deleted"
     lines = [f"# Prune backups{' (dry run)' if dry_run else ''}", "",
              f"| site | kept | {verb} | freed | binary logs {verb} | not deleted |",
              "| --- | --- | --- | --- | --- | --- |"]
+    if lock.note:
+        lines[1:1] = [lock.note, ""]
     for r in results:
         gone = r["delete"] if dry_run else r["deleted"]
         lines.append(f"| {r['site']} | {len(r['keep'])} | {', '.join(gone) or '-'} | {human_bytes(r['bytes_freed'])} "

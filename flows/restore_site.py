@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal, Optional, Union
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.blocks.system import Secret
 
@@ -13,6 +13,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.backup.targets import server_of, storage_block
+from pressfleet.locks import site_lock
 from tasks.backup import restore_one
 
 Part = Union[Literal["database", "files", "uploads", "themes", "plugins"], str]
@@ -43,12 +44,16 @@ def restore_site(
     provision = provision_target if provision_target is not None else (
         own is None or chosen.address != own.address or chosen.port != own.port)
     steps = []
-    if provision:
-        from flows.provision_wordpress import provision_wordpress
+    with site_lock([site.name], "restore-site", logger=get_run_logger()) as lock:
+        if lock.note:
+            steps.append(lock.note)
+        if provision:
+            from flows.provision_wordpress import provision_wordpress
 
-        report = provision_wordpress(server=chosen, site=site, verify=False)
-        steps.append(f"provisioned {chosen.address} in {report.seconds:.1f} s")
-    result = restore_one(site, storage_block(storage), chosen, backup_id, list(parts), point_in_time, encryption_key)
+            report = provision_wordpress(server=chosen, site=site, verify=False)
+            steps.append(f"provisioned {chosen.address} in {report.seconds:.1f} s")
+        result = restore_one(site, storage_block(storage), chosen, backup_id, list(parts), point_in_time,
+                             encryption_key)
     lines = [f"# Restored {result['site']} from backup {result['backup']}", "",
              f"- target: {result['target']}", f"- restored: {', '.join(result['restored'])} in {result['seconds']:.1f} s",
              f"- chain: {' → '.join(result['chain'])}", f"- database: {result['tables']} tables, {result['rows']} rows checked",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.blocks.system import Secret
 
@@ -13,6 +13,7 @@ from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
+from pressfleet.locks import site_lock
 from tasks.backup import restore_test_one
 
 @flow(name="restore-test")
@@ -37,12 +38,15 @@ def restore_test(
         return nothing_to_do("restore-test")
     store_block = storage_block(storage)
     results, failures = [], []
-    for s in sites_or_all(site):
-        try:
-            results.append(restore_test_one(s, store_block, scratch, backup_id, encryption_key, keep_scratch))
-        except Exception as exc:
-            failures.append(f"{s.name}: {exc}")
-    lines = ["# Restore tests", "", "| site | backup | kind | verified | took | target |", "| --- | --- | --- | --- | --- | --- |"]
+    targets = sites_or_all(site)
+    with site_lock([s.name for s in targets], "restore-test", logger=get_run_logger()) as lock:
+        for s in targets:
+            try:
+                results.append(restore_test_one(s, store_block, scratch, backup_id, encryption_key, keep_scratch))
+            except Exception as exc:
+                failures.append(f"{s.name}: {exc}")
+    lines = ["# Restore tests", "", *([lock.note, ""] if lock.note else []),
+             "| site | backup | kind | verified | took | target |", "| --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['site']} | {r['backup']} | {r['kind']} | yes | {r['seconds']:.1f} s | {r['target']} |" for r in results]
     for r in results:
         lines += ["", f"## {r['site']} {r['backup']}", *[f"- {c}" for c in r["checks"]]]

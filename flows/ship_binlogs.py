@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.blocks.system import Secret
 
@@ -13,6 +13,7 @@ from blocks.storage import AnyStorage
 from pressfleet.backup.report import human_bytes
 from pressfleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
+from pressfleet.locks import site_lock
 from tasks.backup import ship_one
 
 @flow(name="ship-binlogs")
@@ -29,8 +30,11 @@ def ship_binlogs(
     if no_saved_sites(site):  # a schedule that fires before the first site exists: completes with a note
         return nothing_to_do("ship-binlogs")
     store_block = storage_block(storage)
-    results = [ship_one(s, store_block, None, encryption_key) for s in sites_or_all(site)]
-    lines = ["# Binary logs shipped", "", "| site | shipped | bytes | already in storage |", "| --- | --- | --- | --- |"]
+    targets = sites_or_all(site)
+    with site_lock([s.name for s in targets], "ship-binlogs", logger=get_run_logger()) as lock:
+        results = [ship_one(s, store_block, None, encryption_key) for s in targets]
+    lines = ["# Binary logs shipped", "", *([lock.note, ""] if lock.note else []),
+             "| site | shipped | bytes | already in storage |", "| --- | --- | --- | --- |"]
     lines += [f"| {r['site']} | {', '.join(r['shipped']) or '-'} | {human_bytes(r['bytes'])} | {r['already']} |"
               for r in results]
     create_markdown_artifact(key="ship-binlogs", markdown="\n".join(lines), description="ship-binlogs")

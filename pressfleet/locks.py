@@ -1,0 +1,185 @@
+"""A lock per site: at most one run at a time writes to a site or to its backups.
+
+Every flow that changes a site or its storage (backup-site, restore-site, restore-test, prune-backups,
+ship-binlogs, provision-wordpress) holds its sites' locks while it works. Without them a backup, a
+restore, a prune and a provisioning of one site could run at once (the backup-id check, for one, is
+check-then-write), and each would see the others' half-done work.
+
+The locks are Prefect global concurrency limits named ``pressfleet-site-<site>`` with a limit of 1,
+created on first use (they show on the UI's Concurrency page, with the run that holds each). A run
+that finds a site busy waits for it, up to ``wait_seconds`` (then it is refused with one sentence and
+changes nothing), and says in its log and artifact how long it waited (``PRESSFLEET_SITE_LOCK_WAIT`` sets
+the wait in seconds; 3 hours by default). A run holding several sites
+takes all their slots in one atomic request, so two runs never deadlock on each other's sites.
+
+A holder's slot is a lease that Prefect renews while the run lives; a run that crashed (its process
+killed) stops renewing, and the Prefect server frees the slot when the lease expires
+(``LEASE_SECONDS``). Re-entrant: a flow that calls another flow on the same site (restore-site
+provisioning a recovery host) does not wait on itself.
+
+These limits live in one Prefect server: the fleet's control machine. Runs driven by two Prefect
+servers against the same sites are not serialized by them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from pressfleet.validate import InvalidInput, site_name
+
+LOCK_PREFIX = "pressfleet-site-"
+DEFAULT_WAIT_SECONDS = 3 * 3600.0  # a nightly backup of a large site can hold a site this long
+WAIT_ENV = "PRESSFLEET_SITE_LOCK_WAIT"  # seconds a run waits for a busy site (the default above when unset)
+LEASE_SECONDS = 120.0  # renewed every 90 s while the run lives; a crashed holder frees the site after this
+WAIT_WORTH_SAYING = 1.0  # taking a free lock is one API round trip; a wait past this is reported
+
+_HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("pressfleet_site_locks", default=frozenset())
+
+
+class SiteBusy(InvalidInput):
+    """Another run held a site's lock for longer than this run would wait."""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """What taking the locks cost: the sites, the seconds waited, and a sentence for the artifact."""
+
+    sites: tuple[str, ...]
+    waited: float
+    job: str
+
+    @property
+    def note(self) -> str:
+        """One sentence for the run's artifact and log ('' when there was nothing worth saying)."""
+        return wait_note(self.sites, self.waited, self.job)
+
+
+def lock_name(site: str) -> str:
+    """The Prefect concurrency limit that stands for one site (the site name is checked first)."""
+    return LOCK_PREFIX + site_name(site)
+
+
+def to_acquire(sites: Iterable[str], held: Iterable[str] = ()) -> tuple[str, ...]:
+    """The sites this run still has to lock: sorted, each once, without those it already holds."""
+    mine = set(held)
+    return tuple(sorted({site_name(s) for s in sites} - mine))
+
+
+def _sites_text(sites: Iterable[str]) -> str:
+    names = [f"'{s}'" for s in sites]
+    if len(names) <= 1:
+        return "site " + "".join(names)
+    return "sites " + ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def wait_note(sites: Iterable[str], waited: float, job: str) -> str:
+    """'backup-site waited 12.3 s for site 'blog' (another run was writing to it).', or '' for no real wait."""
+    sites = tuple(sites)
+    if not sites or waited < WAIT_WORTH_SAYING:
+        return ""
+    return f"{job} waited {waited:.1f} s for {_sites_text(sites)} (another run was writing to it)."
+
+
+def busy_sentence(sites: Iterable[str], waited: float, job: str) -> str:
+    """The refusal when the wait ran out: what, how long, and what to do."""
+    return (f"{job} did not start: {_sites_text(tuple(sites))} stayed locked by another run (backup, restore, "
+            f"restore-test, prune, binary-log shipping or provisioning) for {waited:.0f} s; nothing was changed, "
+            f"run it again when that run has finished (the Prefect UI's Concurrency page shows the holder).")
+
+
+def wait_limit(value: str | None = None) -> float:
+    """Seconds a run waits for a busy site: PRESSFLEET_SITE_LOCK_WAIT (0 to 86400), else 3 hours."""
+    raw = os.environ.get(WAIT_ENV) if value is None else value
+    if raw is None or raw == "":
+        return DEFAULT_WAIT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 86400:
+        raise InvalidInput(f"{WAIT_ENV} must be a number of seconds from 0 to 86400, not {raw[:40]!r}")
+    return seconds
+
+
+def held_sites() -> frozenset[str]:
+    """The sites whose locks this run (this context) holds."""
+    return _HELD.get()
+
+
+def _ensure_limits(names: list[str]) -> None:
+    """Create each site's limit (limit 1) if it is missing. Idempotent; a concurrent creator is fine."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                existing = client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                existing = None
+            if existing is None:
+                try:
+                    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+                except ObjectAlreadyExists:
+                    pass  # another run created it meanwhile
+            elif existing.limit != 1 or not existing.active:
+                from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
+
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1, active=True))
+
+
+def _holder():
+    """This flow run as the lease's holder (what the UI shows), when there is one."""
+    try:
+        from prefect.client.schemas.objects import ConcurrencyLeaseHolder
+        from prefect.runtime import flow_run
+
+        run_id = flow_run.get_id()
+        return ConcurrencyLeaseHolder(type="flow_run", id=run_id) if run_id else None
+    except Exception:  # no run context (a plain script): the lease simply has no named holder
+        return None
+
+
+@contextmanager
+def site_lock(sites: Iterable[str], job: str, *, wait_seconds: float | None = None,
+              lease_seconds: float = LEASE_SECONDS, logger: logging.Logger | None = None) -> Iterator[LockInfo]:
+    """Hold the locks of `sites` for the block's duration (waiting up to `wait_seconds` for them, by default
+    wait_limit()).
+
+    Raises SiteBusy (one sentence, nothing changed) when another run holds one of them longer.
+    """
+    from prefect.concurrency.sync import concurrency
+
+    wanted = to_acquire(sites)
+    needed = to_acquire(wanted, _HELD.get())
+    if not needed:  # nothing to lock, or this run already holds them all (a flow inside a flow)
+        yield LockInfo(wanted, 0.0, job)
+        return
+    names = [lock_name(s) for s in needed]
+    wait_seconds = wait_limit() if wait_seconds is None else wait_seconds
+    _ensure_limits(names)
+    started = time.monotonic()
+    acquired = False
+    try:
+        with concurrency(names, occupy=1, timeout_seconds=wait_seconds, lease_duration=lease_seconds, strict=True,
+                         holder=_holder(), raise_on_lease_renewal_failure=False):
+            acquired = True
+            info = LockInfo(needed, time.monotonic() - started, job)
+            if logger is not None:
+                logger.info(info.note or f"{job} holds the lock of {_sites_text(needed)}.")
+            token = _HELD.set(_HELD.get() | set(needed))
+            try:
+                yield info
+            finally:
+                _HELD.reset(token)
+    except TimeoutError:
+        if acquired:
+            raise  # the work itself timed out: not a lock problem
+        raise SiteBusy(busy_sentence(needed, time.monotonic() - started, job)) from None

@@ -1,0 +1,82 @@
+"""A lock per site (issue 9, item 21): two backups of one site started at once do not run at once.
+
+The site is the session's provisioned WordPress host; storage is a fresh local folder."""
+
+from __future__ import annotations
+
+import pytest
+
+from pressfleet.backup import catalog
+from pressfleet.locks import lock_name
+from tests.conftest import in_background, make_site
+
+pytestmark = pytest.mark.lab
+
+
+def _artifact_texts(key: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    return [str(a.data) for a in found]
+
+
+def test_two_backups_of_one_site_at_once_one_waits_and_both_are_right(provisioned, prefect_harness, tmp_path):
+    from blocks.storage import LocalStorage
+    from flows.backup_site import backup_site
+    from flows.restore_test import restore_test
+
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    storage = LocalStorage(path=str(folder), encryption="none")  # plaintext on purpose: no key here
+    site = make_site(server=provisioned.server)
+
+    runs = [in_background(lambda: backup_site(site=site, storage=storage)) for _ in range(2)]
+    for worker, _ in runs:
+        worker.join(600)
+    outcomes = [outcome for _, outcome in runs]
+    assert all("result" in o for o in outcomes), [o.get("error") for o in outcomes]
+    summaries = sorted((o["result"][0] for o in outcomes), key=lambda s: s["lock_waited_seconds"])
+    first, second = summaries
+    assert first["backup"] != second["backup"]
+    assert first["lock_waited_seconds"] < 1.0 <= second["lock_waited_seconds"]  # one ran, the other waited
+
+    store = storage.store()
+    listed = catalog.list_backups(store, "blog")
+    assert [e.manifest.backup_id for e in listed] == [first["backup"], second["backup"]]  # both complete
+    older, newer = (catalog.load_manifest(store, "blog", s["backup"]) for s in (first, second))
+    assert newer.started_at >= older.ended_at  # they did not overlap
+    assert (older.kind, older.parent_id) == ("full", None)
+    assert (newer.kind, newer.parent_id) == ("incremental", older.backup_id)  # the chain saw the first backup
+    assert any(f"backup-site waited {second['lock_waited_seconds']:.1f} s for site 'blog'" in text
+               for text in _artifact_texts("backup-site"))
+
+    [proof] = restore_test(site=site, storage=storage, scratch=provisioned.server)
+    assert proof["verified"] and proof["backup"] == second["backup"]
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # nothing is left holding the site
+        limit = client.read_global_concurrency_limit_by_name(lock_name("blog"))
+    assert (limit.limit, limit.active_slots) == (1, 0)
+
+
+def test_a_run_that_would_wait_too_long_is_refused_and_changes_nothing(provisioned, prefect_harness, tmp_path,
+                                                                         monkeypatch):
+    from blocks.storage import LocalStorage
+    from flows.backup_site import backup_site
+    from flows.prune_backups import prune_backups
+    from pressfleet.locks import SiteBusy, site_lock
+
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    storage = LocalStorage(path=str(folder), encryption="none")
+    site = make_site(server=provisioned.server)
+    monkeypatch.setenv("PRESSFLEET_SITE_LOCK_WAIT", "2")
+    with site_lock(["blog"], "a long restore of blog (this test)"):
+        for run in (lambda: backup_site(site=site, storage=storage), lambda: prune_backups(site=site, storage=storage)):
+            with pytest.raises(SiteBusy, match=r" did not start: site 'blog' stayed locked by another run .* for \d+ s; "
+                                               r"nothing was changed"):
+                run()
+    assert list(folder.iterdir()) == []
