@@ -1,7 +1,8 @@
 """Backup blocks: the retention policy a person sets in the UI (which generations prune-backups keeps).
 
-The encryption key is a standard Prefect Secret block: name it `pressfleet-backup-key` (or pick another
-in a run's form) and backups are encrypted on the control side before they reach storage.
+The backup key is a standard Prefect Secret block: `pressfleet-backup-key` (`make demo` creates one; or pick
+another in a run's form). Backups are encrypted and authenticated on the control side before they reach storage,
+and a run without a key is refused unless its storage block says `encryption: none` (see README, Backups).
 """
 
 from __future__ import annotations

@@ -491,14 +491,19 @@ def binlog_key(site: str, instance: Optional[str], name: str, encrypted: bool) -
 
 
 def shipped_binlogs(store: ObjectStore, site: str, instance: Optional[str],
-                    secret: Optional[str] = None) -> dict[str, ManifestPart]:
+                    secret: Optional[str] = None, *, strict: bool = True) -> dict[str, ManifestPart]:
     """One database server's binary logs in storage, by name. A log counts once its record (sha256, size)
     is written, after its upload: a cut-off upload is shipped again. With a key, a record that does not
-    authenticate is refused (catalog.Unauthentic)."""
+    authenticate is refused (catalog.Unauthentic), or with `strict` off not counted (so it is shipped again)."""
     out = {}
     for keys in catalog.binlog_objects(store, site).get(instance, {}).values():
         if keys[-1].endswith(".json"):  # the record, sorted last
-            part = catalog.read_binlog_record(store, keys[-1], secret)
+            try:
+                part = catalog.read_binlog_record(store, keys[-1], secret)
+            except catalog.Unauthentic:
+                if strict:
+                    raise
+                continue
             out[part.name] = part
     return out
 
@@ -513,7 +518,7 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
     names = [line.split("\t")[0] for line in listing if line.strip()]
     closed = names[:-1]
     instance = database_instance(conn)
-    have = shipped_binlogs(store, site.name, instance, secret)
+    have = shipped_binlogs(store, site.name, instance, secret, strict=False)  # a bad record: shipped again
     shipped, total = [], 0
     for name in closed:
         if name in have:

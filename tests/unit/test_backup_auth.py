@@ -299,3 +299,14 @@ def test_a_newer_format_is_refused_by_name_and_an_older_one_read(store):
     # with a key, an old unauthenticated backup is not trusted, and says so
     with pytest.raises(catalog.Unauthentic, match=r"older pressfleet \(format 1\) without authentication"):
         catalog.load_manifest(store, SITE, "20261103T020000Z", crypto.new_key_text())
+
+
+def test_shipping_counts_a_record_that_does_not_authenticate_as_not_shipped(store):
+    key = crypto.new_key_text()
+    instance = "0b5e4c1a-2d3f-4e5a-8b9c-0d1e2f3a4b5c"
+    obj = engine.binlog_key(SITE, instance, "mariadb-bin.000001", True)
+    part = engine.upload_part(store, obj, "mariadb-bin.000001", io.BytesIO(b"events"), key)
+    store.put_bytes(obj + ".json", part.model_dump_json().encode())  # as pressfleet wrote it before records had MACs
+    assert engine.shipped_binlogs(store, SITE, instance, key, strict=False) == {}  # ship-binlogs ships it again
+    with pytest.raises(catalog.Unauthentic):
+        engine.shipped_binlogs(store, SITE, instance, key)  # a restore never trusts it
