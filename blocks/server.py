@@ -121,6 +121,31 @@ class Server(Block):
             "and pin it in this block. Leave off unless the network path to the server is trusted."
         ),
     )
+    ssh_group: str = Field(
+        "pressfleet-ssh",
+        title="SSH login group",
+        description=(
+            "sshd lets members of this group log in (AllowGroups). Provisioning creates it and adds the user above "
+            "and every account in 'Human SSH accounts' to it."
+        ),
+    )
+    ssh_admins: list[str] = Field(
+        default_factory=list,
+        title="Human SSH accounts",
+        description=(
+            "Existing accounts on the server (people, deploy users) that keep SSH access: each joins the SSH "
+            "login group. An account with SSH keys that no allowed group covers makes provisioning stop "
+            "before sshd changes, naming it."
+        ),
+    )
+    ssh_allow_groups: list[str] = Field(
+        default_factory=lambda: ["sudo"],
+        title="Other groups allowed to log in",
+        description=(
+            "Groups whose members may also log in over SSH. Default: sudo, Debian's administrators' group, so "
+            "the server's existing admins are never locked out. Empty: the SSH login group alone."
+        ),
+    )
 
     @field_validator("address", mode="before")
     @classmethod
@@ -131,6 +156,25 @@ class Server(Block):
     @classmethod
     def _check_user(cls, value):
         return validate_user(value)
+
+    @field_validator("ssh_group", mode="before")
+    @classmethod
+    def _check_ssh_group(cls, value):
+        return validate_user(value)
+
+    @field_validator("ssh_admins", "ssh_allow_groups", mode="before")
+    @classmethod
+    def _check_names(cls, value):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError("a list of account or group names")
+        names = [validate_user(v) for v in value]
+        if len(set(names)) != len(names):
+            raise ValueError("names must not repeat")
+        return names
+
+    def ssh_login_groups(self) -> list[str]:
+        """The groups sshd allows (AllowGroups): the SSH login group first, then the other allowed groups."""
+        return list(dict.fromkeys([self.ssh_group, *self.ssh_allow_groups]))
 
     @field_validator("port", mode="before")
     @classmethod

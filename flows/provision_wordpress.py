@@ -113,7 +113,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
     control = inputs["control_address"]
     control_networks = [str(ipaddress.ip_network(control))] if control else []
     files = provision.desired_files(
-        cfg, plan, ssh_users=[server.user], ssh_port=server.port, control_networks=control_networks,
+        cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
         db_password=secrets.db_password, salts=secrets.salts,
     )
     log.info("Sizing for %.1f GiB RAM, %d CPUs, PHP worker %d MiB: %d PHP workers, InnoDB buffer pool %d MiB",
@@ -124,7 +124,8 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         if step_name == "os":
             results.append(harden_os(server, files["os"], LOGIN_DEFS))
         elif step_name == "ssh":
-            results.append(harden_ssh(server, files["ssh"]))
+            results.append(harden_ssh(server, files["ssh"], group=server.ssh_group, admins=server.ssh_admins,
+                                      allow_groups=server.ssh_allow_groups))
         elif step_name == "firewall":
             results.append(configure_firewall(server, files["firewall"]))
         elif step_name == "fail2ban":
@@ -158,7 +159,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         if better != plan:
             plan = better
             files = provision.desired_files(
-                cfg, plan, ssh_users=[server.user], ssh_port=server.port, control_networks=control_networks,
+                cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
                 db_password=secrets.db_password, salts=secrets.salts,
             )
             resized = configure_php(server, cfg, files["php"], provision.php_remove(cfg))

@@ -7,7 +7,9 @@ and the service is never reloaded with the bad one (WordOps's rule, with EasyEng
 
 Files travel as one tar stream on standard input, never on a command line (secrets such as
 wp-config.php ride this way too), and land by rename from a temporary name in the same folder, so a
-dropped connection leaves either the old file or the new one, never half of one.
+dropped connection leaves either the old file or the new one, never half of one. Root never follows a
+link on the way (templates/scripts/safe_files.py): a managed path that is a link, or a file not root's
+own in a folder a site's user can change, raises UnsafePath before anything changes.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import re
 import tarfile
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from fabric import Connection
 
+from pressfleet.paths import TEMPLATES
 from pressfleet.remote import RemoteCommandError, run
 
 STAGED_SUFFIX = ".pressfleet-new"
@@ -146,36 +150,21 @@ def tar_of(files: list[ManagedFile], suffix: str = STAGED_SUFFIX) -> bytes:
 # ---------------------------------------------------------------------------------------------
 # remote parts (scripts are constant text; every variable reaches them as a quoted argument)
 
-_STAT_SCRIPT = r"""
-for p in "$@"; do
-  if [ -f "$p" ]; then
-    printf '%s\t%s\t%s\n' "$p" "$(sha256sum "$p" | cut -d' ' -f1)" "$(stat -c '%a	%U	%G' "$p")"
-  else
-    printf '%s\t-\n' "$p"
-  fi
-done
-"""
+# Every change to a managed file goes through one constant Python script on the host (safe_files.py): it walks
+# each path from / one folder at a time without following links and works inside the folder's descriptor
+# (fresh O_EXCL names renamed into place), so a site's user who owns a folder can never redirect root's writes.
+# Shell tools (cp, mv, tar -x -C /, mkdir -p) follow links on the way and cannot promise that.
+SAFE_FILES = (TEMPLATES / "scripts" / "safe_files.py").read_text()
+REFUSED_EXIT = 3
 
-# Put staged files in place: keep each current file as last-good, then rename the new one over it.
-_INSTALL_SCRIPT = r"""
-set -e
-for p in "$@"; do
-  if [ -f "$p" ]; then cp -p "$p" "$p.pressfleet-last-good"; else rm -f "$p.pressfleet-last-good"; : > "$p.pressfleet-absent"; fi
-  mv -f "$p.pressfleet-new" "$p"
-done
-"""
 
-# Undo an install: last-good files back, files that did not exist before removed.
-_RESTORE_SCRIPT = r"""
-for p in "$@"; do
-  if [ -f "$p.pressfleet-absent" ]; then rm -f "$p" "$p.pressfleet-absent";
-  elif [ -f "$p.pressfleet-last-good" ]; then cp -p "$p.pressfleet-last-good" "$p"; fi
-done
-"""
+class UnsafePath(RuntimeError):
+    """A managed path could redirect root (a link, or a file not root's own in a folder others can change):
+    nothing was changed."""
 
-_COMMIT_SCRIPT = r"""
-for p in "$@"; do rm -f "$p.pressfleet-absent"; done
-"""
+
+class ProofFailed(RuntimeError):
+    """The reloaded service did not pass its proof; the previous files are back in place and reloaded."""
 
 
 def sh(conn: Connection, script: str, args: list[str], *, stdin: bytes | None = None, check: bool = True, timeout: float | None = None):
@@ -183,10 +172,24 @@ def sh(conn: Connection, script: str, args: list[str], *, stdin: bytes | None = 
     return run(conn, ["sh", "-c", script, "sh", *args], stdin=stdin, check=check, timeout=timeout)
 
 
+def safe_files(conn: Connection, mode: str, args: list[str], *, stdin: bytes | None = None):
+    """Run safe_files.py MODE ARGS as root on the host; a refusal raises UnsafePath with its one sentence."""
+    result = run(conn, ["python3", "-c", SAFE_FILES, mode, *args], stdin=stdin, check=False, timeout=600)
+    if result.ok:
+        return result
+    refusal = next((ln[len("refused: "):] for ln in result.stderr.splitlines() if ln.startswith("refused: ")), None)
+    if result.exited == REFUSED_EXIT and refusal:
+        raise UnsafePath(f"{conn.host}: {refusal}")
+    if result.exited == 127:
+        raise RemoteCommandError(conn.host, "python3", 127,
+                                 "python3 is not installed: pressfleet changes files through it (apt-get install python3)")
+    raise RemoteCommandError(conn.host, f"safe_files {mode}", result.exited, result.stderr)
+
+
 def read_file_states(conn: Connection, paths: list[str]) -> dict[str, FileState | None]:
     if not paths:
         return {}
-    return parse_file_states(sh(conn, _STAT_SCRIPT, paths).stdout)
+    return parse_file_states(safe_files(conn, "state", paths).stdout)
 
 
 def ensure_files(
@@ -195,52 +198,56 @@ def ensure_files(
     *,
     check: list[str] | None = None,
     on_change: list[str] | None = None,
+    prove: Callable[[], None] | None = None,
 ) -> list[str]:
     """Bring FILES to their desired content; returns the paths changed.
 
     With CHECK (e.g. `["nginx", "-t"]`), the new files are validated in place and, if the check fails,
     the previous files are restored and ValidationFailed is raised: the service never sees them.
-    ON_CHANGE (e.g. `["systemctl", "reload", "nginx"]`) runs once when anything changed.
+    ON_CHANGE (e.g. `["systemctl", "reload", "nginx"]`) runs once when anything changed. PROVE, when given,
+    is called after ON_CHANGE and must raise if the reloaded service does not work (e.g. a fresh SSH login):
+    the previous files are then put back, ON_CHANGE runs again and ProofFailed is raised. Only then are the
+    new files committed. A path that is a link, or not root's own in a folder others can change, raises
+    UnsafePath before anything changes.
     """
     current = read_file_states(conn, [f.path for f in files])
     changing = files_to_change(files, current)
     if not changing:
         return []
     paths = [f.path for f in changing]
-    dirs = sorted({posixpath.dirname(p) for p in paths})
-    run(conn, ["mkdir", "-p", *dirs])
-    run(conn, ["tar", "-x", "--same-owner", "-p", "-C", "/", "-f", "-"], stdin=tar_of(changing))
-    sh(conn, _INSTALL_SCRIPT, paths)
+    safe_files(conn, "install", paths, stdin=tar_of(changing, suffix=""))
     if check:
         result = run(conn, check, check=False, timeout=120)
         if not result.ok:
-            sh(conn, _RESTORE_SCRIPT, paths)
+            safe_files(conn, "restore", paths)
             raise ValidationFailed(check, result.stdout + result.stderr, paths)
     if on_change:
         try:
             run(conn, on_change, timeout=300)
         except RemoteCommandError:
-            sh(conn, _RESTORE_SCRIPT, paths)
+            safe_files(conn, "restore", paths)
             run(conn, on_change, check=False, timeout=300)
             raise
-    sh(conn, _COMMIT_SCRIPT, paths)
+    if prove:
+        try:
+            prove()
+        except Exception as exc:
+            safe_files(conn, "restore", paths)
+            if on_change:
+                run(conn, on_change, check=False, timeout=300)
+            raise ProofFailed(f"{exc}; the previous files are back in place"
+                              f"{' and `' + ' '.join(on_change) + '` ran again' if on_change else ''}: "
+                              f"{', '.join(paths)}") from exc
+    safe_files(conn, "commit", paths)
     return paths
 
 
-_LINKS_SCRIPT = r"""
-set -e
-while [ $# -ge 2 ]; do
-  link=$1 target=$2; shift 2
-  if [ "$(readlink "$link" 2>/dev/null)" != "$target" ]; then ln -sfn "$target" "$link"; echo "$link"; fi
-done
-"""
-
-_ABSENT_SCRIPT = r"""
-set -e
-for p in "$@"; do
-  if [ -e "$p" ] || [ -L "$p" ]; then rm -f "$p"; echo "$p"; fi
-done
-"""
+def ensure_webread(conn: Connection, user: str, home: str, web_root: str) -> int:
+    """USER (nginx's) may pass through HOME and read every file under WEB_ROOT, new ones included (POSIX ACLs,
+    default ACLs on folders); nothing else in HOME (wp-config.php) opens to it. Returns how many entries changed."""
+    for path in (home, web_root):
+        check_path(path)
+    return int(safe_files(conn, "webread", [user, home, web_root]).stdout.strip() or 0)
 
 
 def ensure_links(conn: Connection, links: dict[str, str]) -> list[str]:
@@ -250,7 +257,7 @@ def ensure_links(conn: Connection, links: dict[str, str]) -> list[str]:
     for path in [*links, *links.values()]:
         check_path(path)
     args = [x for pair in links.items() for x in pair]
-    return [f"link {p}" for p in sh(conn, _LINKS_SCRIPT, args).stdout.split()]
+    return [f"link {p}" for p in safe_files(conn, "links", args).stdout.split()]
 
 
 def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
@@ -259,7 +266,7 @@ def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
         return []
     for path in paths:
         check_path(path)
-    return [f"removed {p}" for p in sh(conn, _ABSENT_SCRIPT, paths).stdout.split()]
+    return [f"removed {p}" for p in safe_files(conn, "absent", paths).stdout.split()]
 
 
 # `KEY VALUE` lines in a distro file we do not own whole (login.defs): replace the key's active line, or
@@ -289,6 +296,7 @@ def ensure_settings(conn: Connection, path: str, settings: dict[str, str]) -> li
         if not re.fullmatch(r"[A-Z_]+", key) or not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
             raise ValueError(f"setting {key}={value!r} is not a plain key and value")
     args = [x for kv in settings.items() for x in kv]
+    safe_files(conn, "check", [path])  # sed -i renames by name: only in root's own folders, never through a link
     out = sh(conn, _SETTINGS_SCRIPT, [path, *args]).stdout.split()
     return [f"{path}: {key}" for key in out]
 

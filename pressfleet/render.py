@@ -415,25 +415,31 @@ def render_redis_conf(
 
 
 def render_sshd_conf(
-    allow_users: Sequence[str],
+    allow_users: Sequence[str] = (),
     *,
+    allow_groups: Sequence[str] = (),
     port: int = 22,
     permit_root_login: str = "prohibit-password",
     max_auth_tries: int = 3,
     max_sessions: int = 2,
 ) -> str:
-    """/etc/ssh/sshd_config.d/00-pressfleet.conf: keys only, listed users only, no forwarding, modern crypto.
+    """/etc/ssh/sshd_config.d/00-pressfleet.conf: keys only, listed groups (or users) only, no forwarding, modern crypto.
 
-    `allow_users` must name every account that logs in (the control side's too), or it is locked out.
+    pressfleet itself allows groups (`AllowGroups`: its own `pressfleet-ssh`, which the automation user and named
+    admins join, and `sudo` by default), so human accounts are named in one place. With both lists a login must
+    satisfy both (sshd's rule); every account that logs in (the control side's too) must be allowed, or it is
+    locked out.
     """
     users = [unix_user(u) for u in allow_users]
-    if not users:
-        raise InvalidInput("sshd needs at least one user in AllowUsers, or nobody can log in.")
+    groups = [unix_user(g) for g in allow_groups]
+    if not users and not groups:
+        raise InvalidInput("sshd needs at least one group in AllowGroups (or user in AllowUsers), or nobody can log in.")
     if permit_root_login not in ("prohibit-password", "no"):
         raise InvalidInput("PermitRootLogin must be 'prohibit-password' or 'no'.")
     return _render(
         "ssh/sshd_config.conf.j2",
         allow_users=list(dict.fromkeys(users)),
+        allow_groups=list(dict.fromkeys(groups)),
         port=_v.port(port),
         permit_root_login=permit_root_login,
         max_auth_tries=_int_in(max_auth_tries, 1, 6, "MaxAuthTries"),

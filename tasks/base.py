@@ -21,7 +21,7 @@ def stack_packages(php: str = "8.2") -> list[str]:
         "mariadb-server", "redis-server",
         "nftables", "fail2ban", "python3-systemd",
         "unattended-upgrades", "certbot", "python3-certbot-nginx",
-        "curl", "zstd", "ca-certificates", "netbase",
+        "curl", "zstd", "ca-certificates", "netbase", "acl",  # acl: getfacl/setfacl to inspect nginx's read access
         *HARDENING_PACKAGES,  # one apt transaction for everything; the os step finds them there
     ]
 

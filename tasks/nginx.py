@@ -34,6 +34,7 @@ def ensure_self_signed(conn, site: SiteConfig) -> list[str]:
     return [] if out == "unchanged" else [f"self-signed certificate for {site.domain}"]
 
 
+NGINX_USER = "www-data"  # Debian's nginx workers
 ACME_CA_PATH = "/etc/pressfleet/acme-ca.pem"
 # Debian's certbot.timer renews through certbot.service: it must trust a private ACME server's CA too.
 CERTBOT_DROPIN = "/etc/systemd/system/certbot.service.d/pressfleet-acme-ca.conf"
@@ -93,6 +94,11 @@ def configure_nginx(server, files: list[ManagedFile], *, site: SiteConfig, remov
                     acme_server: str | None = None, acme_ca_bundle: str | None = None) -> StepResult:
     """Certificate first (the vhost refers to it), then config; nginx reloads only if `nginx -t` passes."""
     with step("nginx") as result, connected(server) as conn:
+        # nginx reads the site's static files through ACLs (www-data is in no site's group): exactly read on the
+        # web root, new uploads included, and passage through the site's folder, never wp-config.php.
+        granted = converge.ensure_webread(conn, NGINX_USER, site.home, site.web_root)
+        if granted:
+            result.changed.append(f"nginx may read {site.web_root} ({granted} entries)")
         result.changed += tls_step(conn, site, certificate, acme_server, acme_ca_bundle)
         for d in cache_dirs:
             if not run(conn, ["test", "-d", d], check=False).ok:

@@ -11,15 +11,76 @@ from pressfleet.remote import run
 from tasks.common import connected, step
 
 
+# Accounts that can log in over SSH today: a login shell and a non-empty authorized_keys file (Debian's sshd
+# reads .ssh/authorized_keys and .ssh/authorized_keys2). Prints `name<TAB>group group...` for each.
+_KEYED_ACCOUNTS = r"""
+getent passwd | while IFS=: read -r name _ _ _ _ home shell; do
+  case "$shell" in */nologin|*/false|"") continue;; esac
+  if [ -s "$home/.ssh/authorized_keys" ] || [ -s "$home/.ssh/authorized_keys2" ]; then
+    printf '%s	%s
+' "$name" "$(id -nG "$name" 2>/dev/null)"
+  fi
+done
+"""
+
+# The SSH login group and its members (added, never removed: other tools may use the group too).
+_SSH_GROUP = r"""
+set -eu
+group=$1; shift
+if ! getent group "$group" >/dev/null; then groupadd --system "$group"; echo "group $group"; fi
+for user in "$@"; do
+  if ! id -nG "$user" | tr ' ' '\n' | grep -qx "$group"; then usermod -a -G "$group" "$user"; echo "$user in $group"; fi
+done
+"""
+
+
+def locked_out(accounts: dict[str, set[str]], allowed_groups: list[str], joining: list[str]) -> list[str]:
+    """Accounts with SSH keys that sshd's AllowGroups would shut out: in none of the allowed groups and not
+    about to join the SSH login group (pure; ACCOUNTS maps each keyed account to its groups)."""
+    allowed, joins = set(allowed_groups), set(joining)
+    return sorted(name for name, groups in accounts.items() if name not in joins and not groups & allowed)
+
+
+def parse_keyed_accounts(text: str) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for line in text.splitlines():
+        if line.strip():
+            name, _, groups = line.partition("\t")
+            out[name] = set(groups.split())
+    return out
+
+
+def fresh_login(server) -> None:
+    """A brand-new SSH connection with the Server block's key must log in and run a command."""
+    with connected(server) as proof:
+        run(proof, ["true"])
+
+
 @task(name="ssh", cache_policy=NONE)
-def harden_ssh(server, files: list[ManagedFile]) -> StepResult:
-    """sshd hardened; `sshd -t` must pass before sshd reloads (a reload keeps this very session)."""
+def harden_ssh(server, files: list[ManagedFile], *, group: str = "pressfleet-ssh", admins: list[str] = (),
+               allow_groups: list[str] = ("sudo",)) -> StepResult:
+    """sshd hardened, logins limited to groups (AllowGroups: GROUP, which the automation user and ADMINS join, and
+    ALLOW_GROUPS). Refused before any change when an account with SSH keys would be locked out. The new config
+    must pass `sshd -t`, then sshd reloads (this session stays up) and a fresh login must succeed before the
+    config is committed; otherwise the previous config goes back and sshd reloads again."""
     with step("ssh") as result, connected(server) as conn:
+        joining = list(dict.fromkeys([server.user, *admins]))
+        missing = [u for u in joining if not run(conn, ["id", "-u", "--", u], check=False).ok]
+        if missing:
+            raise ValueError(f"{server.address} has no account {', '.join(missing)} (named as an SSH account on the "
+                             "Server block): create it or remove it from the block; nothing was changed")
+        keyed = parse_keyed_accounts(run(conn, ["sh", "-c", _KEYED_ACCOUNTS]).stdout)
+        shut_out = locked_out(keyed, [group, *allow_groups], joining)
+        if shut_out:
+            raise ValueError(
+                f"sshd on {server.address} would lock out {', '.join(shut_out)} (accounts with SSH keys in none of the "
+                f"groups {', '.join([group, *allow_groups])}): add them to the Server block's human SSH accounts, "
+                "or their group to its other allowed groups, or remove their keys; nothing was changed")
+        out = converge.sh(conn, _SSH_GROUP, [group, *joining]).stdout.splitlines()
+        result.changed += [f"ssh login group: {line}" for line in out if line.strip()]
         result.changed += converge.ensure_files(
-            conn, files, check=["sshd", "-t"], on_change=["systemctl", "reload", "ssh"])
-    # Prove the flow's own access survives: a fresh connection with the same key must still log in.
-    with connected(server) as conn:
-        run(conn, ["true"])
+            conn, files, check=["sshd", "-t"], on_change=["systemctl", "reload", "ssh"],
+            prove=lambda: fresh_login(server))
     return result
 
 
@@ -35,7 +96,7 @@ def configure_firewall(server, files: list[ManagedFile]) -> StepResult:
 
 _LOGS_SCRIPT = r"""
 for f in "$@"; do
-  if [ ! -e "$f" ]; then install -D -m 0640 -o www-data -g adm /dev/null "$f"; echo "$f"; fi
+  if [ ! -e "$f" ] && [ ! -L "$f" ]; then install -D -m 0640 -o www-data -g adm /dev/null "$f"; echo "$f"; fi
 done
 """
 

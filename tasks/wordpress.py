@@ -26,8 +26,12 @@ if ! getent group "$user" >/dev/null; then groupadd --system "$user"; changed="g
 if ! id -u "$user" >/dev/null 2>&1; then
   useradd --system --gid "$user" --home-dir "$dir" --no-create-home --shell /usr/sbin/nologin "$user"; changed="$changed user"
 fi
-# nginx reads static files through the site's group; it never executes PHP itself.
-if ! id -nG www-data | tr ' ' '\n' | grep -qx "$user"; then usermod -a -G "$user" www-data; changed="$changed www-data-in-group"; fi
+# nginx (www-data) is in no site's group: it reads static files through per-site ACLs (tasks.nginx), never
+# wp-config.php. A host provisioned before is mended: www-data leaves the group, nginx's workers restart without it.
+if id -nG www-data | tr ' ' '\n' | grep -qx "$user"; then
+  gpasswd -d www-data "$user" >/dev/null; changed="$changed www-data-out-of-group"
+  if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
+fi
 if [ ! -d "$dir" ]; then mkdir -p "$dir"; changed="$changed dir"; fi
 if [ "$(stat -c '%U:%G %a' "$dir")" != "root:$user 750" ]; then chown "root:$user" "$dir"; chmod 750 "$dir"; changed="$changed dir-perms"; fi
 echo "$changed"

@@ -598,9 +598,13 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
     base = f"{SCRATCH_ROOT}/{site.name}-{tag}"
     port = 20000 + secrets.randbelow(20000)
     checks: list[str] = []
+    runner_made = False  # the copy runs as a throwaway user of its own, never www-data (which reads no site)
     try:
+        run(conn, ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                   "--shell", "/usr/sbin/nologin", "--", scratch])
+        runner_made = True
         run(conn, ["install", "-d", "-m", "755", SCRATCH_ROOT])
-        run(conn, ["sh", "-c", script("install_wordpress_release.sh"), "sh", "www-data", base, release_url,
+        run(conn, ["sh", "-c", script("install_wordpress_release.sh"), "sh", scratch, base, release_url,
                    release_sha256 or "", "uploads"], timeout=900)
         core = run(conn, ["sh", "-c", "sed -n \"s/^\\$wp_version = '\\(.*\\)';/\\1/p\" \"$1\"", "sh",
                           f"{base}/htdocs/wp-includes/version.php"]).stdout.strip()
@@ -611,8 +615,8 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
         wanted = read_index(store, manifest, secret)
         used = extract_files(conn, store, chain, wanted, secret, f"{base}/restored")
         finish_files(conn, f"{base}/htdocs", f"{base}/restored", wanted, ["wp-content"])
-        # The archive keeps the site's owners (root and the site's group); the copy is served as www-data.
-        run(conn, ["chown", "-R", "--no-dereference", "root:www-data", "--", f"{base}/htdocs/wp-content"])
+        # The archive keeps the site's owners (root and the site's group); the copy runs as its own user.
+        run(conn, ["chown", "-R", "--no-dereference", f"root:{scratch}", "--", f"{base}/htdocs/wp-content"])
         run(conn, ["chmod", "-R", "g+rX,o-rwx", "--", f"{base}/htdocs/wp-content"])
         checks.append(f"files: {len(wanted)} entries restored from {len(used)} archive(s) "
                       f"({', '.join(used)}), each part's sha256 and size match")
@@ -631,9 +635,9 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
         config = render.render_restore_test_wp_config(
             site, db_name=scratch, db_user=scratch, db_password=password, salts=WpSalts.generate(),
             home_url=f"http://127.0.0.1:{port}", abspath=f"{base}/htdocs")
-        run(conn, ["sh", "-c", 'umask 027 && cat > "$1" && chgrp www-data "$1"', "sh", f"{base}/wp-config.php"],
+        run(conn, ["sh", "-c", 'umask 027 && cat > "$1" && chgrp "$2" "$1"', "sh", f"{base}/wp-config.php", scratch],
             stdin=config)
-        booted = run(conn, ["sh", "-c", script("restore_test_boot.sh"), "sh", f"{base}/htdocs", str(port)],
+        booted = run(conn, ["sh", "-c", script("restore_test_boot.sh"), "sh", f"{base}/htdocs", str(port), scratch],
                      timeout=120).stdout.split()
         status, seconds, size, marker = int(booted[0]), float(booted[1]), int(booted[2]), booted[3] == "1"
         if status != 200 or not marker:
@@ -648,3 +652,5 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
             with contextlib.suppress(Exception):  # cleanup: the run's own outcome is what is reported
                 drop_database(conn, scratch)
             run(conn, ["rm", "-rf", "--", base], check=False)
+        if runner_made and not keep:
+            run(conn, ["userdel", "--", scratch], check=False)

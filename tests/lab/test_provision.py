@@ -136,7 +136,7 @@ def test_wordpress_cron_runs_from_a_systemd_timer(provisioned, conn):
 def test_hardening_is_in_place(provisioned, conn):
     sshd = run(conn, ["sshd", "-T"]).stdout.lower()
     for line in ["passwordauthentication no", "kbdinteractiveauthentication no", "permitrootlogin without-password",
-                 "maxauthtries 3", "allowusers root", "x11forwarding no", "allowtcpforwarding no"]:
+                 "maxauthtries 3", "allowgroups pressfleet-ssh", "x11forwarding no", "allowtcpforwarding no"]:
         assert line in sshd, line
     assert "chacha20-poly1305@openssh.com" in sshd and "3des" not in sshd and "hmac-sha1," not in sshd
     ruleset = run(conn, ["nft", "list", "table", "inet", "pressfleet"]).stdout

@@ -1,12 +1,13 @@
 #!/bin/sh
-# Boot a restored WordPress copy with PHP's built-in server on loopback, as www-data, and fetch its
+# Boot a restored WordPress copy with PHP's built-in server on loopback, as RUNNER (a throwaway user made for
+# this restore-test alone, never www-data or a site's user), and fetch its
 # home page (pressfleet restore-test). Prints "STATUS SECONDS BYTES MARKER" where MARKER is 1 when the
 # page links wp-content (WordPress rendered a theme). The server is stopped by its PID.
-# Usage: sh -c "$(cat this)" sh DOCROOT PORT
+# Usage: sh -c "$(cat this)" sh DOCROOT PORT RUNNER
 set -eu
-docroot=$1 port=$2
+docroot=$1 port=$2 runner=$3
 out=$(mktemp)
-runuser -u www-data -- php -d display_errors=0 -S "127.0.0.1:$port" -t "$docroot" >/dev/null 2>&1 &
+runuser -u "$runner" -- php -d display_errors=0 -S "127.0.0.1:$port" -t "$docroot" >/dev/null 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$out"' EXIT
 i=0
