@@ -110,7 +110,8 @@ def scratch_server(site_name: str, scratch=None, log=None) -> Iterator[tuple[obj
 @task(name="restore-test", cache_policy=NONE)
 def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = None, key_block=None,
                      keep: bool = False) -> dict:
-    """Restore a site's newest backup on a scratch target and prove it; mark it verified if it is."""
+    """Restore a site's newest backup on a scratch target and prove it; mark it verified if it is, and
+    record a failure (the site's next backup is then a full one) if it is not."""
     secret = encryption_secret(key_block, storage)
     store = storage.store()
     config = site.config()
@@ -122,8 +123,13 @@ def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = Non
         with connected(server) as conn:
             installed = converge.ensure_packages(conn, RESTORE_TEST_PACKAGES)
             converge.ensure_service(conn, "mariadb")
-            result = engine.restore_test(conn, config, store, manifest, secret, release_url=site.release_url,
-                                         release_sha256=site.release_sha256, keep=keep)
+            try:
+                result = engine.restore_test(conn, config, store, manifest, secret, release_url=site.release_url,
+                                             release_sha256=site.release_sha256, keep=keep)
+            except Exception as exc:
+                # the next backup is a full one: it does not build on a chain that failed its proof
+                catalog.mark_restore_test_failed(store, config.name, manifest.backup_id, datetime.now(UTC), str(exc))
+                raise
     seconds = round((datetime.now(UTC) - started).total_seconds(), 2)
     checks = ([f"scratch target: {where}" + (f" ({len(installed)} packages installed)" if installed else "")]
               + result.checks)

@@ -388,3 +388,28 @@ def describe(entry: CatalogEntry) -> dict:
 
 def to_json(entries: list[CatalogEntry]) -> str:
     return json.dumps([describe(e) for e in entries], indent=2)
+
+
+# --- failed restore-tests (helper of engine._previous_for_incremental): the next backup is a full one ---
+# A marker only ever makes a backup full, so an unauthenticated or forged one costs a full backup, never data.
+
+
+def restore_test_failed_key(site: str, backup_id: str) -> str:
+    return f"{validate.site_name(site)}/restore-test-failed/{check_backup_id(backup_id)}.json"
+
+
+def mark_restore_test_failed(store: ObjectStore, site: str, backup_id: str, when: datetime, reason: str) -> None:
+    """Record that a restore-test of BACKUP_ID failed: the site's next backup does not build on its chain."""
+    store.put_bytes(restore_test_failed_key(site, backup_id), json.dumps(
+        {"backup_id": backup_id, "failed_at": when.astimezone(UTC).isoformat(), "reason": reason[:2000]}).encode())
+
+
+def restore_test_failures(store: ObjectStore, site: str) -> set[str]:
+    """The ids of the backups whose restore-test failed."""
+    prefix = f"{validate.site_name(site)}/restore-test-failed/"
+    out = set()
+    for obj in store.list(prefix):
+        name = obj.key[len(prefix):].removesuffix(".json")
+        if BACKUP_ID.match(name):
+            out.add(name)
+    return out

@@ -32,12 +32,25 @@ import zstandard
 from fabric import Connection
 
 from pressfleet import dbnames, validate
-from pressfleet.backup import catalog
+from pressfleet.backup import binlogchain, catalog
 from pressfleet.backup.crypto import DecryptingReader, DecryptionError, EncryptingReader
 from pressfleet.backup.dumpinfo import DumpInfo, compare_rows, parse_counts, parse_dump_report
-from pressfleet.backup.index import Entry, dump_index, load_index, nul_list, parse_inventory, plan_files, select
+from pressfleet.backup.index import (
+    WEBROOT,
+    Entry,
+    carried,
+    compare_tree,
+    dump_index,
+    load_index,
+    nul_list,
+    parse_inventory,
+    parse_tree_listing,
+    plan_files,
+    select,
+    top_level,
+)
 from pressfleet.backup.manifest import BackupManifest, ManifestPart
-from pressfleet.backup.streams import COPY_CHUNK, HashingReader, drain, pipe_to_remote, remote_reader
+from pressfleet.backup.streams import COPY_CHUNK, HashingReader, TarDigest, drain, pipe_to_remote, remote_reader
 from pressfleet.paths import TEMPLATES
 from pressfleet.remote import run
 from pressfleet.site import SiteConfig
@@ -46,9 +59,9 @@ from pressfleet.validate import InvalidInput
 
 log = logging.getLogger("pressfleet.backup")
 
-PARTS = ("database", "uploads", "themes", "plugins", "files", "config")
+PARTS = ("database", "uploads", "themes", "plugins", "webroot", "files", "config")
 FILE_PARTS = {"uploads": "wp-content/uploads", "themes": "wp-content/themes", "plugins": "wp-content/plugins",
-              "files": "wp-content"}
+              "files": "wp-content", "webroot": WEBROOT}  # files: wp-content and the web root's own files
 
 
 class BrokenPart(Exception):
@@ -92,16 +105,30 @@ class BackupResult:
 
 
 def _previous_for_incremental(store: ObjectStore, site: str, now: datetime, full_every_days: int,
-                              secret: Optional[str] = None) -> tuple[Optional[BackupManifest], str]:
+                              secret: Optional[str] = None, restore_mark: Optional[str] = None,
+                              ) -> tuple[Optional[BackupManifest], str]:
+    """The backup this one can be an incremental on, or None with the reason it is full. Full, besides
+    the first and the periodic one: after the database was restored in place (its restore mark changed:
+    the staging load and table swap are not in the site's binary-log stream, so an incremental could not
+    replay them), and after a restore-test of any backup of the chain failed."""
     entries = catalog.list_backups(store, site, secret)
     if not entries:
         return None, "first backup of the site: full"
     if full_every_days <= 0:
         return None, "full backups only"
     last = entries[-1].manifest
-    full = catalog.chain(store, site, last, known={e.manifest.backup_id: e.manifest for e in entries}, secret=secret)[0]
+    members = catalog.chain(store, site, last, known={e.manifest.backup_id: e.manifest for e in entries},
+                            secret=secret)
+    full = members[0]
     if now - full.started_at >= timedelta(days=full_every_days):
         return None, f"the last full backup ({full.backup_id}) is {full_every_days} days old or older: full"
+    if last.restore_mark != restore_mark:
+        return None, (f"the database was restored in place since backup {last.backup_id} (restore {restore_mark}): "
+                      "full backup (a restore is not in the binary log an incremental replays)")
+    failed = catalog.restore_test_failures(store, site)
+    bad = [m.backup_id for m in members if m.backup_id in failed]
+    if bad:
+        return None, f"the restore-test of backup {bad[-1]} failed: full backup, sharing nothing with that chain"
     return last, f"incremental on {last.backup_id}"
 
 
@@ -122,6 +149,35 @@ TABLE_NAME = re.compile(r"^[A-Za-z0-9_$]{1,64}$")
 class Increment:
     info: DumpInfo
     logs: list[str]
+
+
+@dataclass(frozen=True)
+class RestoreMark:
+    """One in-place restore of a database, as db_restore_mark.sh keeps it on the database server."""
+
+    id: str
+    at: datetime
+    backup_id: str
+
+
+def restore_marks(conn: Connection, db: str) -> list[RestoreMark]:
+    """The in-place restores of database DB on this host's server, oldest first."""
+    out = run(conn, ["sh", "-c", script("db_restore_mark.sh"), "sh", BINLOG_DIR, db, "show"]).stdout
+    marks = []
+    for line in out.splitlines():
+        cells = line.split()
+        if len(cells) == 3 and catalog.INSTANCE_ID.match(cells[0]):
+            with contextlib.suppress(ValueError):
+                marks.append(RestoreMark(cells[0], datetime.fromisoformat(cells[1]).astimezone(UTC), cells[2]))
+    return marks
+
+
+def mark_restore(conn: Connection, db: str, backup_id: str) -> RestoreMark:
+    """Record, before the swap, that database DB is being restored in place from BACKUP_ID."""
+    at = datetime.now(UTC).replace(microsecond=0)
+    out = run(conn, ["sh", "-c", script("db_restore_mark.sh"), "sh", BINLOG_DIR, db, "add",
+                     at.strftime("%Y-%m-%dT%H:%M:%S+00:00"), catalog.check_backup_id(backup_id)]).stdout.split()
+    return RestoreMark(out[0], at, backup_id)
 
 
 def database_instance(conn: Connection) -> str:
@@ -183,8 +239,11 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
     while store.list(catalog.backup_prefix(site.name, backup_id)):  # ids are unique, even a second apart
         started += timedelta(seconds=1)
         backup_id = catalog.new_backup_id(started)
+    instance = database_instance(conn)
+    marks = restore_marks(conn, site.db_name)
+    restore_mark = marks[-1].id if marks else None
     previous, why = (None, "full backup asked for") if force_full else _previous_for_incremental(
-        store, site.name, started, full_every_days, secret)
+        store, site.name, started, full_every_days, secret, restore_mark)
     notes = [why]
     prev_index: Optional[list[Entry]] = None
     if previous is not None:
@@ -200,7 +259,6 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
     parts: list[ManifestPart] = []
     meta = {"site": site.name, "backup": backup_id}
 
-    instance = database_instance(conn)
     increment = snapshot_increment(conn, site.db_name, previous, instance) if previous is not None else None
     if previous is not None and isinstance(increment, str):
         notes.append(increment)
@@ -216,24 +274,32 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
             part = upload_part(store, database_key, "database", dump, secret, meta)
             return part, parse_dump_report(dump.raw.stderr)
 
-    def files_part() -> ManifestPart:
+    def files_part() -> tuple[ManifestPart, dict]:
+        # the archive is read back as it streams past, so the index holds what it carried
         with remote_reader(conn, ["bash", "-c", script("backup_archive.sh"), "bash", site.web_root],
                            stdin=nul_list(plan.to_read)) as files:
-            return upload_part(store, catalog.part_key(site.name, backup_id, "files", bool(secret)),
-                               "files", files, secret, meta)
+            digest = TarDigest(files)
+            try:
+                part = upload_part(store, catalog.part_key(site.name, backup_id, "files", bool(secret)),
+                                   "files", io.BufferedReader(digest, buffer_size=COPY_CHUNK), secret, meta)
+                return part, digest.result()
+            finally:
+                digest.close()  # a failed upload ends the reader thread too
 
     # The dump and the file archive stream side by side (two channels of the one SSH connection): the host's
     # disk, its CPU and the upload overlap instead of waiting on each other. Either failing fails the backup.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="pf-backup") as pool:
         database_future, files_future = pool.submit(database_part), pool.submit(files_part)
         database, info = database_future.result()
-        parts += [database, files_future.result()]
+        files, members = files_future.result()
+        parts += [database, files]
+    index = carried(plan.index, backup_id, members)
     config_paths = [p.lstrip("/") for p in (site.nginx_vhost_path, site.php_pool_path, site.wp_config_path)]
     with remote_reader(conn, ["bash", "-c", script("backup_archive.sh"), "bash", "/"],
                        stdin=nul_list(config_paths)) as config:
         parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "config", bool(secret)),
                                  "config", config, secret, meta))
-    index_bytes = zstandard.ZstdCompressor(level=3).compress(dump_index(plan.index))
+    index_bytes = zstandard.ZstdCompressor(level=3).compress(dump_index(index))
     parts.append(upload_part(store, catalog.part_key(site.name, backup_id, "index", bool(secret)),
                              "index", io.BytesIO(index_bytes), secret, meta))
 
@@ -248,7 +314,7 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
         binlog_start_file=previous.binlog_file if increment else None,
         binlog_start_position=previous.binlog_position if increment else None,
         parent_sha256=previous.manifest_sha256() if previous else None,
-        files_total=len(entries), files_changed=len(plan.to_read),
+        restore_mark=restore_mark, files_total=len(index), files_changed=len(plan.to_read),
         bytes_read=plan.bytes_to_read, source_bytes=source_bytes,
     )
     manifest = catalog.write_manifest(store, manifest, secret, metadata=meta)  # MAC'd with a key
@@ -361,15 +427,36 @@ def load_database(conn: Connection, store: ObjectStore, manifest: BackupManifest
 def replay_increment(conn: Connection, store: ObjectStore, member: BackupManifest, secret: Optional[str],
                      into: str) -> None:
     """Apply one incremental backup's binary logs (parent's position to its own) to database `into`."""
-    workdir = f"/run/pressfleet-binlogs-{secrets.token_hex(4)}"
+    part = member.part("database")
+    workdir = binlog_staging(conn, 10 * (part.size if part else 0))
     try:
-        run(conn, ["install", "-d", "-m", "700", workdir])
         with open_part(store, member, "database", secret) as plain:
-            pipe_to_remote(conn, ["sh", "-c", script("restore_extract.sh"), "sh", workdir], plain)
+            pipe_to_remote(conn, ["bash", "-c", script("restore_extract.sh"), "bash", f"{workdir}/logs"], plain)
         run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", member.database or member.site, into,
-                   str(member.binlog_start_position), f"pos:{member.binlog_position}", workdir])
+                   str(member.binlog_start_position), f"pos:{member.binlog_position}", f"{workdir}/logs"])
     finally:
         run(conn, ["rm", "-rf", "--", workdir], check=False)
+
+
+STAGING_ROOT = "/var/lib/pressfleet"  # root's own: binary logs are staged on disk here, never in /run (RAM)
+
+
+def make_staging(conn: Connection, parent: str, prefix: str, need: int = 0) -> str:
+    """A fresh root-only folder (mktemp -d) in PARENT, a folder owned by root; refuses when PARENT's file
+    system has less than NEED bytes free."""
+    return run(conn, ["sh", "-c", script("staging_dir.sh"), "sh", parent, prefix, str(max(0, int(need)))]
+               ).stdout.strip()
+
+
+def binlog_staging(conn: Connection, need: int = 0) -> str:
+    run(conn, ["install", "-d", "-m", "700", "-o", "root", "-g", "root", STAGING_ROOT])
+    return make_staging(conn, STAGING_ROOT, "binlogs", need + (64 << 20))
+
+
+def tree_listing(conn: Connection, base: str, hashes: bool) -> dict[str, tuple[str, int, str]]:
+    """Every entry of BASE but wp-admin and wp-includes: path -> (type, size, sha256 or "")."""
+    return parse_tree_listing(_bytes_of(conn, ["sh", "-c", script("restore_tree.sh"), "sh", base,
+                                               "1" if hashes else "0"]))
 
 
 def drop_database(conn: Connection, name: str) -> None:
@@ -390,21 +477,46 @@ def swap_tables(conn: Connection, live: str, staging: str, tables: Iterable[str]
 
 def extract_files(conn: Connection, store: ObjectStore, chain: list[BackupManifest], wanted: list[Entry],
                   secret: Optional[str], staging: str) -> list[str]:
-    """Extract the archives of the chain members holding `wanted` entries (oldest first) into staging."""
-    needed = {e.holder for e in wanted}
+    """Extract the `wanted` entries into `staging`/tree, each from the archive of the chain member that
+    holds it (oldest first). STAGING is a root-only folder from make_staging: nothing else writes there,
+    and after each archive every link in the tree must be one the index lists (restore_extract.sh), so
+    no later archive is written through a link."""
+    tree = f"{staging}/tree"
+    links = nul_list(e.path for e in wanted if e.type == "l")
+    run(conn, ["sh", "-c", 'umask 077 && cat > "$1"', "sh", f"{staging}/links"], stdin=links)
     used = []
-    run(conn, ["rm", "-rf", "--", staging])
     for member in chain:
-        if member.backup_id not in needed:
+        members = [e.path for e in wanted if e.holder == member.backup_id]
+        if not members:
             continue
+        run(conn, ["sh", "-c", 'umask 077 && cat > "$1"', "sh", f"{staging}/members"], stdin=nul_list(members))
         with open_part(store, member, "files", secret) as plain:
-            pipe_to_remote(conn, ["sh", "-c", script("restore_extract.sh"), "sh", staging], plain)
+            pipe_to_remote(conn, ["bash", "-c", script("restore_extract.sh"), "bash", tree, f"{staging}/members",
+                                  f"{staging}/links"], plain)
         used.append(member.backup_id)
+    run(conn, ["mkdir", "-p", "--", tree])
     return used
 
 
-def finish_files(conn: Connection, base: str, staging: str, wanted: list[Entry], subdirs: list[str]) -> str:
-    return run(conn, ["bash", "-c", script("restore_files_finish.sh"), "bash", base, staging, *subdirs],
+def check_staged(conn: Connection, tree: str, wanted: list[Entry], backup_id: str, *, hashes: bool) -> int:
+    """Every wanted entry is in TREE with its type and size (and, with HASHES, its sha256) as the backup's
+    index says; raises BrokenPart naming the first few that are not. Returns how many files were hashed."""
+    found = tree_listing(conn, tree, hashes)
+    extra = ("wp-content",) if hashes else ()
+    problems = compare_tree(wanted, found, extra_under=extra)
+    if problems:
+        raise BrokenPart(f"part 'files' of backup {backup_id!r} did not restore as its index says: "
+                         + "; ".join(problems[:5]) + (f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""))
+    return sum(1 for e in wanted if e.type == "f" and e.sha256)
+
+
+def finish_files(conn: Connection, base: str, tree: str, wanted: list[Entry], subdirs: list[str]) -> str:
+    """Swap the restored SUBDIRS of TREE into BASE (WEBROOT: each of the web root's own names the backup
+    holds, one by one; core and anything else at the web root stay as they are)."""
+    names: list[str] = []
+    for sub in subdirs:
+        names += top_level(select(wanted, (WEBROOT,))) if sub == WEBROOT else [sub]
+    return run(conn, ["bash", "-c", script("restore_files_finish.sh"), "bash", base, tree, *names],
                stdin=nul_list(e.path for e in wanted)).stdout.strip()
 
 
@@ -421,15 +533,19 @@ def parse_parts(parts: Iterable[str]) -> tuple[bool, list[str], list[str]]:
             tables.append(table)
         elif part == "database":
             database = True
+        elif part == "files":
+            subdirs += ["wp-content", WEBROOT]
         elif part in FILE_PARTS:
             subdirs.append(FILE_PARTS[part])
         elif part == "config":
             raise InvalidInput("the config part (vhost, pool, wp-config) is kept for reference; provisioning renders "
                                "those files, so restore it by hand from the archive if you need it")
         else:
-            raise InvalidInput(f"unknown part {part!r}: use database, files, uploads, themes, plugins or table:NAME")
+            raise InvalidInput(f"unknown part {part!r}: use database, files, uploads, themes, plugins, webroot "
+                               "or table:NAME")
     if "wp-content" in subdirs:
-        subdirs = ["wp-content"]
+        subdirs = ["wp-content"] + ([WEBROOT] if WEBROOT in subdirs else [])
+    subdirs = list(dict.fromkeys(subdirs))
     if not (database or tables or subdirs):
         raise InvalidInput("nothing to restore: name at least one part")
     return database, tables, subdirs
@@ -448,31 +564,57 @@ class RestoreResult:
 def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: BackupManifest,
             secret: Optional[str], parts: Iterable[str] = ("database", "files"),
             until: Optional[datetime] = None) -> RestoreResult:
-    """Restore parts of a backup onto a host where the site is provisioned (same host or another)."""
+    """Restore parts of a backup onto a host where the site is provisioned (same host or another).
+
+    With `until`, the binary logs that roll the database forward are staged (and their chain checked)
+    before anything else happens: a gap or logs that stop short are refused with nothing changed.
+    Files are extracted into a root-only staging folder and checked against the index (type and size)
+    before they are swapped in. An in-place database restore is recorded on the database server first,
+    so the next backup is a full one."""
     database, tables, subdirs = parse_parts(parts)
     t0 = time.monotonic()
     chain = catalog.chain(store, site.name, manifest, secret=secret)
     restored: list[str] = []
     rows: dict[str, int] = {}
     staging_db, _ = _db_names(site.db_name)
-    staging_dir = f"{site.home}/restore-staging"
-    if subdirs:  # files first: the slow part, and nothing live changes until every part checked out
-        wanted = select(read_index(store, manifest, secret), tuple(subdirs))
-        extract_files(conn, store, chain, wanted, secret, staging_dir)
-    if database or tables:
-        rows = load_database(conn, store, manifest, secret, staging_db)
-        if until is not None:
-            apply_binlogs(conn, store, site, manifest, secret, staging_db, until)
-        swap = list(rows) if database else tables
-        missing = [t for t in swap if t not in rows]
-        if missing:
-            drop_database(conn, staging_db)
-            raise InvalidInput(f"backup {manifest.backup_id!r} has no table {missing[0]!r}")
-        swap_tables(conn, site.db_name, staging_db, swap, all_tables=database)  # drops staging afterwards
-        restored += ["database"] if database else [f"table:{t}" for t in tables]
-    if subdirs:
-        finish_files(conn, site.web_root, staging_dir, wanted, subdirs)
-        restored += subdirs
+    logs: Optional[StagedLogs] = None
+    staging: Optional[str] = None
+    try:
+        if until is not None and (database or tables):
+            logs = stage_binlogs(conn, store, site, manifest, secret, until)
+        if subdirs:  # files first: the slow part, and nothing live changes until every part checked out
+            wanted = select(read_index(store, manifest, secret), tuple(subdirs))
+            need = sum(e.size for e in wanted if e.type == "f")
+            staging = make_staging(conn, site.home, "pfrestore", need + need // 10)
+            extract_files(conn, store, chain, wanted, secret, staging)
+            check_staged(conn, f"{staging}/tree", wanted, manifest.backup_id, hashes=False)
+        if database or tables:
+            rows = load_database(conn, store, manifest, secret, staging_db)
+            if logs is not None:
+                try:
+                    run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", site.db_name, staging_db,
+                               str(manifest.binlog_position), until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                               logs.folder, *logs.names])
+                except BaseException:
+                    drop_database(conn, staging_db)
+                    raise
+            swap = list(rows) if database else tables
+            missing = [t for t in swap if t not in rows]
+            if missing:
+                drop_database(conn, staging_db)
+                raise InvalidInput(f"backup {manifest.backup_id!r} has no table {missing[0]!r}")
+            mark_restore(conn, site.db_name, manifest.backup_id)  # before the swap: the next backup is full
+            swap_tables(conn, site.db_name, staging_db, swap, all_tables=database)  # drops staging afterwards
+            restored += ["database"] if database else [f"table:{t}" for t in tables]
+        if subdirs:
+            finish_files(conn, site.web_root, f"{staging}/tree", wanted, subdirs)
+            from pressfleet.converge import ensure_webread  # nginx reads restored files through ACLs too (tasks.nginx)
+            ensure_webread(conn, "www-data", site.home, site.web_root)
+            restored += ["webroot" if s == WEBROOT else s for s in subdirs]
+    finally:
+        for folder in (staging, logs.folder if logs else None):
+            if folder:
+                run(conn, ["rm", "-rf", "--", folder], check=False)
     if database:
         # cached pages and objects describe the old content
         run(conn, ["sh", "-c", "rm -rf /var/cache/nginx/pressfleet/* 2>/dev/null; "
@@ -497,7 +639,8 @@ def shipped_binlogs(store: ObjectStore, site: str, instance: Optional[str],
     authenticate is refused (catalog.Unauthentic), or with `strict` off not counted (so it is shipped again)."""
     out = {}
     for keys in catalog.binlog_objects(store, site).get(instance, {}).values():
-        if keys[-1].endswith(".json"):  # the record, sorted last
+        # the log and its record (sorted last): a log whose object or record is gone is not shipped
+        if len(keys) >= 2 and keys[-1].endswith(".json") and not keys[0].endswith(".json"):
             try:
                 part = catalog.read_binlog_record(store, keys[-1], secret)
             except catalog.Unauthentic:
@@ -533,33 +676,89 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
             "server": instance}
 
 
-def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manifest: BackupManifest,
-                  secret: Optional[str], into: str, until: datetime) -> int:
-    """Replay the site's database changes from the backup's snapshot up to `until` into database `into`;
-    returns how many logs were read. Each log's sha256 and size are checked on the way."""
+@dataclass
+class StagedLogs:
+    folder: str  # root-only, on disk (STAGING_ROOT)
+    names: list[str]  # the logs to replay, in order
+    reach: str  # how far they reach, for the artifact
+
+
+def stage_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manifest: BackupManifest,
+                  secret: Optional[str], until: datetime) -> StagedLogs:
+    """Stage on the host the shipped binary logs that roll `manifest` forward to `until`, after checking
+    they can: on the site's own database server the open log is closed and shipped first; the chain
+    from the backup's log must have no gap up to the first log opened at or after `until` (or the last
+    one must hold an event at or after it); no in-place restore may lie between the backup and `until`.
+    Refuses (binlogchain.ChainBroken, one sentence) with nothing changed. Each log's sha256 and size are
+    checked as it is read, its staged size against its zstd frame, and free space before it is written."""
     if not manifest.binlog_file or manifest.binlog_position is None:
         raise InvalidInput(f"backup {manifest.backup_id!r} has no binary log position (taken with the binary log "
                            "off): it cannot be rolled forward")
     until = until.astimezone(UTC)
     if until < manifest.started_at:
         raise InvalidInput(f"{until.isoformat()} is before backup {manifest.backup_id!r} was taken")
+    if database_instance(conn) == manifest.database_instance:  # the site's own server: its open log too
+        crossed = [m for m in restore_marks(conn, site.db_name) if manifest.started_at <= m.at <= until]
+        if crossed:
+            raise binlogchain.ChainBroken(
+                f"the database was restored in place at {crossed[0].at.isoformat()} (from backup "
+                f"{crossed[0].backup_id}), between backup {manifest.backup_id!r} and {until.isoformat()}: the "
+                "binary log does not hold that restore, so choose a backup taken after it; nothing was changed")
+        ship_binlogs(conn, site, store, secret)
     logs = shipped_binlogs(store, site.name, manifest.database_instance, secret)
-    needed = sorted(n for n in logs if n >= manifest.binlog_file)
-    if not needed or needed[0] != manifest.binlog_file:
-        raise InvalidInput(f"binary log {manifest.binlog_file} (where backup {manifest.backup_id!r} stops) has not "
-                           "been shipped to storage: run ship-binlogs first")
-    workdir = f"/run/pressfleet-binlogs-{secrets.token_hex(4)}"
+    run_, missing = binlogchain.consecutive(manifest.binlog_file, logs)
+    folder = binlog_staging(conn)
+    staged: list[str] = []
     try:
-        run(conn, ["install", "-d", "-m", "700", workdir])
-        for name in needed:
+        for name in run_:
             with io.BufferedReader(_CheckedObject(store, logs[name], f"binary log {name}", secret),
                                    buffer_size=COPY_CHUNK) as plain:
-                pipe_to_remote(conn, ["sh", "-c", 'zstd -q -dc > "$1"', "sh", f"{workdir}/{name}"], plain)
+                try:
+                    size = zstandard.get_frame_parameters(plain.peek(32)[:32]).content_size
+                except zstandard.ZstdError:
+                    size = -1
+                known = size if 0 < size < (1 << 62) else None
+                out = pipe_to_remote(conn, ["sh", "-c", script("binlog_stage.sh"), "sh", f"{folder}/{name}",
+                                            str((known or logs[name].size * 10) + (16 << 20)),
+                                            str(known) if known else ""], plain)
+            created = datetime.fromtimestamp(int(out.split()[-1]), UTC)
+            if staged and binlogchain.stop_after(created, until):
+                run(conn, ["rm", "-f", "--", f"{folder}/{name}"])
+                return StagedLogs(folder, staged, f"{staged[-1]} (the next log opened at {created.isoformat()})")
+            staged.append(name)
+        text = run(conn, ["sh", "-c", script("binlog_times.sh"), "sh", f"{folder}/{staged[-1]}", "1"]).stdout
+        last_event = _binlog_time(text)
+        problem = binlogchain.refusal(until, staged[-1], last_event, missing)
+        if problem:
+            raise binlogchain.ChainBroken(problem)
+        return StagedLogs(folder, staged, f"{staged[-1]} (its last event at {last_event.isoformat()})")
+    except BaseException:
+        run(conn, ["rm", "-rf", "--", folder], check=False)
+        raise
+
+
+def _binlog_time(text: str) -> Optional[datetime]:
+    """The `last YYMMDD HH:MM:SS` line of binlog_times.sh (UTC), None when the log holds no dated event."""
+    for line in text.splitlines():
+        cells = line.split()
+        if len(cells) == 3 and cells[0] == "last":
+            with contextlib.suppress(ValueError):
+                return datetime.strptime(f"{cells[1]} {cells[2]}", "%y%m%d %H:%M:%S").replace(tzinfo=UTC)
+    return None
+
+
+def apply_binlogs(conn: Connection, store: ObjectStore, site: SiteConfig, manifest: BackupManifest,
+                  secret: Optional[str], into: str, until: datetime) -> int:
+    """Replay the site's database changes from the backup's snapshot up to `until` into database `into`
+    (stage_binlogs, then binlog_replay.sh); returns how many logs were read."""
+    logs = stage_binlogs(conn, store, site, manifest, secret, until)
+    try:
         run(conn, ["bash", "-c", script("binlog_replay.sh"), "bash", site.db_name, into,
-                   str(manifest.binlog_position), until.strftime("%Y-%m-%d %H:%M:%S"), workdir, *needed])
-        return len(needed)
+                   str(manifest.binlog_position), until.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+                   logs.folder, *logs.names])
+        return len(logs.names)
     finally:
-        run(conn, ["rm", "-rf", "--", workdir], check=False)
+        run(conn, ["rm", "-rf", "--", logs.folder], check=False)
 
 
 # --- restore-test ------------------------------------------------------------------------------------------
@@ -613,13 +812,19 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
                           f"{manifest.wordpress_version}")
         chain = catalog.chain(store, site.name, manifest, secret=secret)
         wanted = read_index(store, manifest, secret)
-        used = extract_files(conn, store, chain, wanted, secret, f"{base}/restored")
-        finish_files(conn, f"{base}/htdocs", f"{base}/restored", wanted, ["wp-content"])
+        need = sum(e.size for e in wanted if e.type == "f")
+        stage = make_staging(conn, base, "restored", need + need // 10)
+        used = extract_files(conn, store, chain, wanted, secret, stage)
+        finish_files(conn, f"{base}/htdocs", f"{stage}/tree", wanted, ["wp-content", WEBROOT])
+        run(conn, ["rm", "-rf", "--", stage])
+        # every entry of the index is in the copy, with its type, size and (files) sha256
+        hashed = check_staged(conn, f"{base}/htdocs", wanted, manifest.backup_id, hashes=True)
         # The archive keeps the site's owners (root and the site's group); the copy runs as its own user.
         run(conn, ["chown", "-R", "--no-dereference", f"root:{scratch}", "--", f"{base}/htdocs/wp-content"])
         run(conn, ["chmod", "-R", "g+rX,o-rwx", "--", f"{base}/htdocs/wp-content"])
         checks.append(f"files: {len(wanted)} entries restored from {len(used)} archive(s) "
-                      f"({', '.join(used)}), each part's sha256 and size match")
+                      f"({', '.join(used)}), each part's sha256 and size match; every entry of the index is in "
+                      f"the copy with its type and size, {hashed} files with their sha256")
         rows = load_database(conn, store, manifest, secret, scratch)
         checks.append(f"database: {len(rows)} tables, {sum(rows.values())} rows, all as the manifest says")
         for name in ("config", "index"):

@@ -90,6 +90,9 @@ class BackupManifest(BaseModel):
     files_changed: int = Field(default=0, ge=0, description="files this backup's archive holds")
     bytes_read: int = Field(default=0, ge=0, description="file bytes read into this backup's archive")
     source_bytes: int = Field(default=0, ge=0, description="the site's file bytes plus its dump, uncompressed")
+    restore_mark: str | None = Field(
+        default=None, description="the newest in-place restore of the database on its server when this backup was "
+        "taken (db_restore_mark.sh): when it has changed, the next backup is a full one")
     parent_sha256: Optional[Sha256] = Field(
         default=None, description="manifest_sha256() of the parent this incremental was taken on")
     mac: Optional[str] = Field(default=None, description="HMAC of the canonical form and the object's name")

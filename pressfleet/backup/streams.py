@@ -219,3 +219,92 @@ def drain(src: IO[bytes]) -> None:
     """Read a stream to its end (its checks run at the end)."""
     while src.read(COPY_CHUNK):
         pass
+
+
+class TarDigest(io.RawIOBase):
+    """Passes a zstd-compressed tar stream through from `src` and, in a thread, reads the archive as it
+    goes by: `members` maps each member's path to (type, size, sha256) of what the archive carries
+    (f file, d folder, l symbolic link). The thread reads from an OS pipe, so it holds the stream back
+    by at most the pipe's buffer; a malformed archive is an `error`, and the pipe is still drained.
+    Hand-written around tarfile and zstandard (both already used here) because no library hashes the
+    members of a tar stream that is being uploaded at the same time."""
+
+    def __init__(self, src: IO[bytes]) -> None:
+        super().__init__()
+        import os
+
+        self._src = src
+        rfd, wfd = os.pipe()
+        self._w = os.fdopen(wfd, "wb", buffering=0)
+        self._r = os.fdopen(rfd, "rb", buffering=COPY_CHUNK)
+        self.members: dict[str, tuple[str, int, str]] = {}
+        self.error: Optional[str] = None
+        self._thread = threading.Thread(target=self._parse, name="pf-tar-digest", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        data = self._src.read(len(b))
+        if not data:
+            self._close_pipe()
+            return 0
+        try:
+            self._w.write(data)
+        except (BrokenPipeError, ValueError):
+            pass  # the parser stopped early: its error says why
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def _close_pipe(self) -> None:
+        if not self._w.closed:
+            self._w.close()
+
+    def _parse(self) -> None:
+        import tarfile
+
+        import zstandard
+
+        try:
+            plain = zstandard.ZstdDecompressor().stream_reader(self._r, read_size=COPY_CHUNK, closefd=False,
+                                                                read_across_frames=True)
+            with tarfile.open(fileobj=plain, mode="r|", encoding="utf-8", errors="surrogateescape") as archive:
+                for member in archive:
+                    name = member.name.rstrip("/")
+                    if member.isreg():
+                        digest = hashlib.sha256()
+                        with archive.extractfile(member) as data:
+                            while chunk := data.read(COPY_CHUNK):
+                                digest.update(chunk)
+                        self.members[name] = ("f", member.size, digest.hexdigest())
+                    elif member.islnk() and member.linkname.rstrip("/") in self.members:
+                        self.members[name] = self.members[member.linkname.rstrip("/")]  # a second name, same file
+                    elif member.issym():
+                        self.members[name] = ("l", 0, "")
+                    elif member.isdir():
+                        self.members[name] = ("d", 0, "")
+        except Exception as exc:  # noqa: BLE001 - reported through `error`, the upload decides
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            try:
+                while self._r.read(COPY_CHUNK):
+                    pass
+            except (OSError, ValueError):
+                pass
+            self._r.close()
+
+    def result(self, timeout: float = 600.0) -> dict[str, tuple[str, int, str]]:
+        """The members, once the stream has ended; raises ValueError when the archive could not be read."""
+        self._close_pipe()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise ValueError("the archive's listing did not finish")
+        if self.error:
+            raise ValueError(f"the archive could not be read back: {self.error}")
+        return self.members
+
+    def close(self) -> None:
+        self._close_pipe()
+        super().close()

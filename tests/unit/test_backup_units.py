@@ -141,7 +141,7 @@ def test_dump_report_and_row_checks():
 
 def test_parts_are_checked_before_anything_runs():
     assert parse_parts(["database", "uploads", "table:wp_options"]) == (True, ["wp_options"], ["wp-content/uploads"])
-    assert parse_parts(["files", "uploads"])[2] == ["wp-content"]
+    assert parse_parts(["files", "uploads"])[2] == ["wp-content", "."]  # wp-content and the web root's own files
     for bad in (["secrets"], [], ["table:"], ["table:a`b"], ["config"]):
         with pytest.raises(InvalidInput):
             parse_parts(bad)

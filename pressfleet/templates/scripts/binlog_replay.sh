@@ -11,7 +11,11 @@ for d in "$source_db" "$target_db"; do case "$d" in *[!a-z0-9_]*|"") echo "bad d
 files=()
 if [ "$#" -eq 0 ]; then set -- $(ls -1 "$dir"); fi  # binary log names have no blanks: mariadb-bin.000042
 [ "$#" -gt 0 ] || { echo "no binary logs to replay in $dir" >&2; exit 2; }
-for n in "$@"; do files+=("$dir/$n"); done
+for n in "$@"; do
+  case "$n" in */*|.*|"") echo "bad binary log name $n" >&2; exit 2;; esac
+  if [ -L "$dir/$n" ] || [ ! -f "$dir/$n" ]; then echo "binary log $n is not staged in $dir" >&2; exit 2; fi
+  files+=("$dir/$n")
+done
 case "$stop" in pos:*) until=(--stop-position="${stop#pos:}");; *) until=(--stop-datetime="$stop");; esac
 TZ=UTC mariadb-binlog --start-position="$pos" "${until[@]}" \
   --database="$source_db" --rewrite-db="$source_db->$target_db" "${files[@]}" \
