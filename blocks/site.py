@@ -104,10 +104,4 @@ class WordPressSite(Block):
 
 
 def _release_url(value: str) -> str:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname or any(c in value for c in " \n\t'\"\\`$;"):
-        raise ValueError("the URL must be a plain http(s) URL")
-    validate.hostname(parts.hostname)
-    return value
+    return validate.url(value)

@@ -37,6 +37,7 @@ __all__ = [
     "port",
     "cidr",
     "header_value",
+    "url",
     "secret",
     "Hostname",
     "Domain",
@@ -282,6 +283,30 @@ def php_version(value: Any) -> str:
         raise InvalidInput(
             f"PHP {_show(raw)} is not available: Debian 12 ships only PHP {', '.join(SUPPORTED_PHP_VERSIONS)}."
         )
+    return raw
+
+
+_URL = re.compile(
+    r"(?P<scheme>https?)://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(?P<port>[0-9]{1,5}))?"
+    r"(?P<path>/[A-Za-z0-9._~/%+-]*)?(?P<query>\?[A-Za-z0-9._~%+=&-]*)?"
+)
+
+
+def url(value: Any) -> str:
+    """A plain http(s) URL (a WordPress release archive, an ACME directory): scheme, a host that passes
+    `hostname()`, an optional port 1-65535, a path of letters, digits and `._~/%+-`, an optional query of
+    letters, digits and `._~%+=&-`. No user info, fragment, quote, space, `;`, `$` or braces."""
+    raw = _require_str(value, "A URL")
+    match = _URL.fullmatch(raw)
+    bad = f"{_show(raw)} is not a plain http(s) URL such as https://wordpress.org/latest.tar.gz."
+    if not match:
+        raise InvalidInput(bad)
+    try:
+        hostname(match["host"])
+    except InvalidInput:
+        raise InvalidInput(bad) from None
+    if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
+        raise InvalidInput(bad)
     return raw
 
 

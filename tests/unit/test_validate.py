@@ -383,6 +383,15 @@ _HEADERS = st.text(alphabet=_HEADER_CHARS, min_size=1, max_size=200)
 _SECRET_CHARS = "ABCxyz019._~+=:,@%^*!()[]{}<>|?/-"
 _SECRETS = st.text(alphabet=_SECRET_CHARS, min_size=16, max_size=128)
 
+_URLS = st.builds(
+    lambda scheme, host, port, path, query: f"{scheme}://{host}{port}{path}{query}",
+    st.sampled_from(["http", "https"]),
+    st.one_of(_DOMAINS, st.ip_addresses(v=4).map(str), st.ip_addresses(v=6).map(lambda a: f"[{a}]")),
+    st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")),
+    st.one_of(st.just(""), st.from_regex(r"/[A-Za-z0-9._~/%+-]{0,30}", fullmatch=True)),
+    st.one_of(st.just(""), st.from_regex(r"\?[A-Za-z0-9._~%+=&-]{0,20}", fullmatch=True)),
+)
+
 # validator, strategy of valid values, the strict class every accepted value matches, the characters that a
 # valid value must never be accepted with.
 PROMISES = {
@@ -399,6 +408,8 @@ PROMISES = {
     "cidr": (v.cidr, _NETWORKS, r"[0-9a-f.:]+/[0-9]{1,3}", BREAKERS.replace(":", "").replace("/", "")),
     "header_value": (v.header_value, _HEADERS, r"[ !#%&'()*+,\-./0-9:;<=>?@A-Z\[\]^_`a-z|~]{1,2048}",
                      '"\\${}' + CONTROL + LOOKALIKES),
+    "url": (v.url, _URLS, r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/%+-]*)?(\?[A-Za-z0-9._~%+=&-]*)?",
+            " ;{}'\"`$\\#|<>()*,!@^" + CONTROL + LOOKALIKES),
     "secret": (v.secret, _SECRETS, r"[A-Za-z0-9._~+=:,@%^*!()\[\]{}<>|?/-]{16,128}",
                " '\"`$\\;&#" + CONTROL + LOOKALIKES),
 }
@@ -533,3 +544,15 @@ def test_domain_refuses_invisible_characters_and_full_width_punctuation(bad):
     """IDNA's mapping would drop a zero-width space or turn a full-width dot into a real one: refused instead."""
     with pytest.raises(InvalidInput):
         v.domain(bad)
+
+
+@pytest.mark.parametrize("bad", ["https://a.example/x;rm -rf /", "https://a.example/$(id)", "https://u:p@a.example/",
+                                 "https://a.example/x#frag", "file:///etc/passwd", "https://a.example/{x}",
+                                 "https://[fe80::1%25eth0]/x", "https://a.example:0/", "https://a.example/x y"])
+def test_release_and_acme_urls_are_plain(bad):
+    from blocks.site import WordPressSite
+
+    with pytest.raises(InvalidInput):
+        v.url(bad)
+    with pytest.raises(ValidationError):
+        WordPressSite(name="shop", domain="shop.example.com", admin_email="a@example.com", release_url=bad)
