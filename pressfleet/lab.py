@@ -81,7 +81,7 @@ NAMESPACE_ENV = "PRESSFLEET_LAB_NAMESPACE"
 NETWORK_ENV = "PRESSFLEET_LAB_NETWORK"  # the /24 of a namespace not in KNOWN_NETWORKS
 DEFAULT_NAMESPACE = "default"
 NAMESPACE_RE = re.compile(r"^[a-z][a-z0-9]{0,5}$")  # no dash: "pf<ns>-" prefixes can never overlap
-KNOWN_NETWORKS = {DEFAULT_NAMESPACE: "10.200.0.0/24", "test": "10.201.0.0/24"}
+KNOWN_NETWORKS = {DEFAULT_NAMESPACE: str(NETWORK), "test": "10.201.0.0/24"}
 
 
 @dataclass(frozen=True)
@@ -311,6 +311,8 @@ def _bridge_exists(ns: Namespace | None = None) -> bool:
 def ensure_network() -> None:
     """The namespace's bridge (nothing forwarded to or from it, no route out) and the apt proxy bound to it."""
     ns = namespace()
+    if _global_forwarding() and _nft() is None:  # refuse before anything changes
+        raise LabError(_FORWARDING_REFUSAL.format(why="nft is not installed (Debian package nftables: `make setup`)"))
     if not _bridge_exists(ns):
         _run(["ip", "link", "add", ns.bridge, "type", "bridge"])
         _run(["ip", "addr", "add", f"{ns.bridge_address}/{ns.network.prefixlen}", "dev", ns.bridge])
@@ -336,8 +338,16 @@ def forwarding_rules(ns: Namespace) -> str:
     )
 
 
+def _global_forwarding() -> bool:
+    return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0"
+
+
+def _nft() -> str | None:
+    return shutil.which("nft", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
 def _forwarding_rules_loaded(ns: Namespace) -> bool:
-    r = _run(["nft", "list", "table", "inet", ns.nft_table], check=False)
+    r = _run([_nft() or "nft", "list", "table", "inet", ns.nft_table], check=False)
     rules = [" ".join(line.split()) for line in r.stdout.splitlines()]
     return (r.returncode == 0 and f'iifname "{ns.bridge}" oifname != "{ns.bridge}" drop' in rules
             and f'oifname "{ns.bridge}" iifname != "{ns.bridge}" drop' in rules)
@@ -353,17 +363,17 @@ def guard_forwarding(ns: Namespace | None = None) -> list[str]:
     """
     ns = ns or namespace()
     changed = []
-    global_on = Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "0"
+    global_on = _global_forwarding()
     knob = Path(f"/proc/sys/net/ipv4/conf/{ns.bridge}/forwarding")
     if knob.exists() and knob.read_text().strip() != "0":
         knob.write_text("0\n")
         changed.append(f"net.ipv4.conf.{ns.bridge}.forwarding=0")
-    if shutil.which("nft") is None and not Path("/usr/sbin/nft").exists():
+    if _nft() is None:
         if global_on:
             raise LabError(_FORWARDING_REFUSAL.format(why="nft is not installed (Debian package nftables: `make setup`)"))
         return changed  # nothing is routed anywhere while global forwarding is off
     if not _forwarding_rules_loaded(ns):
-        r = _run(["nft", "-f", "-"], check=False, input=forwarding_rules(ns))
+        r = _run([_nft() or "nft", "-f", "-"], check=False, input=forwarding_rules(ns))
         if r.returncode != 0 or not _forwarding_rules_loaded(ns):
             if global_on:
                 why = f"its nftables rule could not be loaded ({' '.join((r.stderr or r.stdout).split())[-200:]})"
@@ -377,8 +387,8 @@ _FORWARDING_REFUSAL = "IP forwarding is on and {why}, so the lab cannot keep its
 
 
 def _drop_forwarding_rules(ns: Namespace) -> None:
-    if shutil.which("nft") or Path("/usr/sbin/nft").exists():
-        _run(["nft", "delete", "table", "inet", ns.nft_table], check=False)
+    if nft := _nft():
+        _run([nft, "delete", "table", "inet", ns.nft_table], check=False)
 
 
 INOTIFY_INSTANCES = 1024  # each host's systemd holds about 10; Debian's default 128 stops the 13th host booting

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pressfleet.paths import ROOT
+from pressfleet.paths import ROOT, lab_dir
 from tests.conftest import TEST_PREFIX
 
 pytestmark = pytest.mark.lab
@@ -107,6 +108,7 @@ def forwarding_machine(tmp_path):
                        env=env, cwd=ROOT, capture_output=True, timeout=120)
         for ns in (NETNS, OUTSIDE_NETNS):
             _sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(lab_dir() / "ns" / LAB_NAMESPACE, ignore_errors=True)  # its proxy's empty cache, its folders
 
 
 def test_restore_test_default_scratch_works_with_global_forwarding_on(forwarding_machine):
@@ -121,3 +123,32 @@ def test_restore_test_default_scratch_works_with_global_forwarding_on(forwarding
     assert out["guarded"] != "200" and out["guarded_again"] != "200", out  # ... but never from a lab host
     assert f"net.ipv4.conf.pf{LAB_NAMESPACE}br.forwarding=0" in out["restored"]
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
+
+
+REFUSAL = r"""
+from pressfleet import lab
+from pressfleet.validate import InvalidInput
+from tasks.backup import scratch_server
+try:
+    with scratch_server("fwd", None):
+        print("BOOTED")
+except InvalidInput as exc:
+    print(exc)
+print("bridge:", lab._bridge_exists(), "host:", (lab.hosts_dir() / "rt-fwd").exists())
+"""
+
+
+def test_without_nft_the_restore_test_says_which_scratch_setting_to_use_and_changes_nothing(forwarding_machine):
+    """Where the guard cannot be installed (no nft), forwarding on: one sentence naming the setting, nothing booted."""
+    env = {**os.environ, "PRESSFLEET_LAB_NAMESPACE": LAB_NAMESPACE, "PRESSFLEET_LAB_NETWORK": LAB_NETWORK}
+    no_nft = ["sh", "-c", 'mount --bind /dev/null /usr/sbin/nft && exec "$@"', "sh"]  # in the private mount namespace
+    proc = subprocess.run([*forwarding_machine, *no_nft, sys.executable, "-c", REFUSAL], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    message, state = proc.stdout.strip().splitlines()[-2:]
+    assert "BOOTED" not in proc.stdout
+    assert message.startswith("no scratch server was given") and "IP forwarding is on" in message
+    assert "nftables" in message and "`scratch` parameter to a Server block" in message
+    assert message.count(". ") == 0 and message.count("\n") == 0  # one sentence
+    assert state == "bridge: False host: False"
+    assert Path("/usr/sbin/nft").stat().st_size > 0  # the machine's own nft was never touched
