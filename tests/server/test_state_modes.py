@@ -111,3 +111,24 @@ def test_nothing_under_the_state_folder_is_open_to_group_or_others(demo_like_sta
     assert open_modes(state) == []
     assert stat.S_IMODE((state / "old-reports").stat().st_mode) == 0o700
     assert stat.S_IMODE((state / "old-reports" / "r.md").stat().st_mode) == 0o600
+
+
+def test_a_pool_with_another_template_gets_the_one_in_deployments_folder(demo_like_stack, tmp_path):
+    """An existing pool (e.g. the operator's from before deployments/work-pool.json) is brought in line."""
+    import json
+
+    cfg, _, _ = demo_like_stack
+    default = json.loads(stack.run_prefect(cfg, "work-pool", "get-default-base-job-template", "--type",
+                                           "process").stdout)
+    (tmp_path / "default.json").write_text(json.dumps(default))
+    stack.run_prefect(cfg, "work-pool", "update", cfg.work_pool, "--base-job-template", str(tmp_path / "default.json"))
+
+    def env_default():
+        pool = stack._api(cfg, "GET", f"/work_pools/{cfg.work_pool}")
+        return pool["base_job_template"]["variables"]["properties"]["env"].get("default")
+
+    assert env_default() is None
+    stack.ensure_work_pool(cfg)
+    assert env_default() == {"PYTHONUNBUFFERED": "1"}
+    assert stack._api(cfg, "GET", f"/work_pools/{cfg.work_pool}")["base_job_template"] == json.loads(
+        cfg.pool_template.read_text())
