@@ -114,3 +114,16 @@ def test_the_composed_file_is_written_for_the_owner_alone(tmp_path):
     assert path == tmp_path / "stack" / "prefect.lab.yaml"
     assert path.stat().st_mode & 0o777 == 0o600 and (tmp_path / "stack").stat().st_mode & 0o777 == 0o700
     assert yaml.safe_load(path.read_text()) == dep.compose_files(PREFECT_FILE, "lab")
+
+
+def test_stack_deploy_print_shows_the_composed_file_and_refuses_an_unknown_environment(monkeypatch):
+    from typer.testing import CliRunner
+
+    from pressfleet.cli import app
+
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # never the operator's stack
+    ok = CliRunner().invoke(app, ["stack", "deploy", "--env", "production", "--print"])
+    assert ok.exit_code == 0, ok.output
+    assert yaml.safe_load(ok.output) == dep.compose_files(PREFECT_FILE, "production")
+    bad = CliRunner().invoke(app, ["stack", "deploy", "--env", "staging", "--print"])
+    assert bad.exit_code != 0 and "no environment 'staging'" in bad.output
