@@ -16,7 +16,7 @@ from pressfleet.backup.targets import server_of, storage_block
 from pressfleet.locks import site_lock
 from tasks.backup import restore_one
 
-Part = Union[Literal["database", "files", "uploads", "themes", "plugins"], str]
+Part = Union[Literal["database", "files", "uploads", "themes", "plugins", "webroot"], str]
 
 
 @flow(name="restore-site")
@@ -32,9 +32,11 @@ def restore_site(
 ) -> dict:
     """Restore a backup of SITE onto its own server or onto TARGET.
 
-    parts: database, files (all of wp-content), uploads, themes, plugins, or table:NAME for one table.
+    parts: database, files (wp-content and the web root's own files: ads.txt, robots.txt, .user.ini...),
+    uploads, themes, plugins, webroot (those web-root files alone), or table:NAME for one table.
     backup_id left empty: the newest backup (or, with point_in_time, the newest taken before it; the
-    database is then rolled forward to that moment from the shipped binary logs). Everything is loaded
+    database is then rolled forward to that moment from the shipped binary logs, and refused, naming the
+    missing log or how far they reach, when they cannot get there). Everything is loaded
     into staging and checked (sha256, size, rows) before it replaces the live copy, so a broken backup
     leaves the site as it was. A target other than the site's own server is provisioned first (the
     disaster-recovery path); set provision_target to force it either way.

@@ -28,8 +28,9 @@ def restore_test(
     """Restore each site's newest backup (or `backup_id`) somewhere else and prove it works.
 
     On the scratch server (left empty: a fresh lab host on the control machine, stopped afterwards) the
-    backup goes into a scratch database and folder: every part's sha256 and size and every table's rows
-    are checked against the manifest, WordPress boots from the copy and its home page must answer 200.
+    backup goes into a scratch database and folder: every part's sha256 and size, every table's rows and
+    every file of the backup's index (present, with its size and sha256) are checked, WordPress boots from
+    the copy and its home page must answer 200. A failed restore-test makes the site's next backup full.
     Then the backup is marked verified in storage with the time it took (the measured RTO). A broken
     backup fails the run and the artifact names the broken part. Scratch data is deleted unless
     `keep_scratch`.
