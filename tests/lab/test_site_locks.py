@@ -62,21 +62,46 @@ def test_two_backups_of_one_site_at_once_one_waits_and_both_are_right(provisione
     assert (limit.limit, limit.active_slots) == (1, 0)
 
 
-def test_a_run_that_would_wait_too_long_is_refused_and_changes_nothing(provisioned, prefect_harness, tmp_path,
-                                                                         monkeypatch):
+def test_a_run_that_would_wait_too_long_is_refused_and_changes_nothing(prefect_harness, tmp_path, monkeypatch):
+    """Another run (a thread here, as a second flow run would be) holds 'blog': backup and prune give up after
+    PRESSFLEET_SITE_LOCK_WAIT with one sentence, before anything reaches the host (a closed port here) or storage."""
+    import threading
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from blocks.server import Server
+    from blocks.site import WordPressSite
     from blocks.storage import LocalStorage
     from flows.backup_site import backup_site
     from flows.prune_backups import prune_backups
     from pressfleet.locks import SiteBusy, site_lock
+    from tests.storage.conftest import free_port
 
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    server = Server(address="127.0.0.1", port=free_port(), private_key=key)
+    site = WordPressSite(name="blog", domain="blog.lab.test", admin_email="admin@lab.test", server=server)
     folder = tmp_path / "backups"
     folder.mkdir()
     storage = LocalStorage(path=str(folder), encryption="none")
-    site = make_site(server=provisioned.server)
     monkeypatch.setenv("PRESSFLEET_SITE_LOCK_WAIT", "2")
-    with site_lock(["blog"], "a long restore of blog (this test)"):
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with site_lock(["blog"], "a long restore of blog (this test)"):
+            held.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=other_run, daemon=True)
+    holder.start()
+    try:
+        assert held.wait(60)
         for run in (lambda: backup_site(site=site, storage=storage), lambda: prune_backups(site=site, storage=storage)):
             with pytest.raises(SiteBusy, match=r" did not start: site 'blog' stayed locked by another run .* for \d+ s; "
                                                r"nothing was changed"):
                 run()
+    finally:
+        release.set()
+        holder.join(60)
     assert list(folder.iterdir()) == []
