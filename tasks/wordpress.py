@@ -32,8 +32,10 @@ if id -nG www-data | tr ' ' '\n' | grep -qx "$user"; then
   gpasswd -d www-data "$user" >/dev/null; changed="$changed www-data-out-of-group"
   if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
 fi
+# root chowns and chmods the site's folder: never through a link (chmod would follow one)
+if [ -L "$dir" ] || { [ -e "$dir" ] && [ ! -d "$dir" ]; }; then echo "$dir is not a plain folder: nothing was changed" >&2; exit 3; fi
 if [ ! -d "$dir" ]; then mkdir -p "$dir"; changed="$changed dir"; fi
-if [ "$(stat -c '%U:%G %a' "$dir")" != "root:$user 750" ]; then chown "root:$user" "$dir"; chmod 750 "$dir"; changed="$changed dir-perms"; fi
+if [ "$(stat -c '%U:%G %a' "$dir")" != "root:$user 750" ]; then chown -h "root:$user" "$dir"; chmod 750 "$dir"; changed="$changed dir-perms"; fi
 echo "$changed"
 """
 
