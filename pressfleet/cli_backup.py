@@ -61,7 +61,8 @@ def _key(name: Optional[str]):
 
 SITE_HELP = "The site: its domain, site name or block name."
 STORAGE = typer.Option(None, "--storage", help="Storage block name (default: local-backups).")
-KEY = typer.Option(None, "--key", help="Secret block holding the encryption key (default: pressfleet-backup-key if it exists).")
+KEY = typer.Option(None, "--key", help="Secret block holding the backup key (default: pressfleet-backup-key; "
+                   "without one, runs are refused unless the storage block says encryption: none).")
 
 
 def register(app: typer.Typer) -> None:
@@ -135,15 +136,21 @@ def register(app: typer.Typer) -> None:
             _fail("some backups could not be deleted: " + "; ".join(r["not_deleted"]))
 
     @app.command("backups")
-    def backups(site: str = typer.Argument(..., help=SITE_HELP), storage: str = STORAGE,
+    def backups(site: str = typer.Argument(..., help=SITE_HELP), storage: str = STORAGE, key: str = KEY,
                 as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
-        """List a site's complete backups, newest first, verified or not."""
+        """List a site's complete backups, newest first, verified or not (and any it could not use, and why)."""
         from pressfleet.backup import catalog
         from pressfleet.backup.report import catalog_markdown
+        from pressfleet.backup.targets import encryption_secret
 
         config = _site(site).config()
-        entries = _run("listing", lambda: catalog.list_backups(_storage(storage).store(), config.name))
+        block = _storage(storage)
+
+        def listing():
+            return catalog.list_backups(block.store(), config.name, encryption_secret(_key(key), block))
+
+        entries = _run("listing", listing)
         if as_json:
             typer.echo(catalog.to_json(list(reversed(entries))))
         else:
-            typer.echo(catalog_markdown(config.name, entries, datetime.now(UTC)))
+            typer.echo(catalog_markdown(config.name, entries, datetime.now(UTC), entries.problems))

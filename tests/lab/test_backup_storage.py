@@ -34,7 +34,7 @@ def storage_block(backend: str, request):
         bucket = unique("pb")
         s3_client(emu.url).create_bucket(Bucket=bucket)
         return S3Storage(bucket=bucket, endpoint_url=emu.url, region="us-east-1", access_key_id=S3_KEY_ID,
-                         secret_access_key=S3_SECRET)
+                         secret_access_key=S3_SECRET, encryption="none")
     if backend == "gcs":
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage
@@ -43,11 +43,11 @@ def storage_block(backend: str, request):
         bucket = unique("pb")
         storage.Client(project="test", credentials=AnonymousCredentials(),
                        client_options={"api_endpoint": emu.url}).create_bucket(bucket)
-        return GCSStorage(bucket=bucket, project="test", endpoint=emu.url)
+        return GCSStorage(bucket=bucket, project="test", endpoint=emu.url, encryption="none")
     emu = request.getfixturevalue("azurite_emulator")
     container = unique("pb")
     block = AzureBlobStorage(container=container, account_name=AZURITE_ACCOUNT, account_key=AZURITE_KEY,
-                             endpoint=f"http://127.0.0.1:{emu.port}/{AZURITE_ACCOUNT}")
+                             endpoint=f"http://127.0.0.1:{emu.port}/{AZURITE_ACCOUNT}", encryption="none")
     from azure.storage.blob import BlobServiceClient
 
     BlobServiceClient(account_url=block.endpoint, credential={"account_name": AZURITE_ACCOUNT,
