@@ -12,10 +12,15 @@ changes nothing), and says in its log and artifact how long it waited (``PRESSFL
 the wait in seconds; 3 hours by default). A run holding several sites
 takes all their slots in one atomic request, so two runs never deadlock on each other's sites.
 
-A holder's slot is a lease that Prefect renews while the run lives; a run that crashed (its process
-killed) stops renewing, and the Prefect server frees the slot when the lease expires
-(``LEASE_SECONDS``). Re-entrant: a flow that calls another flow on the same site (restore-site
-provisioning a recovery host) does not wait on itself.
+A holder's slot is a lease that Prefect renews while the run lives (every 75 % of ``LEASE_SECONDS``); a
+run that crashed (its process killed) stops renewing, and the Prefect server's repossessor (every 15 s)
+frees the slot once the lease has expired: measured 74 s after a SIGKILL with a 60 s lease. An ephemeral
+Prefect (no server: a test harness, a script) runs no repossessor, so a crashed holder's slot stays until
+`prefect global-concurrency-limit update pressfleet-site-SITE --active-slots 0`.
+
+Re-entrant: a flow that calls another flow on the same site (restore-site provisioning a recovery host)
+does not wait on itself. What counts as "this run" is the context the lock was taken in (a context
+variable): a nested flow runs in it, another flow run (another thread or process) does not.
 
 These limits live in one Prefect server: the fleet's control machine. Runs driven by two Prefect
 servers against the same sites are not serialized by them.
