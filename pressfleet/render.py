@@ -553,14 +553,14 @@ def render_restore_test_wp_config(
     site: SiteConfig, *, db_name: str, db_user: str, db_password: str, salts: WpSalts, home_url: str, abspath: str,
 ) -> str:
     """wp-config.php of a restore-test copy: a scratch database, WP_HOME on loopback, no Redis, no cron."""
+    from pressfleet.dbnames import check_scratch
+
     site = _valid(site, SiteConfig, "site")
     salts = _valid(salts, WpSalts, "salts")
     parts = urlsplit(home_url)
     if parts.scheme != "http" or parts.hostname != "127.0.0.1" or parts.path not in ("", "/"):
         raise InvalidInput(f"a restore-test copy is served on http://127.0.0.1:PORT, not {home_url!r}")
     return _render(
-    from pressfleet.dbnames import check_scratch
-
         "wordpress/wp-config-restore-test.php.j2", site=site, db_name=check_scratch(db_name),
         db_user=check_scratch(db_user), db_password=secret(db_password), salts=salts.as_constants(),
         home_url=home_url.rstrip("/"), abspath=remote_path(abspath).rstrip("/"),
