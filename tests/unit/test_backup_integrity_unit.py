@@ -214,3 +214,67 @@ def test_a_failed_restore_test_makes_the_next_backup_full(tmp_path):
     assert catalog.restore_test_failures(store, "blog") == {full.backup_id}
     previous, why = engine._previous_for_incremental(store, "blog", T0 + timedelta(days=2), 7)
     assert previous is None and why.startswith("the restore-test of backup 20261101T023000Z failed")
+
+
+# --- the restore scripts never follow a link (run here with bash, tar and zstd, as on a host) ----------------
+
+from pressfleet.paths import TEMPLATES  # noqa: E402
+
+SCRIPTS = TEMPLATES / "scripts"
+
+
+def _script(name: str, *args, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", "-c", (SCRIPTS / name).read_text(), "bash", *map(str, args)], input=stdin,
+                          capture_output=True)
+
+
+def test_extraction_takes_only_the_listed_members_and_refuses_a_link_the_index_lacks(tmp_path):
+    src = tmp_path / "src"
+    (src / "wp-content" / "up").mkdir(parents=True)
+    (src / "wp-content" / "up" / "a").write_text("a")
+    os.symlink("/etc", src / "wp-content" / "up" / "evil")
+    archive = _script("backup_archive.sh", src, stdin=b"wp-content\0wp-content/up\0wp-content/up/a\0"
+                      b"wp-content/up/evil\0").stdout
+    stage = tmp_path / "stage"
+    stage.mkdir(mode=0o700)
+    (stage / "members").write_bytes(b"wp-content/up/a\0wp-content/up/evil\0")
+    (stage / "links").write_bytes(b"wp-content/up/evil\0")
+    done = subprocess.run(["bash", "-c", (SCRIPTS / "restore_extract.sh").read_text(), "bash", str(stage / "tree"),
+                           str(stage / "members"), str(stage / "links")], input=archive, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    assert (stage / "tree" / "wp-content" / "up" / "a").read_text() == "a"
+    (stage / "links").write_bytes(b"")  # the index says evil is no link: the archive's link is refused
+    refused = subprocess.run(["bash", "-c", (SCRIPTS / "restore_extract.sh").read_text(), "bash",
+                              str(stage / "tree2"), str(stage / "members"), str(stage / "links")], input=archive,
+                             capture_output=True)
+    assert refused.returncode == 4 and b"symbolic link the index does not list: wp-content/up/evil" in refused.stderr
+    (stage / "members").write_bytes(b"--to-command=touch /tmp/pf-pwned\0")  # a name, never an option
+    subprocess.run(["bash", "-c", (SCRIPTS / "restore_extract.sh").read_text(), "bash", str(stage / "tree3"),
+                    str(stage / "members"), str(stage / "links")], input=archive, capture_output=True)
+    assert not os.path.exists("/tmp/pf-pwned")
+
+
+def test_the_swap_refuses_a_link_on_the_way_and_replaces_a_planted_side_link(tmp_path):
+    canary = tmp_path / "elsewhere"
+    canary.mkdir()
+    (canary / "keep").write_text("keep")
+    base, tree = tmp_path / "htdocs", tmp_path / "tree"
+    (tree / "wp-content" / "uploads").mkdir(parents=True)
+    (tree / "wp-content" / "uploads" / "new").write_text("new")
+    (tree / "ads.txt").write_text("ads")
+    base.mkdir()
+    os.symlink(canary, base / "wp-content")  # the site's user swapped wp-content for a link
+    refused = _script("restore_files_finish.sh", base, tree, "wp-content/uploads",
+                      stdin=b"wp-content\0wp-content/uploads\0wp-content/uploads/new\0ads.txt\0")
+    assert refused.returncode == 2 and b"is a symbolic link" in refused.stderr
+    assert sorted(os.listdir(canary)) == ["keep"]
+    os.unlink(base / "wp-content")
+    (base / "wp-content" / "uploads").mkdir(parents=True)
+    os.symlink(canary, base / "wp-content" / "uploads.pressfleet-old")  # a side name planted as a link
+    os.symlink(canary / "keep", base / "ads.txt")
+    done = _script("restore_files_finish.sh", base, tree, "wp-content/uploads", "ads.txt",
+                   stdin=b"wp-content\0wp-content/uploads\0wp-content/uploads/new\0ads.txt\0")
+    assert done.returncode == 0, done.stderr
+    assert (base / "wp-content" / "uploads" / "new").read_text() == "new"
+    assert (base / "ads.txt").read_text() == "ads" and not (base / "ads.txt").is_symlink()
+    assert (canary / "keep").read_text() == "keep" and sorted(os.listdir(canary)) == ["keep"]
