@@ -14,6 +14,7 @@ from pressfleet.remote import run
 from pressfleet.render import wp_cron_unit
 from pressfleet.site import SiteConfig
 from tasks.common import connected, script, step, wordpress_file
+from tasks.nginx import NGINX_USER
 
 BOOTSTRAP = "/usr/local/lib/pressfleet/pressfleet-bootstrap.php"
 
@@ -135,6 +136,8 @@ def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str
         changed, notes, maintenance = install_release(conn, site, release_url, release_sha256, update_core=update_core)
         result.changed += changed
         result.notes += notes
+        if maintenance:  # new core files came in by rename: nginx may read them now, not only at the nginx step
+            converge.ensure_webread(conn, NGINX_USER, site.home, site.web_root)
         result.changed += converge.ensure_files(conn, wordpress_files(site, wp_config))
         try:
             outcome = bootstrap(conn, site, "install", {
