@@ -180,6 +180,15 @@ def test_nginx_reads_static_files_and_nobody_else_reads_wp_config(host):
     assert curl(host, "/wp-content/uploads/later.gif").stdout == "200"
     assert run(conn, ["runuser", "-u", "www-data", "--", "cat", f"{cfg.uploads_dir}/later.gif"], check=False).ok
     assert not run(conn, ["runuser", "-u", "www-data", "--", "ls", f"{cfg.home}"], check=False).ok  # pass, not list
+    # A file the site's user makes private (chmod 600, as WordPress and PHP do) stays closed to nginx through
+    # re-runs; a re-run changes nothing for the uploads made meanwhile.
+    run(conn, ["runuser", "-u", cfg.user, "--", "sh", "-c", 'echo private > "$1" && chmod 600 "$1"', "sh",
+               f"{cfg.uploads_dir}/private.txt"])
+    from flows.provision_wordpress import provision_wordpress
+
+    report = provision_wordpress(server=host.server, site=host.site, components=["nginx"], verify=False)
+    assert not report.changed, report.steps
+    assert not run(conn, ["runuser", "-u", "www-data", "--", "cat", f"{cfg.uploads_dir}/private.txt"], check=False).ok
 
 
 def test_lockout_is_refused_and_a_failed_login_proof_rolls_back(host):

@@ -108,3 +108,34 @@ def test_a_folder_is_untrusted_when_anyone_but_root_can_change_its_entries(uid, 
 
     st = os.stat_result((0o40000 | mode, 0, 0, 1, uid, gid, 0, 0, 0, 0))
     assert bool(helper_module().others_can_change(st)) is untrusted
+
+
+def test_a_file_made_private_with_chmod_stays_closed_to_nginx(tmp_path):
+    import os
+
+    sf = helper_module()
+    path = tmp_path / "style.css"
+    path.write_text("body{}")
+    os.chmod(path, 0o640)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert sf.grant(fd, 33, 4, os.fstat(fd))                 # readable by the site's group: nginx may read
+        os.chmod(path, 0o600)                                     # the owner makes it private (the mask drops)
+        assert not sf.grant(fd, 33, 4, os.fstat(fd))              # a re-run does not open it again
+        access = sf.acl_read(fd, "system.posix_acl_access", 0)
+        assert access[(sf.USER, 33)] & access[(sf.MASK, sf.NO_ID)] == 0
+    finally:
+        os.close(fd)
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert sf.grant(fd, 33, 5, os.fstat(fd), default=True)
+    finally:
+        os.close(fd)
+    private = tmp_path / "private.txt"
+    private.write_text("x")
+    os.chmod(private, 0o600)
+    fd = os.open(private, os.O_RDONLY)
+    try:
+        assert not sf.grant(fd, 33, 4, os.fstat(fd))
+    finally:
+        os.close(fd)

@@ -393,7 +393,12 @@ def grant(fd, uid, perm, st, default=False):
     changed = False
     mode = stat.S_IMODE(st.st_mode)
     access = acl_read(fd, "system.posix_acl_access", mode)
-    if access.get((USER, uid)) != perm or (access.get((MASK, NO_ID), perm) & perm) != perm:
+    # A file its owner keeps from the site's group (chmod 600: the group class, the mask once there is an ACL,
+    # has no read) stays closed to nginx, as before. (A default ACL overrides the umask: privacy is a chmod.)
+    if not default and not access.get((MASK, NO_ID), access[(GROUP_OBJ, NO_ID)]) & 4:
+        return False
+    entry, mask = access.get((USER, uid)), access.get((MASK, NO_ID), 7)
+    if entry is None or entry & mask != perm:  # what counts is the effective permission (entry and mask)
         access[(USER, uid)] = perm
         acl_write(fd, "system.posix_acl_access", access)
         changed = True
