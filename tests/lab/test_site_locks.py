@@ -1,14 +1,17 @@
-"""A lock per site (issue 9, item 21): two backups of one site started at once do not run at once.
+"""A lock per site (issue 9, item 21): a second backup of a site started while one runs waits for it.
 
 The site is the session's provisioned WordPress host; storage is a fresh local folder."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pressfleet.backup import catalog
 from pressfleet.locks import lock_name
-from tests.conftest import in_background, make_site
+from pressfleet.remote import run
+from tests.conftest import connect_lab, in_background, make_site
 
 pytestmark = pytest.mark.lab
 
@@ -22,6 +25,22 @@ def _artifact_texts(key: str) -> list[str]:
     return [str(a.data) for a in found]
 
 
+def _wait_until_held(name: str, timeout: float = 120.0) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            try:
+                if client.read_global_concurrency_limit_by_name(name).active_slots == 1:
+                    return
+            except ObjectNotFound:
+                pass  # the first run has not created its site's limit yet
+            time.sleep(0.05)
+    pytest.fail(f"no run took {name} within {timeout:.0f} s")
+
+
 def test_two_backups_of_one_site_at_once_one_waits_and_both_are_right(provisioned, prefect_harness, tmp_path):
     from blocks.storage import LocalStorage
     from flows.backup_site import backup_site
@@ -32,9 +51,18 @@ def test_two_backups_of_one_site_at_once_one_waits_and_both_are_right(provisione
     storage = LocalStorage(path=str(folder), encryption="none")  # plaintext on purpose: no key here
     site = make_site(server=provisioned.server)
 
-    runs = [in_background(lambda: backup_site(site=site, storage=storage)) for _ in range(2)]
-    for worker, _ in runs:
-        worker.join(600)
+    big = "/var/www/blog/htdocs/wp-content/uploads/lock-test.bin"  # a full backup that takes a few seconds
+    with connect_lab(provisioned.host) as conn:
+        run(conn, ["sh", "-c", f"head -c 100000000 /dev/urandom > {big}"])
+    try:
+        runs = [in_background(lambda: backup_site(site=site, storage=storage))]
+        _wait_until_held(lock_name("blog"))  # the first run holds the site: the second starts now
+        runs.append(in_background(lambda: backup_site(site=site, storage=storage)))
+        for worker, _ in runs:
+            worker.join(600)
+    finally:
+        with connect_lab(provisioned.host) as conn:
+            run(conn, ["rm", "-f", big], check=False)
     outcomes = [outcome for _, outcome in runs]
     assert all("result" in o for o in outcomes), [o.get("error") for o in outcomes]
     summaries = sorted((o["result"][0] for o in outcomes), key=lambda s: s["lock_waited_seconds"])
@@ -97,10 +125,11 @@ def test_a_run_that_would_wait_too_long_is_refused_and_changes_nothing(prefect_h
     holder.start()
     try:
         assert held.wait(60)
-        for run in (lambda: backup_site(site=site, storage=storage), lambda: prune_backups(site=site, storage=storage)):
+        for call in (lambda: backup_site(site=site, storage=storage),
+                     lambda: prune_backups(site=site, storage=storage)):
             with pytest.raises(SiteBusy, match=r" did not start: site 'blog' stayed locked by another run .* for \d+ s; "
                                                r"nothing was changed"):
-                run()
+                call()
     finally:
         release.set()
         holder.join(60)
