@@ -89,10 +89,10 @@ def test_a_failed_restore_test_makes_the_next_backup_full(provisioned, prefect_h
     path.write_bytes(bytes(data))
     with pytest.raises(Exception, match=r"part 'files'"):
         restore_test(site=site, storage=local_storage, scratch=provisioned.server)
-    assert catalog.restore_test_failures(store, "blog") == {summary["backup"]}
     time.sleep(1.1)
     [after] = backup_site(site=site, storage=local_storage)
     assert after["kind"] == "full" and after["parent"] is None
+    assert catalog.restore_test_failures(store, "blog") == {summary["backup"]}
     assert any(f"restore-test of backup {summary['backup']} failed" in n for n in after["notes"]), after["notes"]
 
 
@@ -207,3 +207,25 @@ def test_web_root_files_are_backed_up_proved_file_by_file_and_restored(provision
     assert on_host(provisioned, "cat", f"{ROOT}/.user.ini") == PLANTED[".user.ini"]
     modes = on_host(provisioned, "stat", "-c", "%U:%G %a", f"{ROOT}/ads.txt", f"{ROOT}/.well-known/security.txt")
     assert modes.split("\n")[0] == modes.split("\n")[1]  # owners and modes came back as they were
+
+
+def test_a_files_restore_never_moves_anything_through_a_link_the_site_placed(provisioned, prefect_harness, site,
+                                                                             local_storage):
+    """With PHP allowed to write everywhere the site's user owns the web root: it swaps wp-content for a link
+    to a folder of root's. Restoring uploads must refuse, and nothing lands in root's folder."""
+    from flows.backup_site import backup_site
+    from flows.restore_site import restore_site
+
+    [full] = backup_site(site=site, storage=local_storage, full=True)
+    canary = "/root/pf-canary"
+    on_host(provisioned, "sh", "-c", "set -e; mkdir -p \"$2\"; echo keep > \"$2/keep\"; "
+            "mv \"$1/wp-content\" \"$1/wp-content.real\"; ln -s \"$2\" \"$1/wp-content\"", "sh", ROOT, canary)
+    try:
+        with pytest.raises(Exception, match="is a symbolic link"):
+            restore_site(site=site, storage=local_storage, backup_id=full["backup"], parts=["uploads"])
+        assert on_host(provisioned, "ls", "-A", canary).split() == ["keep"]
+        assert on_host(provisioned, "sh", "-c", "ls -A \"$1\" | grep -c pfrestore; true", "sh", "/var/www/blog") \
+            .strip() == "0"  # the staging folder is gone
+    finally:
+        on_host(provisioned, "sh", "-c", "rm -f \"$1/wp-content\"; mv \"$1/wp-content.real\" \"$1/wp-content\"; "
+                "rm -rf \"$2\"", "sh", ROOT, canary)
