@@ -308,7 +308,7 @@ def test_disaster_recovery_to_another_lab_host(provisioned, prefect_harness, sit
     assert rto < 600
 
     # The site now lives on the recovered host. Its database server numbers its binary logs from 1 again:
-    # the next backup must not roll the old server's snapshot forward with them (it dumps the database), and
+    # the next backup must not roll the old server's snapshot forward with them (it is full: a restore happened), and
     # its shipped logs go under its own server id, never mistaken for the old server's logs of the same name.
     store = local_storage.store()
     moved = make_site(server=server_for(other))
@@ -316,7 +316,7 @@ def test_disaster_recovery_to_another_lab_host(provisioned, prefect_harness, sit
     time.sleep(1.05)
     [after] = backup_site(site=moved, storage=local_storage)
     manifest = catalog.load_manifest(store, "blog", after["backup"])
-    assert after["kind"] == "incremental" and manifest.database_from == "dump"
+    assert after["kind"] == "full" and manifest.database_from == "dump"  # a restore happened there: full
     assert manifest.database_instance and old_server and manifest.database_instance != old_server
     [proof] = restore_test(site=moved, storage=local_storage, scratch=server_for(other))
     assert proof["verified"] and proof["backup"] == after["backup"]
