@@ -610,8 +610,6 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
             finish_files(conn, site.web_root, f"{staging}/tree", wanted, subdirs)
             from pressfleet.converge import ensure_webread  # nginx reads restored files through ACLs too (tasks.nginx)
             ensure_webread(conn, "www-data", site.home, site.web_root)
-            from pressfleet.converge import ensure_webread  # nginx reads restored files through ACLs too (tasks.nginx)
-            ensure_webread(conn, "www-data", site.home, site.web_root)
             restored += ["webroot" if s == WEBROOT else s for s in subdirs]
     finally:
         for folder in (staging, logs.folder if logs else None):
