@@ -33,8 +33,8 @@ def backup_site(
     WordPress version, each table's rows, start and end time). Backups are incremental: files that did
     not change since the last backup are not read or uploaded again; a full backup is taken when the
     last one is `full_every_days` old (or when `full` is set). Storage left empty is the local folder
-    `local-backups`; the encryption key left empty is the Secret block `pressfleet-backup-key` if it
-    exists (the key stays on the control side). The run's artifact lists size, duration, throughput,
+    `local-backups`; the encryption key left empty is the Secret block `pressfleet-backup-key` (the key
+    stays on the control side); without a key the run is refused unless the storage says `encryption: none`. The run's artifact lists size, duration, throughput,
     what changed, verified or not, RPO and the last measured RTO. A site that fails fails the run after
     the others are done; nothing half-written is ever listed as a backup.
     """
