@@ -13,36 +13,13 @@ import pytest
 
 from pressfleet.backup import catalog, engine
 from pressfleet.remote import run
-from tests.conftest import connect_lab, make_site
+from tests.conftest import connect_lab
+from tests.lab.test_backup import local_storage, on_host, site, sql  # noqa: F401 - shared fixtures and helpers
 
 pytestmark = pytest.mark.lab
 
 ROOT = "/var/www/blog/htdocs"
 UPLOADS = f"{ROOT}/wp-content/uploads"
-
-
-@pytest.fixture
-def local_storage(tmp_path):
-    from blocks.storage import LocalStorage
-
-    folder = tmp_path / "backups"
-    folder.mkdir()
-    return LocalStorage(path=str(folder), encryption="none")  # plaintext on purpose: no key in these tests
-
-
-@pytest.fixture
-def site(provisioned):
-    return make_site(server=provisioned.server)
-
-
-def sql(provisioned, statement: str) -> str:
-    with connect_lab(provisioned.host) as conn:
-        return run(conn, ["mariadb", "--batch", "--skip-column-names", "blog"], stdin=statement).stdout.strip()
-
-
-def on_host(provisioned, *argv: str, stdin=None) -> str:
-    with connect_lab(provisioned.host) as conn:
-        return run(conn, list(argv), stdin=stdin).stdout
 
 
 def test_an_incremental_after_an_in_place_restore_restores_the_right_rows(provisioned, prefect_harness, site,
