@@ -743,6 +743,16 @@ def _host_names(ns: Namespace) -> set[str]:
     return names
 
 
+def shutdown_together(names: list[str]) -> None:
+    """Ask these hosts' systemd to power off all at once (each takes seconds to stop its services), so that
+    the cleanup that follows waits about as long as the slowest host, not the sum of them all."""
+    for name in names:
+        host = _read_host(name)
+        if host and _pid_alive(host.pid, "systemd-nspawn"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(host.pid, signal.SIGTERM)
+
+
 def down_all(prefix: str = "") -> list[str]:
     """Stop every host of this lab namespace whose name starts with PREFIX (all when empty); when none of the
     namespace's hosts is left, stop its apt proxy, mirror server, forwarding rule and bridge too.
@@ -755,7 +765,9 @@ def down_all(prefix: str = "") -> list[str]:
     ns = namespace()
     stopped = []
     with _lock("hosts", ns.dir):
-        for name in sorted(n for n in _host_names(ns) if n.startswith(prefix)):
+        names = sorted(n for n in _host_names(ns) if n.startswith(prefix))
+        shutdown_together(names)
+        for name in names:
             _cleanup(name)
             stopped.append(name)
         if _host_names(ns):

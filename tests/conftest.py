@@ -87,6 +87,7 @@ class LabPool:
             self.hosts.pop(name, None)
 
     def close(self) -> None:
+        lab.shutdown_together(list(self.hosts))  # all power off at once; down() then waits for each
         for name in list(self.hosts):
             lab.down(name)
         self.hosts.clear()

@@ -364,7 +364,7 @@ def test_cli_backup_commands_run_the_flows_and_fail_non_zero(provisioned, prefec
     assert dry.returncode == 0 and "would delete 0 backups" in dry.stdout
     for args, message in ((("restore", "blog", "20200101T000000Z", "--storage", "pt-backups"), "no complete backup"),
                           (("restore", "blog", "--parts", "everything", "--storage", "pt-backups"), "unknown part"),
-                          (("backup", "nosuchsite", "--storage", "pt-backups"), "no WordPress Site block"),
+                          (("backup", "nosuchsite", "--storage", "pt-backups"), "no saved WordPress site"),
                           (("backup", "blog", "--storage", "nosuchstorage"), "no storage block")):
         bad = cli(*args)
         last = bad.stderr.strip().splitlines()[-1]  # the flow's own log may hold its traceback; the verdict is last

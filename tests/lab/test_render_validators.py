@@ -1,8 +1,8 @@
 """The real Debian 12 validators accept every rendered configuration (issue 9 item 19).
 
 These ran on the control machine and skipped when a tool was missing, which is exactly CI. They now run in
-a lab host that has Debian's packages installed (once per session, through the lab's apt proxy, services
-not started), with Debian's own default configuration around the rendered files, as on a real server:
+the session's provisioned lab host, which has Debian's packages, with Debian's own default configuration
+around the rendered files, as on a real server (the host's live configuration is never touched):
 nginx -t, sshd -t, php-fpm -t, php, fail2ban-client -t and fail2ban-regex, mariadbd, redis-server.
 Each test renders into its tmp_path here, the folder goes to the same path on the host, the tool runs there.
 (nft -c stays in tests/unit/test_render.py: `make setup` installs nftables on the control machine.)
@@ -45,13 +45,6 @@ pytestmark = pytest.mark.lab
 PACKAGES = ["nginx", "libnginx-mod-http-cache-purge", "php8.2-fpm", "php8.2-cli", "fail2ban", "python3-systemd",
             "mariadb-server", "redis-server", "redis-tools"]
 
-# Packages only: no service starts (policy-rc.d), the validators need none running.
-INSTALL = """set -e
-printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
-apt-get update -q >/dev/null
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" >/dev/null
-"""
-
 
 class Validators:
     """A lab host with the validators' Debian packages; runs tools on a test's folder copied to the same path."""
@@ -74,10 +67,12 @@ class Validators:
 
 
 @pytest.fixture(scope="module")
-def validators(lab_pool):
-    host = lab_pool.get("v")
-    v = Validators(host)
-    v.run("sh", "-c", INSTALL, "sh", *PACKAGES, timeout=900)  # a cold proxy cache fetches ~100 MB
+def validators(provisioned):
+    """The session's provisioned host: it has every validator's Debian package already (no second host to
+    install them on); the tools check the test's own files, never the host's live configuration."""
+    v = Validators(provisioned.host)
+    installed = v.run("dpkg-query", "-W", "-f", "${Package}\n", *PACKAGES).stdout.split()
+    assert sorted(installed) == sorted(PACKAGES), "provisioning installs every validator's package"
     yield v
     v.conn.close()
 
