@@ -47,6 +47,16 @@ def on_host(provisioned, *argv: str, stdin=None) -> str:
 UPLOADS = "/var/www/blog/htdocs/wp-content/uploads"
 
 
+def corrupt_files_part(local_storage, backup_id: str):
+    """Flip one byte in the middle of a stored backup's `files` part; returns the store."""
+    store = local_storage.store()
+    path = store.root / catalog.load_manifest(store, "blog", backup_id).part("files").key
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return store
+
+
 def test_full_then_incremental_then_restore_test_on_a_fresh_lab_host(provisioned, prefect_harness, site,
                                                                     local_storage):
     from flows.backup_site import backup_site
@@ -116,12 +126,7 @@ def test_a_corrupted_object_is_named_and_not_verified(provisioned, prefect_harne
     from flows.restore_test import restore_test
 
     [summary] = backup_site(site=site, storage=local_storage, full=True)
-    store = local_storage.store()
-    manifest = catalog.load_manifest(store, "blog", summary["backup"])
-    path = store.root / manifest.part("files").key
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    store = corrupt_files_part(local_storage, summary["backup"])
     with pytest.raises(Exception, match=r"part 'files'"):
         restore_test(site=site, storage=local_storage, scratch=provisioned.server)
     assert not catalog.list_backups(store, "blog")[-1].verified

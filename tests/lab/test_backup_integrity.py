@@ -14,7 +14,7 @@ import pytest
 from pressfleet.backup import catalog, engine
 from pressfleet.remote import run
 from tests.conftest import connect_lab
-from tests.lab.test_backup import local_storage, on_host, site, sql  # noqa: F401 - shared fixtures and helpers
+from tests.lab.test_backup import corrupt_files_part, local_storage, on_host, site, sql  # noqa: F401 - shared
 
 pytestmark = pytest.mark.lab
 
@@ -58,12 +58,7 @@ def test_a_failed_restore_test_makes_the_next_backup_full(provisioned, prefect_h
     from flows.restore_test import restore_test
 
     [summary] = backup_site(site=site, storage=local_storage, full=True)
-    store = local_storage.store()
-    manifest = catalog.load_manifest(store, "blog", summary["backup"])
-    path = store.root / manifest.part("files").key
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    store = corrupt_files_part(local_storage, summary["backup"])
     with pytest.raises(Exception, match=r"part 'files'"):
         restore_test(site=site, storage=local_storage, scratch=provisioned.server)
     time.sleep(1.1)
