@@ -27,8 +27,8 @@ import subprocess
 import tempfile
 import time
 
-from pressfleet import lab
-from pressfleet.remote import run as remote_run
+from pressfleet.lab import hosts as lab
+from pressfleet.ssh.remote import run as remote_run
 
 HOST, FRESH = "bb1", "bb2"
 TARGETS = {"full_local_over_floor_max": 1.5, "full_s3_over_floor_max": 2.5, "incremental_over_full_max": 0.15,
@@ -64,7 +64,7 @@ def run(write_result) -> None:
     from flows.provision_wordpress import provision_wordpress
     from flows.restore_site import restore_site
     from pressfleet.backup import engine
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
     from pressfleet.storage.local import LocalStore
     from tests.conftest import make_site
     from tests.storage.conftest import S3_KEY_ID, S3_SECRET, s3_client, start_moto

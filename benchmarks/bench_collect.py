@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pressfleet import lab
+from pressfleet.lab import hosts as lab
 
 HOSTS = 20
 TARGET_ROUND_SECONDS = 10.0
@@ -52,7 +52,7 @@ def run(write_result) -> None:
         from prefect.testing.utilities import prefect_test_harness
 
         from flows.collect_metrics import collect_metrics
-        from pressfleet.labblocks import server_for
+        from pressfleet.lab.blocks import server_for
 
         servers = [server_for(h) for h in hosts]
         store_url = f"sqlite:///{work / 'metrics.db'}"

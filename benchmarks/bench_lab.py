@@ -6,7 +6,7 @@ import json
 import statistics
 import time
 
-from pressfleet import lab
+from pressfleet.lab import hosts as lab
 
 
 def run(write_result) -> None:

@@ -30,9 +30,9 @@ import shlex
 import statistics
 import time
 
-from pressfleet import lab
-from pressfleet.converge import APT_ENV, APT_OPTS
-from pressfleet.remote import run as remote_run
+from pressfleet.lab import hosts as lab
+from pressfleet.ssh.converge import APT_ENV, APT_OPTS
+from pressfleet.ssh.remote import run as remote_run
 
 PROVISIONED = "bp1"
 OTHER = "bp2"
@@ -174,7 +174,7 @@ def run(write_result) -> None:
 
     from blocks.site import WordPressSite
     from flows.provision_wordpress import provision_wordpress
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
     from tasks.base import stack_packages
     from tests.conftest import connect_lab
 

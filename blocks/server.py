@@ -20,7 +20,8 @@ from fabric import Connection
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
-from pressfleet import remote, validate
+from pressfleet import validate
+from pressfleet.ssh import remote
 
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
@@ -214,7 +215,7 @@ class Server(Block):
 
         With no pinned key and trust on first use on, the presented key is pinned in this block
         and, if the block is saved under a name, the block is saved again with it. Raises a
-        pressfleet.remote.RemoteError (HostKeyUnknown, HostKeyMismatch, ...) otherwise.
+        pressfleet.ssh.remote.RemoteError (HostKeyUnknown, HostKeyMismatch, ...) otherwise.
         """
         connected = remote.connect(
             self.address,

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator, model_valida
 
 from blocks.server import Server
 from pressfleet import validate
-from pressfleet.site import DEFAULT_CSP, SiteConfig
+from pressfleet.fleet.siteconfig import DEFAULT_CSP, SiteConfig
 
 OFFICIAL_RELEASE_URL = "https://wordpress.org/latest.tar.gz"
 

@@ -13,9 +13,9 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.backup import report
-from pressfleet.nothing import no_saved_sites, nothing_to_do
+from pressfleet.fleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
-from pressfleet.locks import site_lock
+from pressfleet.fleet.locks import site_lock
 from tasks.backup import backup_one
 
 @flow(name="backup-site")

@@ -18,13 +18,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
-from pressfleet import remote
-from pressfleet.facts import human_bytes
+from pressfleet.ssh import remote
+from pressfleet.plan.facts import human_bytes
 from pressfleet.metrics import collect
 from pressfleet.metrics.collect import CollectSummary, HostResult, host_label
-from pressfleet.saved import saved_block_names
+from pressfleet.fleet.saved import saved_block_names
 from pressfleet.metrics.store import open_store
-from pressfleet.nothing import NO_SERVERS
+from pressfleet.fleet.nothing import NO_SERVERS
 from pressfleet.paths import state_dir
 
 CONNECT_TIMEOUT_SECONDS = 5.0

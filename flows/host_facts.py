@@ -6,7 +6,7 @@ from prefect import flow
 from prefect.artifacts import create_table_artifact
 
 from blocks.server import Server
-from pressfleet.facts import HostFacts, artifact_key, facts_table
+from pressfleet.plan.facts import HostFacts, artifact_key, facts_table
 from tasks.host import gather_host_facts
 
 

@@ -14,14 +14,14 @@ from prefect.cache_policies import NONE
 
 from blocks.server import Server
 from blocks.site import WordPressSite
-from pressfleet import provision
-from pressfleet.converge import StepResult
-from pressfleet.locks import site_lock
-from pressfleet.provision import Component, ProvisionReport
-from pressfleet.render import LOGIN_DEFS
-from pressfleet.remote import run
-from pressfleet.sitesecrets import site_secrets
-from pressfleet.site import SiteConfig
+from pressfleet.plan import desired as provision
+from pressfleet.ssh.converge import StepResult
+from pressfleet.fleet.locks import site_lock
+from pressfleet.plan.desired import Component, ProvisionReport
+from pressfleet.render.configs import LOGIN_DEFS
+from pressfleet.ssh.remote import run
+from pressfleet.fleet.secrets import site_secrets
+from pressfleet.fleet.siteconfig import SiteConfig
 from tasks.base import install_packages, stack_packages
 from tasks.checks import Check, verify_site
 from tasks.common import connected
@@ -88,7 +88,7 @@ def provision_wordpress(
     with a page cache purged on publish and a Redis object cache. Every step changes only what differs,
     validates configuration before reloading, and a second run changes nothing. `components` runs only
     the named steps (like Trellis tags). The run ends with checks of the live site and a report artifact.
-    While it runs it holds the site's lock (pressfleet.locks): a backup, restore or prune of the site waits.
+    While it runs it holds the site's lock (pressfleet.fleet.locks): a backup, restore or prune of the site waits.
     """
     with site_lock([site.config().name], "provision-wordpress", logger=get_run_logger()) as lock:
         return _provision_locked(server, site, components, verify, lock.note)

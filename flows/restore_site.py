@@ -13,7 +13,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.backup.targets import server_of, storage_block
-from pressfleet.locks import site_lock
+from pressfleet.fleet.locks import site_lock
 from tasks.backup import restore_one
 
 Part = Union[Literal["database", "files", "uploads", "themes", "plugins", "webroot"], str]

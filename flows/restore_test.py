@@ -11,9 +11,9 @@ from prefect.blocks.system import Secret
 from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
-from pressfleet.nothing import no_saved_sites, nothing_to_do
+from pressfleet.fleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
-from pressfleet.locks import site_lock
+from pressfleet.fleet.locks import site_lock
 from tasks.backup import restore_test_one
 
 @flow(name="restore-test")

@@ -25,7 +25,7 @@ def lab_dir() -> Path:
 # --------------------------------------------------------------------------------------------
 # Owner-only state (issue 9 item 15): the state folder holds Prefect's database with every block's secrets,
 # local backups, reports and the metrics store. pressfleet processes that write there run with umask 077
-# (the CLI, and the Prefect server and worker that pressfleet.stack starts; flow runs inherit the worker's);
+# (the CLI, and the Prefect server and worker that pressfleet.stack.control starts; flow runs inherit the worker's);
 # start-up takes group and other bits off whatever is already there.
 
 PRIVATE_UMASK = 0o077

@@ -3,7 +3,7 @@
 Each validator is a plain function that takes the raw value and returns the normalized one, or raises
 `InvalidInput` (a `ValueError`) with one clear sentence. Pydantic turns a `ValueError` raised inside an
 `AfterValidator` into a `ValidationError`, so the `Annotated` types at the bottom of this module can be
-used directly as field types in blocks, flow parameters and `pressfleet.site.SiteConfig`.
+used directly as field types in blocks, flow parameters and `pressfleet.fleet.siteconfig.SiteConfig`.
 
 The rules are deliberately narrower than the standards they cite: a value that passes here is safe to put
 into an nginx, PHP-FPM, MariaDB, sshd or nftables configuration line and into a shell command argument
@@ -81,7 +81,7 @@ RESERVED_NAMES: frozenset[str] = frozenset(
 )
 
 # pressfleet's own objects on a host (staging and scratch databases of restores and restore-tests) start with
-# this prefix; no site name may, so a staging object can never be a site's (see `pressfleet.dbnames`).
+# this prefix; no site name may, so a staging object can never be a site's (see `pressfleet.fleet.dbnames`).
 RESERVED_PREFIX = "pf_"
 # Names of staging databases before they took the reserved prefix (a host restored by an older pressfleet may
 # still hold one): no site name may end in them either.

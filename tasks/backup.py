@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
-from pressfleet import converge
+from pressfleet.ssh import converge
 from pressfleet.backup import catalog, engine
 from pressfleet.backup.retention import binlogs_not_needed, plan_prune
 from pressfleet.backup.targets import encryption_secret, server_of
@@ -90,8 +90,8 @@ def scratch_server(site_name: str, scratch=None, log=None) -> Iterator[tuple[obj
     if scratch is not None:
         yield scratch, scratch.address
         return
-    from pressfleet import lab
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab import hosts as lab
+    from pressfleet.lab.blocks import server_for
 
     name = ("rt-" + site_name.replace("_", "-"))[:12].rstrip("-")
     try:

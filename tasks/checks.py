@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NONE
 
-from pressfleet.remote import run
-from pressfleet.site import SiteConfig
+from pressfleet.ssh.remote import run
+from pressfleet.fleet.siteconfig import SiteConfig
 from tasks.common import connected
 from tasks.wordpress import bootstrap
 

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from fabric import Connection
 
-from pressfleet.converge import StepResult
+from pressfleet.ssh.converge import StepResult
 from pressfleet.paths import TEMPLATES
 
 

@@ -6,7 +6,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.server import Server
-from pressfleet import facts, remote
+from pressfleet.plan import facts
+from pressfleet.ssh import remote
 
 FACTS_TIMEOUT_SECONDS = 60
 

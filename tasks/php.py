@@ -5,15 +5,15 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NONE
 
-from pressfleet import converge
-from pressfleet.converge import ManagedFile, StepResult
-from pressfleet.remote import run
-from pressfleet.site import SiteConfig
+from pressfleet.ssh import converge
+from pressfleet.ssh.converge import ManagedFile, StepResult
+from pressfleet.ssh.remote import run
+from pressfleet.fleet.siteconfig import SiteConfig
 from tasks.common import connected, step
 from tasks.wordpress import ensure_site_user
 
 # Peak private memory of each worker of one pool, in KiB: the high-water mark of its resident memory less
-# what it shares (OPcache's segment and mapped files, which have their own budget; see pressfleet.sizing).
+# what it shares (OPcache's segment and mapped files, which have their own budget; see pressfleet.plan.sizing).
 # Before measuring, a few uncached requests make the workers run WordPress.
 _WORKER_PEAK = r"""
 pool=$1 domain=$2

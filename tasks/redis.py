@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NONE
 
-from pressfleet import converge
-from pressfleet.converge import ManagedFile, StepResult
+from pressfleet.ssh import converge
+from pressfleet.ssh.converge import ManagedFile, StepResult
 from tasks.common import connected, step
 
 

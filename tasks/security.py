@@ -5,9 +5,9 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NONE
 
-from pressfleet import converge
-from pressfleet.converge import ManagedFile, StepResult
-from pressfleet.remote import run
+from pressfleet.ssh import converge
+from pressfleet.ssh.converge import ManagedFile, StepResult
+from pressfleet.ssh.remote import run
 from tasks.common import connected, step
 
 

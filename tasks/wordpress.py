@@ -8,11 +8,12 @@ import json
 from prefect import task
 from prefect.cache_policies import NONE
 
-from pressfleet import converge, wprelease
-from pressfleet.converge import ManagedFile, StepResult
-from pressfleet.remote import run
-from pressfleet.render import wp_cron_unit
-from pressfleet.site import SiteConfig
+from pressfleet.ssh import converge
+from pressfleet.plan import wprelease
+from pressfleet.ssh.converge import ManagedFile, StepResult
+from pressfleet.ssh.remote import run
+from pressfleet.render.configs import wp_cron_unit
+from pressfleet.fleet.siteconfig import SiteConfig
 from tasks.common import connected, script, step, wordpress_file
 from tasks.nginx import NGINX_USER
 
@@ -73,7 +74,7 @@ def _release_script(conn, action: str, site: SiteConfig, *args: str, timeout: fl
 
 def install_release(conn, site: SiteConfig, url: str, sha256: str | None, *,
                     update_core: bool = False) -> tuple[list[str], list[str], bool]:
-    """Bring core to the release the block asks for, never behind the person's back (`pressfleet.wprelease`):
+    """Bring core to the release the block asks for, never behind the person's back (`pressfleet.plan.wprelease`):
     a fresh install, an update (new core swapped in around wp-content, under maintenance mode), or nothing.
     Returns (changes, notes, whether core changed in place so wp_upgrade() and `finish` must follow)."""
     host = wprelease.parse_inspect(_release_script(conn, "inspect", site, url, sha256 or ""))

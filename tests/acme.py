@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pressfleet import lab
+from pressfleet.lab import hosts as lab
 
 BIND = str(lab.namespace().bridge_address)  # the lab namespace of the session (tests: PRESSFLEET_LAB_NAMESPACE=test)
 ACME_PORT, DNS_PORT, MGMT_PORT = 14000, 8053, 8055

@@ -36,7 +36,7 @@ os.environ.pop("PREFECT_API_URL", None)
 
 import pytest  # noqa: E402 - after the environment above, which prefect reads when imported
 
-from pressfleet import lab  # noqa: E402
+from pressfleet.lab import hosts as lab  # noqa: E402
 
 # Another prefix lets two sessions share the machine (e.g. a developer's run beside CI): PRESSFLEET_TEST_PREFIX=pu-
 TEST_PREFIX = os.environ.get("PRESSFLEET_TEST_PREFIX", "pt-")
@@ -122,7 +122,7 @@ def prefect_harness(tmp_path_factory):
 
 def connect_lab(host: lab.LabHost):
     """A pinned-key Fabric connection to a lab host, through the same Server block `lab up` saves."""
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
 
     return server_for(host).connect()
 
@@ -160,7 +160,7 @@ def make_site(**overrides):
 def provisioned(lab_pool, prefect_harness) -> Provisioned:
     """A pristine lab host turned into a WordPress server by provision_wordpress (once per session)."""
     from flows.provision_wordpress import provision_wordpress
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
 
     host = lab_pool.fresh("w")
     server = server_for(host)

@@ -31,7 +31,8 @@ from typing import IO, Iterable, Optional
 import zstandard
 from fabric import Connection
 
-from pressfleet import dbnames, validate
+from pressfleet import validate
+from pressfleet.fleet import dbnames
 from pressfleet.backup import binlogchain, catalog
 from pressfleet.backup.crypto import DecryptingReader, DecryptionError, EncryptingReader
 from pressfleet.backup.dumpinfo import DumpInfo, compare_rows, parse_counts, parse_dump_report
@@ -52,8 +53,8 @@ from pressfleet.backup.index import (
 from pressfleet.backup.manifest import BackupManifest, ManifestPart
 from pressfleet.backup.streams import COPY_CHUNK, HashingReader, TarDigest, drain, pipe_to_remote, remote_reader
 from pressfleet.paths import TEMPLATES
-from pressfleet.remote import run
-from pressfleet.site import SiteConfig
+from pressfleet.ssh.remote import run
+from pressfleet.fleet.siteconfig import SiteConfig
 from pressfleet.storage.base import ObjectStore, StorageError
 from pressfleet.validate import InvalidInput
 
@@ -608,7 +609,7 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
             restored += ["database"] if database else [f"table:{t}" for t in tables]
         if subdirs:
             finish_files(conn, site.web_root, f"{staging}/tree", wanted, subdirs)
-            from pressfleet.converge import ensure_webread  # nginx reads restored files through ACLs too (tasks.nginx)
+            from pressfleet.ssh.converge import ensure_webread  # nginx reads restored files through ACLs too (tasks.nginx)
             ensure_webread(conn, "www-data", site.home, site.web_root)
             restored += ["webroot" if s == WEBROOT else s for s in subdirs]
     finally:
@@ -787,8 +788,8 @@ def restore_test(conn: Connection, site: SiteConfig, store: ObjectStore, manifes
     database, its user and folder are removed afterwards unless `keep`. Raises BrokenPart naming the
     broken part; other failures raise as they are.
     """
-    from pressfleet import render
-    from pressfleet.site import WpSalts
+    from pressfleet.render import configs as render
+    from pressfleet.fleet.siteconfig import WpSalts
 
     t0 = time.monotonic()
     tag = secrets.token_hex(3)

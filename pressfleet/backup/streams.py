@@ -19,7 +19,7 @@ from typing import IO, Optional
 import paramiko
 from fabric import Connection
 
-from pressfleet.remote import RemoteCommandError, display_host, open_channel
+from pressfleet.ssh.remote import RemoteCommandError, display_host, open_channel
 
 COPY_CHUNK = 1 << 20
 STDERR_KEEP = 256 * 1024

@@ -86,7 +86,7 @@ def ensure_key_block(log=print) -> str:
 def saved_sites() -> list:
     """Every saved WordPress Site block that names its server (what the nightly jobs cover)."""
     from blocks.site import WordPressSite
-    from pressfleet.saved import saved_block_names
+    from pressfleet.fleet.saved import saved_block_names
 
     found = saved_block_names("wordpress-site")
     sites = [WordPressSite.load(name) for name in found]

@@ -11,7 +11,7 @@ What is measured, and how:
 - memory, swap, load from /proc; disk space and inodes per real mount (label `mount`); network bytes summed
   over every interface but `lo` (counters since boot);
 - nginx stub_status and each site's PHP-FPM pool status from the loopback-only status server that
-  provisioning sets up (`pressfleet.render.STATUS_PORT`); MariaDB's SHOW GLOBAL STATUS and database sizes
+  provisioning sets up (`pressfleet.render.configs.STATUS_PORT`); MariaDB's SHOW GLOBAL STATUS and database sizes
   (as root through its unix socket); Redis INFO;
 - per site: HTTP status and time to first byte of `https://<domain>/` fetched on the host itself through
   nginx (SNI and Host set), and the days until its certificate's notAfter.
@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 from pressfleet.paths import TEMPLATES
 
 SCRIPT = TEMPLATES / "scripts" / "collect_metrics.sh"
-DEFAULT_STATUS_PORT = 8081  # pressfleet.render.STATUS_PORT (kept equal by a unit test)
+DEFAULT_STATUS_PORT = 8081  # pressfleet.render.configs.STATUS_PORT (kept equal by a unit test)
 
 # --- metric names (shared with the analysis flows: change them only together) -----------------------
 CPU_PERCENT = "cpu_percent"
@@ -109,7 +109,7 @@ class SiteRef:
 
     @classmethod
     def from_config(cls, site) -> SiteRef:
-        """From a pressfleet.site.SiteConfig (validated: its values are safe as quoted arguments)."""
+        """From a pressfleet.fleet.siteconfig.SiteConfig (validated: its values are safe as quoted arguments)."""
         return cls(name=site.name, domain=site.domain, cert_path=site.tls_cert_path,
                    vhost_path=f"/etc/nginx/sites-enabled/{site.name}.conf", db_name=site.db_name)
 

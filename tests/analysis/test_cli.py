@@ -1,4 +1,4 @@
-"""`pressfleet forecast` and `pressfleet report ...` (registered by pressfleet.cli_analysis.register)."""
+"""`pressfleet forecast` and `pressfleet report ...` (registered by pressfleet.cli.analysis.register)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 import typer
 from typer.testing import CliRunner
 
-from pressfleet.cli_analysis import register
+from pressfleet.cli.analysis import register
 
 
 def _app() -> typer.Typer:
     app = typer.Typer()
 
     @app.callback()
-    def _main() -> None:  # as pressfleet.cli's own callback
+    def _main() -> None:  # as pressfleet.cli.main's own callback
         pass
 
     register(app)

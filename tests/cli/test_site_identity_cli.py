@@ -24,7 +24,7 @@ def _key_text() -> str:
 
 @pytest.fixture(scope="module")
 def cli(prefect_harness, tmp_path_factory):
-    """Run `python -m pressfleet.cli ARGS` against the test API; blocks a test needs are saved here."""
+    """Run `python -m pressfleet.cli.main ARGS` against the test API; blocks a test needs are saved here."""
     from prefect.settings import PREFECT_API_URL
 
     from blocks.server import Server
@@ -46,7 +46,7 @@ def cli(prefect_harness, tmp_path_factory):
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pressfleet.cli", *args], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "pressfleet.cli.main", *args], env=env, capture_output=True,
                               text=True, timeout=300, stdin=subprocess.DEVNULL)
 
     return run

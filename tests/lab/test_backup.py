@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pressfleet.backup import catalog
-from pressfleet.remote import run
+from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab, in_background, make_site
 
 pytestmark = pytest.mark.lab
@@ -218,7 +218,7 @@ def test_point_in_time_recovery_between_two_backups(provisioned, prefect_harness
     # the shipped logs never carry the site's database password (user statements are kept out of them)
     import zstandard
 
-    from pressfleet.sitesecrets import site_secrets
+    from pressfleet.fleet.secrets import site_secrets
 
     store = local_storage.store()
     password = site_secrets("blog").db_password.encode()
@@ -297,7 +297,7 @@ def test_disaster_recovery_to_another_lab_host(provisioned, prefect_harness, sit
     from flows.restore_site import restore_site
     from flows.restore_test import restore_test
     from flows.ship_binlogs import ship_binlogs
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
 
     sql(provisioned, "UPDATE wp_posts SET post_title='Disaster recovery works' WHERE ID=1;")
     ship_binlogs(site=site, storage=local_storage)
@@ -353,7 +353,7 @@ def test_cli_backup_commands_run_the_flows_and_fail_non_zero(provisioned, prefec
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "pressfleet.cli", *args], env=env, capture_output=True,
+        return subprocess.run([sys.executable, "-m", "pressfleet.cli.main", *args], env=env, capture_output=True,
                               text=True, timeout=300)
 
     ok = cli("backup", "blog", "--storage", "pt-backups", "--full")

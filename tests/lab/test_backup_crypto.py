@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pressfleet.backup import catalog
-from pressfleet.remote import run
+from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab, make_site
 
 pytestmark = pytest.mark.lab

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pressfleet.backup import catalog, engine
-from pressfleet.remote import run
+from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab
 from tests.lab.test_backup import corrupt_files_part, local_storage, on_host, site, sql  # noqa: F401 - shared
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from pressfleet.backup import catalog
-from pressfleet.remote import run
+from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab, in_background, make_site
 from tests.storage.conftest import (  # noqa: F401 - fixtures
     AZURITE_ACCOUNT,

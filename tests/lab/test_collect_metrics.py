@@ -18,10 +18,10 @@ import pytest
 from blocks.server import Server
 from blocks.storage import LocalStorage
 from flows.collect_metrics import ARTIFACT_KEY, CollectSummary, HostResult, collect_metrics, host_label
-from pressfleet import lab
-from pressfleet.labblocks import server_for
+from pressfleet.lab import hosts as lab
+from pressfleet.lab.blocks import server_for
 from pressfleet.metrics.store import MetricsStore
-from pressfleet.remote import run
+from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab
 
 pytestmark = pytest.mark.lab
@@ -216,7 +216,7 @@ def test_the_collect_command(plain, prefect_harness, store_url):
     import typer
     from typer.testing import CliRunner
 
-    from pressfleet.cli_collect import EXIT_FAILED, EXIT_HOST_DOWN, register
+    from pressfleet.cli.collect import EXIT_FAILED, EXIT_HOST_DOWN, register
 
     app = typer.Typer()
     app.callback()(lambda: None)  # a command group, as in `pressfleet`

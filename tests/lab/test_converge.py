@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pressfleet import converge
-from pressfleet.converge import ManagedFile
-from pressfleet.remote import run
+from pressfleet.ssh import converge
+from pressfleet.ssh.converge import ManagedFile
+from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab
 
 pytestmark = pytest.mark.lab

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from blocks.server import Server
 from flows.host_facts import host_facts
-from pressfleet import facts, remote
+from pressfleet.plan import facts
+from pressfleet.ssh import remote
 
 pytestmark = pytest.mark.lab
 

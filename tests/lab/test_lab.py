@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pressfleet import lab
+from pressfleet.lab import hosts as lab
 
 pytestmark = pytest.mark.lab
 
@@ -104,7 +104,7 @@ def test_lab_up_cli_prints_json_and_saves_a_server_block_that_lab_down_deletes(p
     name = f"{TEST_PREFIX}cli"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     try:
-        proc = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "up", name],
+        proc = subprocess.run([sys.executable, "-m", "pressfleet.cli.main", "lab", "up", name],
                               capture_output=True, text=True, timeout=300, env=env)
         assert proc.returncode == 0, proc.stderr
         info = json.loads(proc.stdout)
@@ -115,10 +115,10 @@ def test_lab_up_cli_prints_json_and_saves_a_server_block_that_lab_down_deletes(p
         assert server.address == info["address"] and server.host_key == info["host_key"]
         assert server.fingerprint() == info["fingerprint"]
         with server.connect() as conn:
-            from pressfleet.remote import run
+            from pressfleet.ssh.remote import run
 
             assert run(conn, ["hostname"]).stdout.strip() == name
-        down = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "down", name],
+        down = subprocess.run([sys.executable, "-m", "pressfleet.cli.main", "lab", "down", name],
                               capture_output=True, text=True, timeout=300, env=env)
         assert down.returncode == 0, down.stderr
         assert json.loads(down.stdout) == {"stopped": [name], "blocks_removed": [f"lab-{name}"]}
@@ -135,7 +135,7 @@ def test_lab_down_keeps_a_lab_block_that_points_elsewhere(prefect_harness, lab_h
     from prefect.settings import PREFECT_API_URL
 
     from blocks.server import Server
-    from pressfleet.labblocks import delete_lab_server_block, server_for
+    from pressfleet.lab.blocks import delete_lab_server_block, server_for
     from tests.conftest import TEST_PREFIX
 
     other = server_for(lab_host)
@@ -146,7 +146,7 @@ def test_lab_down_keeps_a_lab_block_that_points_elsewhere(prefect_harness, lab_h
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     ghost = f"{TEST_PREFIX}ghost"
     other.save(f"lab-{ghost}", overwrite=True)  # a block named like a lab host that does not exist here
-    proc = subprocess.run([sys.executable, "-m", "pressfleet.cli", "lab", "down", ghost],
+    proc = subprocess.run([sys.executable, "-m", "pressfleet.cli.main", "lab", "down", ghost],
                           capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"stopped": [], "blocks_removed": []}

@@ -31,8 +31,8 @@ OUTSIDE = "10.250.0.2"
 # Runs inside NETNS: the restore-test's default scratch target, then a lab host trying to route out.
 SCRIPT = r"""
 import json, subprocess, sys
-from pressfleet import lab
-from pressfleet.remote import run
+from pressfleet.lab import hosts as lab
+from pressfleet.ssh.remote import run
 from tasks.backup import scratch_server
 
 def reach(conn):
@@ -126,7 +126,7 @@ def test_restore_test_default_scratch_works_with_global_forwarding_on(forwarding
 
 
 REFUSAL = r"""
-from pressfleet import lab
+from pressfleet.lab import hosts as lab
 from pressfleet.validate import InvalidInput
 from tasks.backup import scratch_server
 try:

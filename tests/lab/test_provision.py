@@ -12,9 +12,9 @@ import time
 
 import pytest
 
-from pressfleet import converge
-from pressfleet.converge import ManagedFile
-from pressfleet.remote import run
+from pressfleet.ssh import converge
+from pressfleet.ssh.converge import ManagedFile
+from pressfleet.ssh.remote import run
 from tasks.checks import REQUIRED_HEADERS
 from tasks.wordpress import bootstrap
 from tests.conftest import connect_lab, make_site
@@ -79,7 +79,7 @@ def test_publishing_purges_the_cached_home_page(provisioned, conn):
 
 
 def test_admin_login_works_over_https(provisioned, tmp_path):
-    from pressfleet.sitesecrets import site_secrets
+    from pressfleet.fleet.secrets import site_secrets
 
     password = site_secrets("blog").admin_password
     jar = tmp_path / "jar"
@@ -284,7 +284,7 @@ done
 def test_dropped_connection_half_way_completes_on_rerun(lab_pool, prefect_harness):
     """Cut the SSH session while apt installs the stack: the run fails clearly; a re-run completes."""
     from flows.provision_wordpress import provision_wordpress
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
 
     host = lab_pool.fresh("cut")
     server, site = server_for(host), make_site()
@@ -325,7 +325,7 @@ def test_cli_provision_runs_the_same_flow_and_fails_non_zero(provisioned, prefec
 
     provisioned.server.save("lab-pt-w", overwrite=True)
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
-    cli = [sys.executable, "-m", "pressfleet.cli", "provision"]
+    cli = [sys.executable, "-m", "pressfleet.cli.main", "provision"]
     ok = subprocess.run([*cli, "lab-pt-w", "--domain", "blog.lab.test", "--name", "blog", "-c", "nginx"],
                         env=env, capture_output=True, text=True, timeout=300)
     assert ok.returncode == 0, ok.stderr[-2000:]
@@ -343,7 +343,7 @@ def test_no_secret_in_logs_artifacts_or_parameters(provisioned, prefect_harness)
 
     from prefect.client.orchestration import get_client
 
-    from pressfleet.sitesecrets import site_secrets
+    from pressfleet.fleet.secrets import site_secrets
 
     secrets = site_secrets("blog")
     needles = [secrets.db_password, secrets.admin_password, *secrets.salts.as_constants().values(),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from pressfleet.remote import run
-from pressfleet.render import (
+from pressfleet.ssh.remote import run
+from pressfleet.render.configs import (
     render_fail2ban_filters,
     render_fail2ban_jails,
     render_mariadb_conf,
@@ -35,8 +35,8 @@ from pressfleet.render import (
     render_sshd_conf,
     render_wp_config,
 )
-from pressfleet.site import WpSalts, generate_secret
-from pressfleet.sizing import GiB, plan_host
+from pressfleet.fleet.siteconfig import WpSalts, generate_secret
+from pressfleet.plan.sizing import GiB, plan_host
 from tests.conftest import connect_lab
 from tests.unit.test_render import VARIANTS, _site
 

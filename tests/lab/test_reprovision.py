@@ -4,7 +4,7 @@ wp-content (never copied), runs WordPress's wp_upgrade() and is reported as an u
 its web root here ("PHP may write only to uploads" off) and plants links where root writes: root writes
 through none of them.
 
-Two real releases: Debian 12's WordPress (the lab mirror's) and Debian 13's (pressfleet.wpmirror repacks
+Two real releases: Debian 12's WordPress (the lab mirror's) and Debian 13's (pressfleet.lab.wpmirror repacks
 both). One host, provisioned once; the tests run in order on it."""
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import tarfile
 
 import pytest
 
-from pressfleet import lab, wpmirror
-from pressfleet.remote import run
+from pressfleet.lab import hosts as lab
+from pressfleet.lab import wpmirror
+from pressfleet.ssh.remote import run
 from tasks.wordpress import bootstrap
 from tests.conftest import TEST_PREFIX, connect_lab, make_site
 
@@ -65,7 +66,7 @@ def releases():
 @pytest.fixture(scope="module")
 def site_host(lab_pool, prefect_harness, releases):
     from flows.provision_wordpress import provision_wordpress
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
 
     host = lab_pool.fresh("rp")
     server = server_for(host)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from pressfleet.remote import run
+from pressfleet.ssh.remote import run
 from pressfleet.validate import InvalidInput
 from tests.conftest import connect_lab, make_site
 

@@ -18,10 +18,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pressfleet import converge, remote, render
-from pressfleet.converge import ManagedFile
-from pressfleet.remote import run
-from pressfleet.site import SiteConfig
+from pressfleet.ssh import converge
+from pressfleet.ssh import remote
+from pressfleet.render import configs as render
+from pressfleet.ssh.converge import ManagedFile
+from pressfleet.ssh.remote import run
+from pressfleet.fleet.siteconfig import SiteConfig
 from tests.conftest import make_site
 
 pytestmark = pytest.mark.lab
@@ -80,7 +82,7 @@ class Host:
 @pytest.fixture(scope="module")
 def host(lab_pool, prefect_harness):
     from flows.provision_wordpress import provision_wordpress
-    from pressfleet.labblocks import server_for
+    from pressfleet.lab.blocks import server_for
 
     h = Host()
     h.lab = lab_pool.fresh("priv")

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from pressfleet.backup import catalog
-from pressfleet.locks import lock_name
-from pressfleet.remote import run
+from pressfleet.fleet.locks import lock_name
+from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab, in_background, make_site
 
 pytestmark = pytest.mark.lab
@@ -103,7 +103,7 @@ def test_a_run_that_would_wait_too_long_is_refused_and_changes_nothing(prefect_h
     from blocks.storage import LocalStorage
     from flows.backup_site import backup_site
     from flows.prune_backups import prune_backups
-    from pressfleet.locks import SiteBusy, site_lock
+    from pressfleet.fleet.locks import SiteBusy, site_lock
     from tests.storage.conftest import free_port
 
     key = ed25519.Ed25519PrivateKey.generate().private_bytes(

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from pressfleet import lab
+from pressfleet.lab import hosts as lab
 from tests.conftest import TEST_PREFIX
 from tests.lab.test_lab import ssh
 
 pytestmark = pytest.mark.lab
 
-CLI = [sys.executable, "-m", "pressfleet.cli"]
+CLI = [sys.executable, "-m", "pressfleet.cli.main"]
 
 
 def _cli(*args: str, env: dict) -> dict:

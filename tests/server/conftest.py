@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pressfleet import stack
+from pressfleet.stack import control as stack
 from pressfleet.paths import ROOT
 from tests.pg import free_port, pid_alive  # noqa: F401 - shared with the tests here
 

@@ -14,8 +14,8 @@ import os
 
 import pytest
 
-from pressfleet import deployments
-from pressfleet.nothing import NO_SERVERS, NO_SITES
+from pressfleet.stack import deployments
+from pressfleet.fleet.nothing import NO_SERVERS, NO_SITES
 from pressfleet.paths import ROOT
 
 pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]

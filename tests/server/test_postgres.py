@@ -1,4 +1,4 @@
-"""The Prefect server of pressfleet.stack on PostgreSQL 15 instead of SQLite.
+"""The Prefect server of pressfleet.stack.control on PostgreSQL 15 instead of SQLite.
 
 A private PostgreSQL cluster is created for the test by tests/pg.py (initdb as the `postgres` user, trust
 auth, data dir and unix socket in a temporary folder, TCP on 127.0.0.1 and a free port), the stack's
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from pressfleet import stack
+from pressfleet.stack import control as stack
 from pressfleet.paths import ROOT
 from tests.pg import running_cluster
 from tests.server.conftest import api_settings, make_config, pid_alive

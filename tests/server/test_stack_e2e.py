@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pressfleet import stack
+from pressfleet.stack import control as stack
 from pressfleet.paths import ROOT
 from tests.server.conftest import make_config, pid_alive
 
@@ -83,7 +83,7 @@ def test_pull_step_placeholder_falls_back_to_the_workers_environment(prefect_api
 
 def test_real_prefect_yaml_deploys_every_deployment(prefect_api):
     cfg = prefect_api.cfg
-    from pressfleet.deployments import compose_files
+    from pressfleet.stack.deployments import compose_files
 
     project = compose_files(ROOT / "prefect.yaml", cfg.environment)  # prefect.yaml with deployments/ (schedules)
     wanted = {d["name"]: d for d in project["deployments"]}

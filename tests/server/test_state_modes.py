@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from pressfleet import deployments, stack
+from pressfleet.stack import deployments
+from pressfleet.stack import control as stack
 from pressfleet.paths import ROOT
 from tests.server.conftest import api_settings, free_port, pid_alive
 

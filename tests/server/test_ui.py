@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pressfleet import stack
+from pressfleet.stack import control as stack
 from pressfleet.paths import ROOT
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(300)]

@@ -182,8 +182,8 @@ def test_catalogue_lists_only_complete_backups_and_follows_chains(tmp_path):
 
 
 def test_restore_test_config_is_loopback_only():
-    from pressfleet.render import render_restore_test_wp_config
-    from pressfleet.site import SiteConfig, WpSalts
+    from pressfleet.render.configs import render_restore_test_wp_config
+    from pressfleet.fleet.siteconfig import SiteConfig, WpSalts
 
     site = SiteConfig(name="blog", domain="blog.lab.test", admin_email="a@lab.test")
     text = render_restore_test_wp_config(site, db_name="pf_rt_ab", db_user="pf_rt_ab", db_password="p" * 24,

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pressfleet import render
+from pressfleet.render import configs as render
 from pressfleet.metrics import collect as c
 from pressfleet.metrics.store import MetricsStore
 
@@ -268,7 +268,7 @@ def test_command_quotes_nothing_itself_and_refuses_bad_ports():
 
 
 def test_site_ref_from_the_site_block_config():
-    from pressfleet.site import SiteConfig
+    from pressfleet.fleet.siteconfig import SiteConfig
 
     cfg = SiteConfig(name="blog", domain="blog.lab.test", admin_email="a@lab.test", tls_mode="self-signed")
     ref = c.SiteRef.from_config(cfg)

@@ -5,7 +5,7 @@ import tarfile
 
 import pytest
 
-from pressfleet.converge import FileState, ManagedFile, files_to_change, parse_file_states, tar_of
+from pressfleet.ssh.converge import FileState, ManagedFile, files_to_change, parse_file_states, tar_of
 
 pytestmark = pytest.mark.unit
 

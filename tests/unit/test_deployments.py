@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pressfleet import deployments as dep
+from pressfleet.stack import deployments as dep
 from pressfleet.paths import ROOT
 from pressfleet.validate import InvalidInput
 
@@ -119,7 +119,7 @@ def test_the_composed_file_is_written_for_the_owner_alone(tmp_path):
 def test_stack_deploy_print_shows_the_composed_file_and_refuses_an_unknown_environment(monkeypatch):
     from typer.testing import CliRunner
 
-    from pressfleet.cli import app
+    from pressfleet.cli.main import app
 
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # never the operator's stack
     ok = CliRunner().invoke(app, ["stack", "deploy", "--env", "production", "--print"])

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from pressfleet import facts
-from pressfleet.facts import FactsParseError, HostFacts, parse_host_facts
+from pressfleet.plan import facts
+from pressfleet.plan.facts import FactsParseError, HostFacts, parse_host_facts
 
 pytestmark = pytest.mark.unit
 

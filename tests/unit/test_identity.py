@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pressfleet import dbnames, sites
+from pressfleet.fleet import dbnames
+from pressfleet.fleet import sites
 from pressfleet import validate as v
-from pressfleet.sites import SavedSite
+from pressfleet.fleet.sites import SavedSite
 from pressfleet.validate import InvalidInput
 
 pytestmark = pytest.mark.unit

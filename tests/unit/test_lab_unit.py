@@ -8,11 +8,11 @@ import sys
 
 import pytest
 
-from pressfleet import lab
+from pressfleet.lab import hosts as lab
 
 pytestmark = pytest.mark.unit
 
-CLI = [sys.executable, "-m", "pressfleet.cli"]
+CLI = [sys.executable, "-m", "pressfleet.cli.main"]
 
 
 @pytest.mark.parametrize("name", ["", "A", "1abc", "a;rm -rf /", "a b", "../etc", "abcdefghijklm", "a_b", "-a"])

@@ -1,4 +1,4 @@
-"""The pure parts of the per-site lock (pressfleet.locks): names, what to acquire, what a run says."""
+"""The pure parts of the per-site lock (pressfleet.fleet.locks): names, what to acquire, what a run says."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pressfleet import locks
+from pressfleet.fleet import locks
 from pressfleet.validate import InvalidInput
 
 pytestmark = pytest.mark.unit

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from blocks.server import Server
 from pressfleet.paths import TEMPLATES
-from pressfleet.render import InvalidInput, render_sshd_conf
+from pressfleet.render.configs import InvalidInput, render_sshd_conf
 from tasks.security import locked_out, parse_keyed_accounts
 
 pytestmark = pytest.mark.unit

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import assume, given, strategies as st
 
-from pressfleet import provision
-from pressfleet.sizing import GiB, InsufficientMemory, MiB
+from pressfleet.plan import desired as provision
+from pressfleet.plan.sizing import GiB, InsufficientMemory, MiB
 
 pytestmark = pytest.mark.unit
 

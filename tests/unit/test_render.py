@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from pressfleet import render
-from pressfleet.render import (
+from pressfleet.render import configs as render
+from pressfleet.render.configs import (
     RenderError,
     render_fail2ban_filters,
     render_fail2ban_jails,
@@ -37,8 +37,8 @@ from pressfleet.render import (
     render_sshd_conf,
     render_wp_config,
 )
-from pressfleet.site import SiteConfig, WpSalts, generate_secret
-from pressfleet.sizing import GiB, plan_host
+from pressfleet.fleet.siteconfig import SiteConfig, WpSalts, generate_secret
+from pressfleet.plan.sizing import GiB, plan_host
 from pressfleet.validate import InvalidInput
 
 pytestmark = pytest.mark.unit

@@ -1,4 +1,4 @@
-"""Which release a re-run installs (pressfleet.wprelease), as plain functions: a re-run never changes core
+"""Which release a re-run installs (pressfleet.plan.wprelease), as plain functions: a re-run never changes core
 behind the person's back, an update is asked for by a new pin, a new URL or `update_core`, never a downgrade."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from blocks.site import WordPressSite
-from pressfleet import wprelease
+from pressfleet.plan import wprelease
 from pressfleet.paths import TEMPLATES
-from pressfleet.wprelease import Decision, Fetched, HostRelease, Recorded, ReleaseRefused, decide, needs_fetch
+from pressfleet.plan.wprelease import Decision, Fetched, HostRelease, Recorded, ReleaseRefused, decide, needs_fetch
 
 pytestmark = pytest.mark.unit
 

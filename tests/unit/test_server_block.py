@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from pydantic import ValidationError
 
 from blocks.server import Server
-from pressfleet import facts, remote
+from pressfleet.plan import facts
+from pressfleet.ssh import remote
 from tasks.host import gather_host_facts
 
 pytestmark = pytest.mark.unit

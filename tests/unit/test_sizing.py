@@ -6,8 +6,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pressfleet import sizing
-from pressfleet.sizing import (
+from pressfleet.plan import sizing
+from pressfleet.plan.sizing import (
     DEFAULT_WORKER_RSS,
     GiB,
     InsufficientMemory,

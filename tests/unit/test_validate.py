@@ -313,9 +313,9 @@ def test_remote_path_under_type():
 
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from pressfleet import render  # noqa: E402
-from pressfleet.site import SiteConfig, WpSalts  # noqa: E402
-from pressfleet.sizing import GiB, plan_host  # noqa: E402
+from pressfleet.render import configs as render  # noqa: E402
+from pressfleet.fleet.siteconfig import SiteConfig, WpSalts  # noqa: E402
+from pressfleet.plan.sizing import GiB, plan_host  # noqa: E402
 
 
 @pytest.mark.parametrize("bad", ["fe80::%x; } location @p { allow all;/128", "fe80::%eth0/128", "fe80::1%a b;c/128"])

@@ -2,7 +2,7 @@
 #
 # Run as:  sh -s -- PACKAGE... < host_facts.sh    (one SSH connection, one command)
 # The positional arguments are the Debian packages whose installed version to report.
-# Read-only: it changes nothing on the server. Parsed by pressfleet.facts.parse_host_facts.
+# Read-only: it changes nothing on the server. Parsed by pressfleet.plan.facts.parse_host_facts.
 # Each section starts with a line "@@pressfleet-facts NAME@@"; the last line is
 # "@@pressfleet-facts end@@", so a cut-off output is detected.
 

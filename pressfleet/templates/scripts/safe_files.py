@@ -1,4 +1,4 @@
-"""pressfleet's file changes on a host, run as root by pressfleet.converge (constant text; arguments in argv).
+"""pressfleet's file changes on a host, run as root by pressfleet.ssh.converge (constant text; arguments in argv).
 
 Root never follows a link anyone could have placed: every folder on a path is opened one name at a time with
 O_NOFOLLOW, starting from /, and every change happens inside that folder's descriptor: new content goes to a fresh

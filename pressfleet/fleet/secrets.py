@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pressfleet.site import WpSalts, generate_secret
+from pressfleet.fleet.siteconfig import WpSalts, generate_secret
 
 
 @dataclass(frozen=True)

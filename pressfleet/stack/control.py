@@ -2,7 +2,7 @@
 
 Plain functions for the CLI (`make demo`) and the tests::
 
-    from pressfleet.stack import StackConfig, up, down, status
+    from pressfleet.stack.control import StackConfig, up, down, status
     st = up()            # idempotent: reuses a live server/worker, (re)deploys prefect.yaml
     print(st.ui_url)
     down()               # SIGTERM worker then server, by recorded PID only
@@ -12,7 +12,7 @@ lands in ~/.prefect), the API/UI URLs for the configured port, analytics off, a 
 persisted results; and umask 077: Prefect's database holds every block's secrets, and flow runs (children
 of the worker) write backups, reports and the metrics store under the state folder. `up()` also takes
 group and other bits off whatever is already in the state folder. Deployments are prefect.yaml put
-together with deployments/ for one environment (`pressfleet.deployments`, PRESSFLEET_ENV, default lab). The PIDs live in `<run_dir>/server.pid` and `<run_dir>/worker.pid`, the logs in
+together with deployments/ for one environment (`pressfleet.stack.deployments`, PRESSFLEET_ENV, default lab). The PIDs live in `<run_dir>/server.pid` and `<run_dir>/worker.pid`, the logs in
 `<run_dir>/server.log` and `<run_dir>/worker.log`.
 
 This module deliberately does not import prefect: the CLI stays fast and the stack's settings are
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from pressfleet import deployments as deployment_files
+from pressfleet.stack import deployments as deployment_files
 from pressfleet.paths import PRIVATE_UMASK, ROOT, private_dirs, secure_tree, state_dir
 
 SERVER = "server"

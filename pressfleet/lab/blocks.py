@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pressfleet.lab import LabHost
+from pressfleet.lab.hosts import LabHost
 
 
 def lab_block_name(host_name: str) -> str:

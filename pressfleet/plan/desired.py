@@ -1,7 +1,7 @@
 """Pure parts of provisioning: which components run, and every file each one puts on the host.
 
 The flow gathers facts (RAM, CPUs, measured PHP worker memory), then asks `desired_files()` for the whole
-desired state, rendered by `pressfleet.render` from `pressfleet/templates/config/`. Nothing here touches a host.
+desired state, rendered by `pressfleet.render.configs` from `pressfleet/templates/config/`. Nothing here touches a host.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from pressfleet import render
-from pressfleet.converge import ManagedFile
-from pressfleet.site import SiteConfig, WpSalts
-from pressfleet.sizing import HostPlan, MiB, plan_host
+from pressfleet.render import configs as render
+from pressfleet.ssh.converge import ManagedFile
+from pressfleet.fleet.siteconfig import SiteConfig, WpSalts
+from pressfleet.plan.sizing import HostPlan, MiB, plan_host
 
 Component = Literal["packages", "os", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx"]
 # Dependency order: the database before WordPress's install, the site's user (made by wordpress) before its

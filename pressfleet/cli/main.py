@@ -8,8 +8,8 @@ import sys
 
 import typer
 
-from pressfleet import lab as lab_mod
-from pressfleet.cliutil import fail as _fail
+from pressfleet.lab import hosts as lab_mod
+from pressfleet.cli.common import fail as _fail
 
 app = typer.Typer(help="pressfleet: WordPress fleet operations as Prefect flows.", no_args_is_help=True)
 lab_app = typer.Typer(help="Pristine Debian 12 lab hosts on this machine.", no_args_is_help=True)
@@ -26,7 +26,7 @@ def use_local_prefect() -> None:
     """
     if "prefect" in sys.modules or os.environ.get("PREFECT_API_URL"):
         return
-    from pressfleet import stack
+    from pressfleet.stack import control as stack
 
     cfg = stack.StackConfig()
     stack.use_in_this_process(cfg, api=stack.healthy(cfg))
@@ -59,7 +59,7 @@ def lab_up(
         _fail(str(exc))
     info = json.loads(host.to_json())
     if not no_block:
-        from pressfleet.labblocks import save_lab_server_block
+        from pressfleet.lab.blocks import save_lab_server_block
 
         try:
             info["block"] = save_lab_server_block(host)
@@ -93,7 +93,7 @@ def lab_down(
         _fail(str(exc))
     removed = []
     if hosts:
-        from pressfleet.labblocks import delete_lab_server_block
+        from pressfleet.lab.blocks import delete_lab_server_block
 
         for host in hosts:
             try:
@@ -113,7 +113,7 @@ def lab_list() -> None:
 @stack_app.command("up")
 def stack_up() -> None:
     """Start (or reuse) the local Prefect server, work pool and worker; register blocks; deploy."""
-    from pressfleet import stack
+    from pressfleet.stack import control as stack
 
     try:
         typer.echo(str(stack.up(log=_stderr)))
@@ -127,7 +127,8 @@ def stack_deploy(
     print_only: bool = typer.Option(False, "--print", help="Print the file prefect deploy would get; deploy nothing."),
 ) -> None:
     """Deploy prefect.yaml with deployments/ (schedules, the environment's parameters) to the local stack."""
-    from pressfleet import deployments, stack
+    from pressfleet.stack import deployments
+    from pressfleet.stack import control as stack
 
     cfg = stack.StackConfig(**({"environment": env} if env else {}))
     try:
@@ -144,7 +145,7 @@ def stack_deploy(
 @stack_app.command("down")
 def stack_down() -> None:
     """Stop the local Prefect worker and server."""
-    from pressfleet import stack
+    from pressfleet.stack import control as stack
 
     typer.echo(json.dumps(stack.down()))
 
@@ -152,7 +153,7 @@ def stack_down() -> None:
 @stack_app.command("status")
 def stack_status() -> None:
     """Show the local Prefect stack."""
-    from pressfleet import stack
+    from pressfleet.stack import control as stack
 
     typer.echo(str(stack.status()))
 
@@ -160,7 +161,7 @@ def stack_status() -> None:
 @app.command("demo")
 def demo(host: str = typer.Option("web1", help="Lab host to run the demo on.")) -> None:
     """Start the local stack and a lab host, then run the main job through its deployment."""
-    from pressfleet import demo as demo_mod
+    from pressfleet.stack import demo as demo_mod
 
     try:
         demo_mod.run(host, log=_stderr)
@@ -189,7 +190,7 @@ def provision(
     refused, and a domain provisioned before keeps its site."""
     from pydantic import ValidationError
 
-    from pressfleet import sites
+    from pressfleet.fleet import sites
 
     try:
         from blocks.server import Server
@@ -236,7 +237,7 @@ def _first_error(exc: Exception) -> str:
 @app.command("down")
 def down_everything() -> None:
     """Stop everything `make demo` started: the worker, the server, every lab host, the proxy."""
-    from pressfleet import stack
+    from pressfleet.stack import control as stack
 
     stopped = {"prefect": stack.down()}
     try:
@@ -247,7 +248,9 @@ def down_everything() -> None:
 
 
 def _register_more() -> None:
-    from pressfleet import cli_analysis, cli_backup, cli_collect
+    from pressfleet.cli import analysis as cli_analysis
+    from pressfleet.cli import backup as cli_backup
+    from pressfleet.cli import collect as cli_collect
 
     cli_backup.register(app)
     cli_collect.register(app)

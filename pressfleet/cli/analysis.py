@@ -1,6 +1,6 @@
 """`pressfleet forecast` and `pressfleet report cost|trends|anomalies`: the analysis flows from a terminal.
 
-Registered on the main command by `register(app)` (pressfleet/cli.py). Each command runs the same flow as its
+Registered on the main command by `register(app)` (pressfleet/cli/main.py). Each command runs the same flow as its
 deployment (against the local Prefect stack when it is up), prints where the report is and a short summary,
 and exits non-zero on failure.
 """
@@ -11,8 +11,8 @@ from typing import Optional
 
 import typer
 
-from pressfleet.cliutil import fail as _fail
-from pressfleet.cliutil import run_or_fail
+from pressfleet.cli.common import fail as _fail
+from pressfleet.cli.common import run_or_fail
 
 STORE_HELP = "Metrics store URL (default: PRESSFLEET_METRICS_URL, else state/metrics.db)."
 

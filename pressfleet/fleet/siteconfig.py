@@ -1,4 +1,4 @@
-"""The pure description of one WordPress site: what the renderers in `pressfleet.render` take.
+"""The pure description of one WordPress site: what the renderers in `pressfleet.render.configs` take.
 
 A `SiteConfig` holds only validated values (see `pressfleet.validate`), is immutable, and derives every
 path and name that the host needs from the site name, so that two sites can never collide and no path is

@@ -26,7 +26,7 @@ from typing import Callable
 from fabric import Connection
 
 from pressfleet.paths import TEMPLATES
-from pressfleet.remote import RemoteCommandError, run
+from pressfleet.ssh.remote import RemoteCommandError, run
 
 STAGED_SUFFIX = ".pressfleet-new"
 LAST_GOOD_SUFFIX = ".pressfleet-last-good"

@@ -497,7 +497,7 @@ def mirror_url(path: str = "") -> str:
 @world_readable  # the lab builds trees other users of a host must read, whatever the caller's umask
 def ensure_mirror() -> dict:
     """Serve the lab's mirror on the bridge; returns the WordPress release's url, sha256 and version."""
-    from pressfleet.wpmirror import build_release
+    from pressfleet.lab.wpmirror import build_release
 
     ensure_network()
     ns = namespace()

@@ -1,7 +1,7 @@
 """`pressfleet backup|restore-test|restore|prune|backups SITE`: the backup flows from a terminal.
 
 SITE is the site's domain (`blog.example.com`), its site name or its block name: all resolve to the same
-saved WordPress Site block (`pressfleet.cliutil.load_site`).
+saved WordPress Site block (`pressfleet.cli.common.load_site`).
 `--storage NAME` picks a storage block (any of Local, S3, GCS, Azure); the default is `local-backups`,
 a folder in the project's state directory. Each command runs the same flow as the deployment and
 exits non-zero when it fails.
@@ -14,9 +14,9 @@ from typing import Optional
 
 import typer
 
-from pressfleet.cliutil import fail as _fail
-from pressfleet.cliutil import load_site
-from pressfleet.cliutil import run_or_fail as _run
+from pressfleet.cli.common import fail as _fail
+from pressfleet.cli.common import load_site
+from pressfleet.cli.common import run_or_fail as _run
 
 
 def _site(name: str):

@@ -10,8 +10,8 @@ from typing import Optional
 
 import typer
 
-from pressfleet.cliutil import fail as _fail
-from pressfleet.cliutil import load_site
+from pressfleet.cli.common import fail as _fail
+from pressfleet.cli.common import load_site
 
 EXIT_FAILED = 1  # nothing was collected: bad input, no servers, or the flow failed
 EXIT_HOST_DOWN = 2  # the round completed and was stored, but at least one server could not be reached

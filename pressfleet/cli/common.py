@@ -29,7 +29,7 @@ def load_site(text: str):
     """The saved WordPressSite that TEXT names: a domain (or alias), a site name or a block name; one clear
     line and exit 1 when none does. Every command that takes a SITE resolves it here."""
     from blocks.site import WordPressSite
-    from pressfleet import sites
+    from pressfleet.fleet import sites
     from pressfleet.validate import InvalidInput
 
     try:

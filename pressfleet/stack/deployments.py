@@ -5,7 +5,7 @@ prefect.yaml says what each deployment runs; beside it, deployments/ says when a
 - `schedules.yaml`: every scheduled deployment's schedules (all environments);
 - `<env>.yaml` (lab, production): per deployment, `parameters` merged over the deployment's, `schedules`
   replacing those of schedules.yaml, `job_variables` merged over the work pool's, `tags` added;
-- `work-pool.json`: the process work pool's base job template (`pressfleet.stack.ensure_work_pool` applies it).
+- `work-pool.json`: the process work pool's base job template (`pressfleet.stack.control.ensure_work_pool` applies it).
 
 Prefect 3.9 has no include between deployment files (YAML anchors and `{{ }}` work within one file), so
 `compose()` merges them, as a pure function of the three parsed files; a name or key that matches nothing is

@@ -55,6 +55,6 @@ def check_droppable(name: str, protected: Iterable[str] = ()) -> str:
 
 def protected_databases() -> set[str]:
     """The saved sites' database names (a site's database is named after the site): never dropped."""
-    from pressfleet import sites
+    from pressfleet.fleet import sites
 
     return {s.name for s in sites.saved_sites()}

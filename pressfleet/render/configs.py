@@ -1,6 +1,6 @@
 """Every configuration file pressfleet puts on a host, rendered from `pressfleet/templates/config/`.
 
-Pure functions: validated models in (`SiteConfig`, the settings of `pressfleet.sizing`, values checked by
+Pure functions: validated models in (`SiteConfig`, the settings of `pressfleet.plan.sizing`, values checked by
 `pressfleet.validate`), text out. Tasks upload the text; they never assemble configuration from strings.
 
 Two guards keep hostile values out of the files:
@@ -23,8 +23,8 @@ import markupsafe
 from pydantic import BaseModel
 
 from pressfleet.paths import TEMPLATES
-from pressfleet.site import SiteConfig, WpSalts
-from pressfleet.sizing import InnodbSettings, OpcacheSettings, PhpFpmSizing, RedisSettings
+from pressfleet.fleet.siteconfig import SiteConfig, WpSalts
+from pressfleet.plan.sizing import InnodbSettings, OpcacheSettings, PhpFpmSizing, RedisSettings
 from pressfleet import validate as _v
 from pressfleet.validate import InvalidInput, cidr, remote_path, secret, unix_user
 
@@ -553,7 +553,7 @@ def render_restore_test_wp_config(
     site: SiteConfig, *, db_name: str, db_user: str, db_password: str, salts: WpSalts, home_url: str, abspath: str,
 ) -> str:
     """wp-config.php of a restore-test copy: a scratch database, WP_HOME on loopback, no Redis, no cron."""
-    from pressfleet.dbnames import check_scratch
+    from pressfleet.fleet.dbnames import check_scratch
 
     site = _valid(site, SiteConfig, "site")
     salts = _valid(salts, WpSalts, "salts")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from pressfleet import lab, stack
+from pressfleet.lab import hosts as lab
+from pressfleet.stack import control as stack
 
 
 def block_ref(block) -> dict:
@@ -34,7 +35,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     stack.use_in_this_process(cfg, api=True)
 
     from blocks.server import Server
-    from pressfleet.labblocks import save_lab_server_block
+    from pressfleet.lab.blocks import save_lab_server_block
 
     t = time.monotonic()
     host = lab.up(host_name, log=log)
@@ -48,8 +49,8 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     log(f"host-facts ran through its deployment: flow run {flow_run.name} Completed [{time.monotonic() - t:.1f} s]")
 
     from blocks.site import WordPressSite
-    from pressfleet import sites
-    from pressfleet.sitesecrets import secret_block_name
+    from pressfleet.fleet import sites
+    from pressfleet.fleet.secrets import secret_block_name
 
     t = time.monotonic()
     release = lab.ensure_mirror()

@@ -49,7 +49,7 @@ def _apt(args: list[str], cwd: Path, apt_dir: Path | None) -> subprocess.Complet
 
 def _private_apt(suite: str, root: Path) -> Path:
     """A private apt folder that knows SUITE from the same Debian mirror this machine uses."""
-    from pressfleet.lab import _debian_mirror
+    from pressfleet.lab.hosts import _debian_mirror
 
     apt_dir = root / f"apt-{suite}"
     for sub in ("lists/partial", "cache/archives/partial"):
