@@ -31,18 +31,3 @@ def fill(store_url: str | None = None, *, end: Any = None) -> dict:
     hist = generate_history(seed=DEMO_SEED, hosts=DEMO_HOSTS, days=DEMO_DAYS, end=end_ts)
     return {"written": st.write_points(hist.points), "already": False, "url": _shown(st.url),
             "hosts": hist.hosts, "end": end_ts.isoformat()}
-
-
-def fill_and_forecast(store_url: str | None = None) -> dict:
-    """Fill the store with generated history (idempotent) and run the forecast-capacity flow.
-
-    Returns where the report is: {"report": markdown path, "directory", "charts", "attention": [...],
-    "written": points newly stored, "store": URL}.
-    """
-    filled = fill(store_url)
-    from flows.forecast_capacity import forecast_capacity
-
-    res = forecast_capacity(store_url=store_url)
-    return {"report": res.markdown, "directory": res.directory, "charts": res.charts,
-            "attention": [f"{r.host} {r.resource}: {r.status}: {r.advice}" for r in res.attention],
-            "written": filled["written"], "store": filled["url"]}

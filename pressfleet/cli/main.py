@@ -191,6 +191,7 @@ def provision(
     from pydantic import ValidationError
 
     from pressfleet.fleet import sites
+    from pressfleet.lab import blocks as lab_blocks
 
     try:
         from blocks.server import Server
@@ -198,7 +199,7 @@ def provision(
 
         site_name, block_name = sites.claim_site_name(domain, name, sites.saved_sites())
         fields = dict(name=site_name, domain=domain, admin_email=email or f"admin@{domain}", title=title)
-        release = sites.lab_release_for(server) if not release_url else None
+        release = lab_blocks.lab_release_for(server) if not release_url else None
         fields["tls_mode"] = tls or ("self-signed" if release else "acme")
         if release_url or release:
             fields["release_url"] = release_url or release["url"]

@@ -140,12 +140,3 @@ def resolve_site_block(text: str, saved: list[SavedSite]) -> str:
         raise InvalidInput(f"more than one site block is named {text!r} "
                            f"({', '.join(s.block for s in by_name)}): name the block.")
     raise InvalidInput(f"no saved WordPress site is {text!r} (as a domain, a site name or a block name).")
-
-
-def lab_release_for(server_block_name: str) -> dict | None:
-    """Lab hosts cannot reach wordpress.org: for a `lab-*` server, the lab mirror's release (url, sha256)."""
-    if not server_block_name.startswith("lab-"):
-        return None
-    from pressfleet.lab import hosts as lab
-
-    return lab.ensure_mirror()

@@ -45,3 +45,12 @@ def delete_lab_server_block(host: LabHost) -> str | None:
         return None
     Server.delete(name)
     return name
+
+
+def lab_release_for(server_block_name: str) -> dict | None:
+    """Lab hosts cannot reach wordpress.org: for a `lab-*` server, the lab mirror's release (url, sha256)."""
+    if not server_block_name.startswith("lab-"):
+        return None
+    from pressfleet.lab import hosts as lab
+
+    return lab.ensure_mirror()

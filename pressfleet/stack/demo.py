@@ -114,3 +114,20 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
     )
     return {"flow_run_id": str(flow_run.id), "facts": facts, "provision_run_id": str(prov_run.id), "report": report,
             "backup": backup, "restore_test": proof, "forecast": forecast.markdown}
+
+
+def fill_and_forecast(store_url: str | None = None) -> dict:
+    """Fill the store with generated history (idempotent) and run the forecast-capacity flow.
+
+    Returns where the report is: {"report": markdown path, "directory", "charts", "attention": [...],
+    "written": points newly stored, "store": URL}.
+    """
+    from pressfleet.analysis.demo import fill
+
+    filled = fill(store_url)
+    from flows.forecast_capacity import forecast_capacity
+
+    res = forecast_capacity(store_url=store_url)
+    return {"report": res.markdown, "directory": res.directory, "charts": res.charts,
+            "attention": [f"{r.host} {r.resource}: {r.status}: {r.advice}" for r in res.attention],
+            "written": filled["written"], "store": filled["url"]}

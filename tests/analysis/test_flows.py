@@ -120,7 +120,7 @@ def test_trend_report(prefect_harness, fleet, state):
 
 
 def test_the_demo_fills_the_store_once_and_forecasts(prefect_harness, tmp_path, state):
-    from pressfleet.analysis.demo import fill_and_forecast
+    from pressfleet.stack.demo import fill_and_forecast
 
     url = f"sqlite:///{tmp_path / 'demo.db'}"
     out = fill_and_forecast(url)
