@@ -3,6 +3,7 @@ its wp-content and its vhost, pool and wp-config files go to storage with a mani
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Optional
 
 from prefect import flow, get_run_logger
@@ -12,11 +13,28 @@ from prefect.blocks.system import Secret
 from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
+from pressfleet.analysis.metric_names import BACKUP_BYTES
 from pressfleet.backup import report
 from pressfleet.fleet.nothing import no_saved_sites, nothing_to_do
-from pressfleet.backup.targets import sites_or_all, storage_block
+from pressfleet.backup.targets import server_of, sites_or_all, storage_block
 from pressfleet.fleet.locks import site_lock
+from pressfleet.metrics.collect import host_label
+from pressfleet.metrics.store import open_store
 from tasks.backup import backup_one
+
+
+def record_backup_bytes(server, domain: str, provider: str, total: int) -> None:
+    """Store `backup_bytes` (what the site's backups occupy in this storage) for the cost report.
+    A metrics store that cannot be written costs a warning, never the backup."""
+    storage_class = "hot" if provider == "azure" else "standard"  # what pressfleet writes with
+    try:
+        open_store().write_points([{"time": datetime.now(UTC), "host": host_label(server), "site": domain,
+                                    "metric": BACKUP_BYTES,
+                                    "labels": {"provider": provider, "storage_class": storage_class},
+                                    "value": float(total)}])
+    except Exception as exc:  # noqa: BLE001 - the backup itself succeeded
+        get_run_logger().warning("backup_bytes not recorded in the metrics store: %s", exc)
+
 
 @flow(name="backup-site")
 def backup_site(
@@ -42,6 +60,8 @@ def backup_site(
         return nothing_to_do("backup-site")
     store_block = storage_block(storage)
     targets = sites_or_all(site)
+    by_name = {s.name: s for s in targets}
+    provider = store_block.store().provider
     with site_lock([s.name for s in targets], "backup-site", logger=get_run_logger()) as lock:
         futures = {s.name: backup_one.submit(s, store_block, server, encryption_key, full_every_days, full)
                    for s in targets}
@@ -52,6 +72,8 @@ def backup_site(
             except Exception as exc:
                 failures.append(f"{name}: {exc}")
                 continue
+            record_backup_bytes(server_of(by_name[name], server), by_name[name].config().domain, provider,
+                                summary["stored_bytes"])
             summaries.append({**summary, "lock_waited_seconds": round(lock.waited, 1)})
             rows.append(report.backup_row(name, summary))
             notes += [f"{name}: {n}" for n in summary["notes"]]

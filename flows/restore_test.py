@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional
+import contextlib
+from typing import Iterator, Optional
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
@@ -14,7 +15,31 @@ from blocks.storage import AnyStorage
 from pressfleet.fleet.nothing import no_saved_sites, nothing_to_do
 from pressfleet.backup.targets import sites_or_all, storage_block
 from pressfleet.fleet.locks import site_lock
+from pressfleet.lab import hosts as lab
+from pressfleet.lab.blocks import server_for
+from pressfleet.validate import InvalidInput
 from tasks.backup import restore_test_one
+
+
+@contextlib.contextmanager
+def scratch_server(site_name: str, scratch=None, log=None) -> Iterator[tuple[object, str]]:
+    """The configured scratch server, or a fresh lab host (stopped afterwards) on the control machine."""
+    if scratch is not None:
+        yield scratch, scratch.address
+        return
+    name = ("rt-" + site_name.replace("_", "-"))[:12].rstrip("-")
+    try:
+        host = lab.up(name, log=log or (lambda m: None))
+    except lab.LabError as exc:
+        raise InvalidInput(
+            f"no scratch server was given and no lab host can be booted here ({str(exc).rstrip('.')}): set the "
+            "restore-test's `scratch` parameter to a Server block (`--scratch SERVER_BLOCK` from the command line)"
+        ) from None
+    try:
+        yield server_for(host), f"fresh lab host {name} ({host.address})"
+    finally:
+        lab.down(name)
+
 
 @flow(name="restore-test")
 def restore_test(
@@ -43,7 +68,9 @@ def restore_test(
     with site_lock([s.name for s in targets], "restore-test", logger=get_run_logger()) as lock:
         for s in targets:
             try:
-                results.append(restore_test_one(s, store_block, scratch, backup_id, encryption_key, keep_scratch))
+                with scratch_server(s.name, scratch, log=get_run_logger().info) as (server, where):
+                    results.append(restore_test_one(s, store_block, server, where, backup_id, encryption_key,
+                                                    keep_scratch))
             except Exception as exc:
                 failures.append(f"{s.name}: {exc}")
     lines = ["# Restore tests", "", *([lock.note, ""] if lock.note else []),

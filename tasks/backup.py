@@ -1,22 +1,24 @@
 """Backup tasks: one site's backup, restore-test, restore, prune and binary-log shipping.
 
 Each task opens its own pinned-key SSH connection, resolves the encryption key itself (so the key is
-never a task input Prefect records), and returns a plain dict summary the flows put in artifacts.
+never a task input Prefect records), and returns a plain dict summary the flows put in artifacts. The
+flows compose the rest: the scratch lab host of a restore-test and the metrics store's backup_bytes.
 """
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Iterator, Optional
+from typing import Optional
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NONE
 
 from pressfleet.ssh import converge
-from pressfleet.backup import catalog, engine
+from pressfleet.backup import binlogs, catalog, engine, restore, restoretest
 from pressfleet.backup.retention import binlogs_not_needed, plan_prune
 from pressfleet.backup.targets import encryption_secret, server_of
+from pressfleet.storage.base import StorageError
+from pressfleet.validate import InvalidInput
 from tasks.common import connected
 
 # What a scratch host needs to prove a backup: MariaDB, PHP's CLI (its built-in server boots the copy),
@@ -43,25 +45,6 @@ def _summary(site_name: str, result: engine.BackupResult, entries: list[catalog.
     }
 
 
-def _record_backup_bytes(server, domain: str, store, entries: list[catalog.CatalogEntry]) -> None:
-    """Store `backup_bytes` (what the site's backups occupy in this storage) for the cost report.
-    A metrics store that cannot be written costs a warning, never the backup."""
-    from pressfleet.analysis.metric_names import BACKUP_BYTES
-    from pressfleet.metrics.collect import host_label
-    from pressfleet.metrics.store import open_store
-
-    host = host_label(server)
-    provider = store.provider
-    storage_class = "hot" if provider == "azure" else "standard"  # what pressfleet writes with
-    try:
-        total = sum(p.size for e in entries for p in e.manifest.parts)
-        open_store().write_points([{"time": datetime.now(UTC), "host": host, "site": domain, "metric": BACKUP_BYTES,
-                                    "labels": {"provider": provider, "storage_class": storage_class},
-                                    "value": float(total)}])
-    except Exception as exc:  # noqa: BLE001 - the backup itself succeeded
-        get_run_logger().warning("backup_bytes not recorded in the metrics store: %s", exc)
-
-
 @task(name="backup", cache_policy=NONE, retries=0)
 def backup_one(site, storage, server=None, key_block=None, full_every_days: int = 7, full: bool = False) -> dict:
     """Back one site up to storage: database, wp-content (changed files only on incremental runs), configs."""
@@ -75,7 +58,7 @@ def backup_one(site, storage, server=None, key_block=None, full_every_days: int 
     entries = catalog.list_backups(store, config.name, secret)  # read once: the summary's RTO and backup_bytes
     result.notes.extend(f"left out of the catalogue: {p}" for p in entries.problems)
     summary = _summary(config.name, result, entries)
-    _record_backup_bytes(chosen, config.domain, store, entries)
+    summary["stored_bytes"] = sum(p.size for e in entries for p in e.manifest.parts)  # the flow records it
     get_run_logger().info(
         "%s: %s backup %s, %d bytes stored in %.1f s (%d of %d files read)", config.name, summary["kind"],
         summary["backup"], summary["bytes"], summary["seconds"], summary["files_changed"], summary["files_total"])
@@ -84,34 +67,11 @@ def backup_one(site, storage, server=None, key_block=None, full_every_days: int 
     return summary
 
 
-@contextlib.contextmanager
-def scratch_server(site_name: str, scratch=None, log=None) -> Iterator[tuple[object, str]]:
-    """The configured scratch server, or a fresh lab host (stopped afterwards) on the control machine."""
-    if scratch is not None:
-        yield scratch, scratch.address
-        return
-    from pressfleet.lab import hosts as lab
-    from pressfleet.lab.blocks import server_for
-
-    name = ("rt-" + site_name.replace("_", "-"))[:12].rstrip("-")
-    try:
-        host = lab.up(name, log=log or (lambda m: None))
-    except lab.LabError as exc:
-        raise engine.InvalidInput(
-            f"no scratch server was given and no lab host can be booted here ({str(exc).rstrip('.')}): set the "
-            "restore-test's `scratch` parameter to a Server block (`--scratch SERVER_BLOCK` from the command line)"
-        ) from None
-    try:
-        yield server_for(host), f"fresh lab host {name} ({host.address})"
-    finally:
-        lab.down(name)
-
-
 @task(name="restore-test", cache_policy=NONE)
-def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = None, key_block=None,
+def restore_test_one(site, storage, scratch, where: str, backup_id: Optional[str] = None, key_block=None,
                      keep: bool = False) -> dict:
-    """Restore a site's newest backup on a scratch target and prove it; mark it verified if it is, and
-    record a failure (the site's next backup is then a full one) if it is not."""
+    """Restore a site's newest backup on the scratch server SCRATCH (described as WHERE) and prove it; mark
+    it verified if it is, and record a failure (the site's next backup is then a full one) if it is not."""
     secret = encryption_secret(key_block, storage)
     store = storage.store()
     config = site.config()
@@ -119,17 +79,16 @@ def restore_test_one(site, storage, scratch=None, backup_id: Optional[str] = Non
         catalog.newest(store, config.name, secret).manifest
     started = datetime.now(UTC)
     logger = get_run_logger()
-    with scratch_server(config.name, scratch, log=logger.info) as (server, where):
-        with connected(server) as conn:
-            installed = converge.ensure_packages(conn, RESTORE_TEST_PACKAGES)
-            converge.ensure_service(conn, "mariadb")
-            try:
-                result = engine.restore_test(conn, config, store, manifest, secret, release_url=site.release_url,
-                                             release_sha256=site.release_sha256, keep=keep)
-            except Exception as exc:
-                # the next backup is a full one: it does not build on a chain that failed its proof
-                catalog.mark_restore_test_failed(store, config.name, manifest.backup_id, datetime.now(UTC), str(exc))
-                raise
+    with connected(scratch) as conn:
+        installed = converge.ensure_packages(conn, RESTORE_TEST_PACKAGES)
+        converge.ensure_service(conn, "mariadb")
+        try:
+            result = restoretest.restore_test(conn, config, store, manifest, secret, release_url=site.release_url,
+                                              release_sha256=site.release_sha256, keep=keep)
+        except Exception as exc:
+            # the next backup is a full one: it does not build on a chain that failed its proof
+            catalog.mark_restore_test_failed(store, config.name, manifest.backup_id, datetime.now(UTC), str(exc))
+            raise
     seconds = round((datetime.now(UTC) - started).total_seconds(), 2)
     checks = ([f"scratch target: {where}" + (f" ({len(installed)} packages installed)" if installed else "")]
               + result.checks)
@@ -155,7 +114,7 @@ def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optio
             try:
                 catalog.delete_backup(store, site_name, backup_id)
                 deleted.append(backup_id)
-            except engine.StorageError as exc:
+            except StorageError as exc:
                 locked.append(f"{backup_id}: {exc}")
     # Parts of runs cut off more than a day ago (no manifest: never listed, never restorable) go too.
     cutoff = catalog.new_backup_id((now or datetime.now(UTC)) - timedelta(days=1))
@@ -176,7 +135,7 @@ def prune_one(site_name: str, storage, policy, dry_run: bool = False, now: Optio
                 try:
                     for key in reversed(logs[instance][name]):  # the record first
                         store.delete(key)
-                except engine.StorageError as exc:
+                except StorageError as exc:
                     locked.append(f"binary log {name}: {exc}")
                     continue
             binlogs_removed.append(name)
@@ -195,18 +154,18 @@ def restore_one(site, storage, target, backup_id: Optional[str], parts: list[str
     secret = encryption_secret(key_block, storage)
     store = storage.store()
     config = site.config()
-    engine.parse_parts(parts)  # refuse bad parts before anything is read
+    restore.parse_parts(parts)  # refuse bad parts before anything is read
     if backup_id:
         manifest = catalog.load_manifest(store, config.name, backup_id, secret)
     elif until is not None:
         before = [e for e in catalog.list_backups(store, config.name, secret) if e.manifest.started_at <= until]
         if not before:
-            raise engine.InvalidInput(f"{config.name} has no backup taken before {until.isoformat()}")
+            raise InvalidInput(f"{config.name} has no backup taken before {until.isoformat()}")
         manifest = before[-1].manifest
     else:
         manifest = catalog.newest(store, config.name, secret).manifest
     with connected(target) as conn:
-        result = engine.restore(conn, config, store, manifest, secret, parts, until=until)
+        result = restore.restore(conn, config, store, manifest, secret, parts, until=until)
     return {"site": config.name, "backup": result.backup_id, "restored": result.restored, "seconds": result.seconds,
             "chain": result.chain, "tables": len(result.rows), "rows": sum(result.rows.values()),
             "until": result.binlog_events_until, "target": target.address}
@@ -218,5 +177,5 @@ def ship_one(site, storage, server=None, key_block=None) -> dict:
     secret = encryption_secret(key_block, storage)
     config = site.config()
     with connected(server_of(site, server)) as conn:
-        out = engine.ship_binlogs(conn, config, storage.store(), secret)
+        out = binlogs.ship_binlogs(conn, config, storage.store(), secret)
     return {"site": config.name, **out}

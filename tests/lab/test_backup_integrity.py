@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pressfleet.backup import catalog, engine
+from pressfleet.backup import catalog, parts as stored, remote, restore
 from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab
 from tests.lab.test_backup import corrupt_files_part, local_storage, on_host, site, sql  # noqa: F401 - shared
@@ -139,7 +139,7 @@ def test_web_root_files_are_backed_up_proved_file_by_file_and_restored(provision
     [full] = backup_site(site=site, storage=local_storage, full=True)
     store = local_storage.store()
     manifest = catalog.load_manifest(store, "blog", full["backup"])
-    index = {e.path: e for e in engine.read_index(store, manifest, None)}
+    index = {e.path: e for e in stored.read_index(store, manifest, None)}
     for name, text in PLANTED.items():
         assert index[name].sha256 == hashlib.sha256(text.encode()).hexdigest(), name
     assert "index.php" not in index and "wp-includes/version.php" not in index  # core comes from the release
@@ -153,14 +153,14 @@ def test_web_root_files_are_backed_up_proved_file_by_file_and_restored(provision
     chain = catalog.chain(store, "blog", manifest)
     wanted = list(index.values())
     with connect_lab(provisioned.host) as conn:
-        stage = engine.make_staging(conn, "/root", "pftest")
+        stage = remote.make_staging(conn, "/root", "pftest")
         try:
-            engine.extract_files(conn, store, chain, wanted, None, stage)
-            assert engine.check_staged(conn, f"{stage}/tree", wanted, manifest.backup_id, hashes=True) >= 5
+            restore.extract_files(conn, store, chain, wanted, None, stage)
+            assert restore.check_staged(conn, f"{stage}/tree", wanted, manifest.backup_id, hashes=True) >= 5
             run(conn, ["sh", "-c", "rm \"$1/ads.txt\" && head -c 200000 /dev/zero > \"$1/$2\"", "sh",
                        f"{stage}/tree", "wp-content/uploads/2026/12/scan.bin"])
-            with pytest.raises(engine.BrokenPart) as broken:
-                engine.check_staged(conn, f"{stage}/tree", wanted, manifest.backup_id, hashes=True)
+            with pytest.raises(stored.BrokenPart) as broken:
+                restore.check_staged(conn, f"{stage}/tree", wanted, manifest.backup_id, hashes=True)
             assert "ads.txt is missing from the restored copy" in str(broken.value)
             assert "wp-content/uploads/2026/12/scan.bin has sha256" in str(broken.value)
         finally:

@@ -3,7 +3,7 @@ forwarding on (most machines that run Docker), and the lab's hosts still cannot 
 
 This machine keeps forwarding off, so the test makes such a machine: a network namespace of its own with
 net.ipv4.ip_forward=1 and an "outside" network routed from it, and runs the restore-test's target selection
-(`tasks.backup.scratch_server`) inside it, in a lab namespace of its own (bridge, proxy, hosts folder)."""
+(`flows.restore_test.scratch_server`) inside it, in a lab namespace of its own (bridge, proxy, hosts folder)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ SCRIPT = r"""
 import json, subprocess, sys
 from pressfleet.lab import hosts as lab
 from pressfleet.ssh.remote import run
-from tasks.backup import scratch_server
+from flows.restore_test import scratch_server
 
 def reach(conn):
     r = run(conn, ["sh", "-c", "ip route replace default via \"$1\" && curl -sS -m 3 -o /dev/null -w '%{http_code}' "
@@ -128,7 +128,7 @@ def test_restore_test_default_scratch_works_with_global_forwarding_on(forwarding
 REFUSAL = r"""
 from pressfleet.lab import hosts as lab
 from pressfleet.validate import InvalidInput
-from tasks.backup import scratch_server
+from flows.restore_test import scratch_server
 try:
     with scratch_server("fwd", None):
         print("BOOTED")

@@ -53,7 +53,8 @@ def test_a_restore_leaves_databases_named_like_the_old_staging_alone(provisioned
 
 
 def test_no_drop_of_a_database_a_site_uses(provisioned, prefect_harness):
-    from pressfleet.backup.engine import drop_database, script
+    from pressfleet.backup.database import drop_database
+    from pressfleet.backup.remote import script
 
     with connect_lab(provisioned.host) as conn:
         with pytest.raises(InvalidInput, match="refusing to drop database 'blog'"):

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pressfleet.backup import catalog, crypto, engine
+from pressfleet.backup import catalog, crypto, parts as stored
 from pressfleet.backup.manifest import BackupManifest
 
 PASSPHRASE = "a passphrase long enough for pressfleet 0123"
@@ -27,18 +27,18 @@ def test_a_passphrase_backup_on_each_backend_reads_back_and_refuses_what_was_tam
     manifests = []
     for n, backup_id in enumerate(ids):
         key = catalog.part_key("blog", backup_id, "files", True)
-        part = engine.upload_part(store, key, "files", io.BytesIO(b"archive %d" % n * 1000), PASSPHRASE)
+        part = stored.upload_part(store, key, "files", io.BytesIO(b"archive %d" % n * 1000), PASSPHRASE)
         manifests.append(catalog.write_manifest(store, BackupManifest(
             site="blog", backup_id=backup_id, started_at=T0 + timedelta(days=n), ended_at=T0 + timedelta(days=n),
             wordpress_version="6.1.9", parts=[part]), PASSPHRASE))
     listed = catalog.list_backups(store, "blog", PASSPHRASE)
     assert [e.manifest.backup_id for e in listed] == ids and listed.problems == []
-    with engine.open_part(store, listed[1].manifest, "files", PASSPHRASE) as plain:
+    with stored.open_part(store, listed[1].manifest, "files", PASSPHRASE) as plain:
         assert plain.read() == b"archive 1" * 1000
     # the first backup's archive stored under the second's name does not decrypt
     store.put_bytes(manifests[1].parts[0].key, store.get_bytes(manifests[0].parts[0].key))
-    with pytest.raises(engine.BrokenPart, match="does not decrypt"):
-        with engine.open_part(store, manifests[1], "files", PASSPHRASE) as plain:
+    with pytest.raises(stored.BrokenPart, match="does not decrypt"):
+        with stored.open_part(store, manifests[1], "files", PASSPHRASE) as plain:
             plain.read()
     # an edited manifest is named, the other still listed
     raw = json.loads(store.get_bytes(catalog.manifest_key("blog", ids[0])))

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pressfleet.backup import catalog, crypto, engine
+from pressfleet.backup import binlogs, catalog, crypto, parts as stored
 from pressfleet.backup.manifest import BackupManifest, NewerFormat
 from pressfleet.backup.report import catalog_markdown
 from pressfleet.backup.retention import RetentionPolicy, plan_prune
@@ -37,12 +37,12 @@ def store(tmp_path):
 
 def _backup(store, backup_id: str, secret, *, parent: BackupManifest | None = None, rows: int = 10,
             when: datetime = T0) -> BackupManifest:
-    """A backup as take_backup stores it (parts through engine.upload_part, manifest last), without a host."""
+    """A backup as take_backup stores it (parts through stored.upload_part, manifest last), without a host."""
     encrypted = bool(secret)
     parts = []
     for name, body in (("database", b"dump of " + backup_id.encode()), ("files", os.urandom(3000))):
         key = catalog.part_key(SITE, backup_id, name, encrypted)
-        parts.append(engine.upload_part(store, key, name, io.BytesIO(body), secret, {"site": SITE}))
+        parts.append(stored.upload_part(store, key, name, io.BytesIO(body), secret, {"site": SITE}))
     manifest = BackupManifest(
         site=SITE, backup_id=backup_id, kind="incremental" if parent else "full",
         parent_id=parent.backup_id if parent else None, started_at=when, ended_at=when + timedelta(seconds=5),
@@ -143,10 +143,10 @@ def test_a_swapped_part_is_refused(store):
     a = _backup(store, "20261101T020000Z", key)
     b = _backup(store, "20261102T020000Z", key, parent=a, when=T0 + timedelta(days=1))
     store.put_bytes(b.part("files").key, store.get_bytes(a.part("files").key))  # A's archive under B's name
-    with pytest.raises(engine.BrokenPart, match="part 'files' of backup '20261102T020000Z'"):
-        with engine.open_part(store, b, "files", key) as plain:
+    with pytest.raises(stored.BrokenPart, match="part 'files' of backup '20261102T020000Z'"):
+        with stored.open_part(store, b, "files", key) as plain:
             plain.read()
-    with engine.open_part(store, a, "files", key) as plain:  # the original still reads
+    with stored.open_part(store, a, "files", key) as plain:  # the original still reads
         assert len(plain.read()) == 3000
 
 
@@ -220,16 +220,16 @@ def test_binlog_records_are_authenticated_and_bound_to_their_log(store):
     key = crypto.new_key_text()
     instance = "0b5e4c1a-2d3f-4e5a-8b9c-0d1e2f3a4b5c"
     for name in ("mariadb-bin.000001", "mariadb-bin.000002"):
-        obj = engine.binlog_key(SITE, instance, name, True)
-        part = engine.upload_part(store, obj, name, io.BytesIO(b"events of " + name.encode()), key)
+        obj = binlogs.binlog_key(SITE, instance, name, True)
+        part = stored.upload_part(store, obj, name, io.BytesIO(b"events of " + name.encode()), key)
         catalog.write_binlog_record(store, part, key)
-    assert set(engine.shipped_binlogs(store, SITE, instance, key)) == {"mariadb-bin.000001", "mariadb-bin.000002"}
-    one = engine.binlog_key(SITE, instance, "mariadb-bin.000001", True) + ".json"
-    two = engine.binlog_key(SITE, instance, "mariadb-bin.000002", True) + ".json"
+    assert set(binlogs.shipped_binlogs(store, SITE, instance, key)) == {"mariadb-bin.000001", "mariadb-bin.000002"}
+    one = binlogs.binlog_key(SITE, instance, "mariadb-bin.000001", True) + ".json"
+    two = binlogs.binlog_key(SITE, instance, "mariadb-bin.000002", True) + ".json"
     record = json.loads(store.get_bytes(one))
     store.put_bytes(one, json.dumps({**record, "part": {**record["part"], "sha256": "0" * 64}}).encode())
     with pytest.raises(catalog.Unauthentic, match="does not authenticate"):
-        engine.shipped_binlogs(store, SITE, instance, key)
+        binlogs.shipped_binlogs(store, SITE, instance, key)
     store.put_bytes(one, store.get_bytes(two))  # log 2's valid record in log 1's place
     with pytest.raises(catalog.Unauthentic, match="copied or moved"):
         catalog.read_binlog_record(store, one, key)
@@ -304,9 +304,9 @@ def test_a_newer_format_is_refused_by_name_and_an_older_one_read(store):
 def test_shipping_counts_a_record_that_does_not_authenticate_as_not_shipped(store):
     key = crypto.new_key_text()
     instance = "0b5e4c1a-2d3f-4e5a-8b9c-0d1e2f3a4b5c"
-    obj = engine.binlog_key(SITE, instance, "mariadb-bin.000001", True)
-    part = engine.upload_part(store, obj, "mariadb-bin.000001", io.BytesIO(b"events"), key)
+    obj = binlogs.binlog_key(SITE, instance, "mariadb-bin.000001", True)
+    part = stored.upload_part(store, obj, "mariadb-bin.000001", io.BytesIO(b"events"), key)
     store.put_bytes(obj + ".json", part.model_dump_json().encode())  # as pressfleet wrote it before records had MACs
-    assert engine.shipped_binlogs(store, SITE, instance, key, strict=False) == {}  # ship-binlogs ships it again
+    assert binlogs.shipped_binlogs(store, SITE, instance, key, strict=False) == {}  # ship-binlogs ships it again
     with pytest.raises(catalog.Unauthentic):
-        engine.shipped_binlogs(store, SITE, instance, key)  # a restore never trusts it
+        binlogs.shipped_binlogs(store, SITE, instance, key)  # a restore never trusts it

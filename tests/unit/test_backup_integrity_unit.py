@@ -14,7 +14,7 @@ import zstandard
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pressfleet.backup import binlogchain, catalog, engine
+from pressfleet.backup import binlogchain, binlogs, catalog, engine
 from pressfleet.backup.index import (
     WEBROOT,
     Entry,
@@ -79,8 +79,8 @@ def test_logs_stop_short_or_reach_the_time_asked_for():
 
 
 def test_binlog_times_are_read_in_utc():
-    assert engine._binlog_time("created 1\nlast 261201  9:05:01\n") == datetime(2026, 12, 1, 9, 5, 1, tzinfo=UTC)
-    assert engine._binlog_time("created 1\n") is None
+    assert binlogs._binlog_time("created 1\nlast 261201  9:05:01\n") == datetime(2026, 12, 1, 9, 5, 1, tzinfo=UTC)
+    assert binlogs._binlog_time("created 1\n") is None
 
 
 # --- item 11: the web root's own files, what the archive carried, the restored tree ---------------------------

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pressfleet.backup import catalog
 from pressfleet.backup.crypto import CHUNK, DecryptingReader, DecryptionError, EncryptingReader, new_key_text
 from pressfleet.backup.dumpinfo import compare_rows, parse_counts, parse_dump_report
-from pressfleet.backup.engine import parse_parts
+from pressfleet.backup.restore import parse_parts
 from pressfleet.backup.index import Entry, dump_index, holders, load_index, parse_inventory, plan_files, select
 from pressfleet.backup.manifest import BackupManifest, ManifestPart
 from pressfleet.validate import InvalidInput
@@ -100,7 +100,7 @@ _STATE = st.lists(st.tuples(st.text("abc/", min_size=1, max_size=6), st.integers
 @given(st.lists(_STATE, min_size=1, max_size=4))
 def test_a_chain_restores_exactly_the_newest_index(states):
     """Each backup of a chain holds exactly what is new or changed since its parent (everything else keeps
-    its holder); extracting the holders' archives oldest first (as engine.extract_files does), then
+    its holder); extracting the holders' archives oldest first (as restore.extract_files does), then
     deleting what the index lacks, gives the newest state with every file from the backup its index names."""
     def entries(items):
         return [Entry("wp-content/" + p, "f", v, str(v), str(v)) for p, v in items]
