@@ -24,7 +24,8 @@ from pressfleet.fleet.secrets import site_secrets
 from pressfleet.fleet.siteconfig import SiteConfig
 from tasks.base import install_packages, stack_packages
 from tasks.checks import Check, verify_site
-from tasks.common import connected
+from pressfleet.ssh import converge
+from tasks.common import connected, run_connections
 from tasks.host import gather_host_facts
 from tasks.mariadb import configure_mariadb
 from tasks.nginx import configure_nginx
@@ -39,7 +40,8 @@ from tasks.wordpress import configure_wordpress
 def sizing_inputs(server: Server, site: SiteConfig) -> dict:
     """The PHP workers' measured memory, the figure recorded last time, and the control side's address."""
     with connected(server) as conn:
-        samples = measured_worker_memory(conn, site)
+        # A dry run sends the site no requests (they would warm caches): the recorded figure stands.
+        samples = [] if converge.current_dry_run() is not None else measured_worker_memory(conn, site)
         recorded = run(conn, ["cat", provision.SIZING_RECORD], check=False)
         client = run(conn, ["sh", "-c", 'echo "${SSH_CLIENT%% *}"']).stdout.strip()
     previous = None
@@ -49,6 +51,56 @@ def sizing_inputs(server: Server, site: SiteConfig) -> dict:
         except (ValueError, KeyError, TypeError):
             previous = None
     return {"samples": samples, "recorded": previous, "control_address": client}
+
+
+def peek_site_secrets(name: str):
+    """The site's saved credentials, or throwaway ones (never saved) for a site not provisioned yet: a dry run
+    creates no block. (Files holding them are never shown in a diff.)"""
+    from prefect.blocks.system import Secret
+
+    from pressfleet.fleet.secrets import SiteSecrets, secret_block_name
+    from pressfleet.fleet.siteconfig import WpSalts, generate_secret
+
+    def peek(what, make):
+        try:
+            return Secret.load(secret_block_name(name, what)).get()
+        except ValueError:
+            return make()
+
+    return SiteSecrets(db_password=str(peek("db-password", lambda: generate_secret(40))),
+                       admin_password=str(peek("admin-password", lambda: generate_secret(24))),
+                       salts=WpSalts(**peek("salts", lambda: WpSalts.generate().model_dump())))
+
+
+def dry_run_report(site_url: str, address: str, results: list[StepResult], seconds: float) -> ProvisionReport:
+    """The report of a dry run: what each step would change, every diff, package and action (nothing changed)."""
+    changed = any(r.did_change or r.diffs or r.packages or r.actions for r in results)
+    create_markdown_artifact(
+        key=f"provision-dry-run-{site_url.split('/')[2].replace('.', '-')}",
+        markdown=converge_markdown(site_url, address, results, changed),
+        description=f"Dry run of provisioning {site_url} on {address}: nothing was changed",
+    )
+    return ProvisionReport(
+        site_url=site_url, changed=changed, seconds=seconds, dry_run=True, checks=[],
+        steps=[{"name": r.name, "changed": r.changed, "seconds": r.seconds, "notes": r.notes, "diffs": r.diffs,
+                "packages": r.packages, "actions": r.actions} for r in results],
+        diffs=[{"step": r.name, **d} for r in results for d in r.diffs],
+        packages=[p for r in results for p in r.packages],
+        actions=[a for r in results for a in r.actions],
+    )
+
+
+def converge_markdown(site_url: str, address: str, results: list[StepResult], changed: bool) -> str:
+    lines = [f"# Dry run: provisioning {site_url} on {address}", "",
+             "Nothing was changed on the host." + ("" if changed else " Nothing would change."), ""]
+    for r in results:
+        if r.packages:
+            lines += [f"**{r.name}** would install: {' '.join(r.packages)}", ""]
+        for a in r.actions:
+            lines.append(f"- {r.name}: {a}")
+        for d in r.diffs:
+            lines += ["", f"```diff\n{d['diff']}```"]
+    return "\n".join(lines)
 
 
 def _report_markdown(site_url: str, results: list[StepResult], checks: list[Check], seconds: float) -> str:
@@ -79,6 +131,7 @@ def provision_wordpress(
     site: WordPressSite,
     components: Optional[list[Component]] = None,
     verify: bool = True,
+    dry_run: bool = False,
 ) -> ProvisionReport:
     """Turn a pristine Debian 12 server into a hardened, tuned WordPress site (or bring it back in line).
 
@@ -89,19 +142,29 @@ def provision_wordpress(
     validates configuration before reloading, and a second run changes nothing. `components` runs only
     the named steps (like Trellis tags). The run ends with checks of the live site and a report artifact.
     While it runs it holds the site's lock (pressfleet.fleet.locks): a backup, restore or prune of the site waits.
+    The run's tasks share one SSH connection to the host (opened again only if it drops).
+
+    `dry_run` changes nothing on the host (no file, package, user, database, service or reload) and saves no
+    secret: it reads the host's facts and reports, per step, the unified diff of every file it would change,
+    the packages it would install and the services and commands it would touch (like Ansible's check mode).
+    It takes no lock and runs no checks of the live site.
     """
-    with site_lock([site.config().name], "provision-wordpress", logger=get_run_logger()) as lock:
-        return _provision_locked(server, site, components, verify, lock.note)
+    with run_connections():
+        if dry_run:
+            with converge.dry_run():
+                return _provision_locked(server, site, components, False, "", dry_run=True)
+        with site_lock([site.config().name], "provision-wordpress", logger=get_run_logger()) as lock:
+            return _provision_locked(server, site, components, verify, lock.note)
 
 
 def _provision_locked(server: Server, site: WordPressSite, components: Optional[list[Component]], verify: bool,
-                      lock_note: str) -> ProvisionReport:
-    """The provisioning run itself, with the site's lock held."""
+                      lock_note: str, *, dry_run: bool = False) -> ProvisionReport:
+    """The provisioning run itself, with the site's lock held (or a dry run of it)."""
     log = get_run_logger()
     started = time.monotonic()
     cfg = site.config()
     steps = provision.selected(components)
-    secrets = site_secrets(cfg.name)
+    secrets = peek_site_secrets(cfg.name) if dry_run else site_secrets(cfg.name)
     results: list[StepResult] = []
 
     facts = gather_host_facts(server)
@@ -151,7 +214,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
                 acme_server=site.acme_server, acme_ca_bundle=site.acme_ca_bundle,
             ))
 
-    if "php" in steps and not inputs["samples"]:
+    if "php" in steps and not inputs["samples"] and not dry_run:
         # The first run sized PHP before any worker had run WordPress: measure now that the site serves, and
         # re-size in this same run, so that the next run finds nothing to change.
         measured = sizing_inputs(server, cfg)
@@ -169,6 +232,8 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
     checks = verify_site(server, cfg, admin_user=site.admin_user, admin_password=secrets.admin_password) if verify else []
     seconds = round(time.monotonic() - started, 1)
     site_url = f"https://{cfg.domain}/"
+    if dry_run:
+        return dry_run_report(site_url, server.address, results, seconds)
     create_markdown_artifact(
         key=f"provision-{cfg.name.replace('_', '-')}", markdown=_report_markdown(site_url, results, checks, seconds)
         + (f"\n\n{lock_note}" if lock_note else ""),

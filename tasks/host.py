@@ -8,6 +8,7 @@ from prefect.cache_policies import NO_CACHE
 from blocks.server import Server
 from pressfleet.plan import facts
 from pressfleet.ssh import remote
+from tasks.common import connected
 
 FACTS_TIMEOUT_SECONDS = 60
 
@@ -16,9 +17,10 @@ FACTS_TIMEOUT_SECONDS = 60
 def gather_host_facts(server: Server) -> facts.HostFacts:
     """Read what the server is (OS, kernel, CPUs, memory, disks, key packages, running services).
 
-    One SSH connection, one read-only remote command (`sh -s` with the facts script on stdin).
+    One read-only remote command (`sh -s` with the facts script on stdin), on the run's connection
+    (tasks.common.connected).
     """
-    with server.connect() as conn:
+    with connected(server) as conn:
         result = remote.run(
             conn,
             facts.host_facts_command(),

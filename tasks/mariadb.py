@@ -42,10 +42,12 @@ def database_sql(site_name: str, password: str) -> tuple[str, str]:
 
 def ensure_database(conn, site_name: str, password: str) -> list[str]:
     probe, apply = database_sql(site_name, password)
-    state = run(conn, ["mariadb", "--batch", "--skip-column-names"], stdin=probe).stdout.split()
+    dry = converge.current_dry_run() is not None  # a dry run probes (MariaDB may not be there yet) and reports
+    state = run(conn, ["mariadb", "--batch", "--skip-column-names"], stdin=probe, check=not dry).stdout.split()
     if state == ["1", "1", "1"]:
         return []
-    run(conn, ["mariadb", "--batch"], stdin=apply)
+    if not converge.would(f"would create or mend database and user {site_name}"):
+        run(conn, ["mariadb", "--batch"], stdin=apply)
     return [f"database and user {site_name}"]
 
 
@@ -54,7 +56,8 @@ def configure_mariadb(server, files: list[ManagedFile], site_name: str, db_passw
     """MariaDB tuned from the host's RAM (restart only if the tuning changed), then the site's database."""
     with step("mariadb") as result, connected(server) as conn:
         # Debian's package does not create the slow query log's folder; without it the log is silently off.
-        if not run(conn, ["test", "-d", "/var/log/mysql"], check=False).ok:
+        if not run(conn, ["test", "-d", "/var/log/mysql"], check=False).ok and not converge.would(
+                "would create /var/log/mysql"):  # dry run
             run(conn, ["install", "-d", "-o", "mysql", "-g", "adm", "-m", "2750", "/var/log/mysql"])
             result.changed.append("created /var/log/mysql (slow query log)")
         result.changed += converge.ensure_files(

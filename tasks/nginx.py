@@ -30,6 +30,11 @@ echo created
 
 
 def ensure_self_signed(conn, site: SiteConfig) -> list[str]:
+    if converge.current_dry_run() is not None:  # dry run: whether both files are there (expiry not checked)
+        if run(conn, ["test", "-s", site.tls_cert_path, "-a", "-s", site.tls_key_path], check=False).ok:
+            return []
+        converge.would(f"would create a self-signed certificate for {site.domain}")
+        return [f"self-signed certificate for {site.domain}"]
     out = converge.sh(conn, _SELF_SIGNED, [site.domain, site.tls_cert_path, site.tls_key_path]).stdout.strip()
     return [] if out == "unchanged" else [f"self-signed certificate for {site.domain}"]
 
@@ -58,7 +63,8 @@ def ensure_acme(conn, site: SiteConfig, acme_server: str | None, acme_ca_bundle:
         args += ["-d", alias]
     if acme_server:
         args += ["--server", acme_server]
-    run(conn, args, timeout=300)
+    if not converge.would(f"would ask the ACME CA for a certificate for {site.domain} (certbot)"):  # dry run
+        run(conn, args, timeout=300)
     return changed + [f"ACME certificate for {site.domain}"]
 
 
@@ -101,7 +107,7 @@ def configure_nginx(server, files: list[ManagedFile], *, site: SiteConfig, remov
             result.changed.append(f"nginx may read {site.web_root} ({granted} entries)")
         result.changed += tls_step(conn, site, certificate, acme_server, acme_ca_bundle)
         for d in cache_dirs:
-            if not run(conn, ["test", "-d", d], check=False).ok:
+            if not run(conn, ["test", "-d", d], check=False).ok and not converge.would(f"would create {d}"):  # dry run
                 run(conn, ["install", "-d", "-o", "www-data", "-g", "www-data", "-m", "0700", d])
                 result.changed.append(f"cache folder {d}")
         # Debian's default site goes first (our catch-all replaces it); then the files, validated with
@@ -111,7 +117,7 @@ def configure_nginx(server, files: list[ManagedFile], *, site: SiteConfig, remov
         relinked = converge.ensure_links(conn, links)
         if converge.sh(conn, _TLS_PROTOCOLS, []).stdout.strip():
             relinked.append("/etc/nginx/nginx.conf: TLS 1.2 and 1.3 only")
-        if relinked or (removed and not changed_files):
+        if (relinked or (removed and not changed_files)) and not converge.would("would run `nginx -t` and reload nginx"):
             run(conn, ["nginx", "-t"])
             run(conn, ["systemctl", "reload", "nginx"])
         result.changed += removed + changed_files + relinked

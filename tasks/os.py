@@ -14,6 +14,7 @@ from tasks.common import connected, step
 HARDENING_PACKAGES = [
     "libpam-tmpdir", "libpam-pwquality", "apt-listchanges", "needrestart", "debsums", "apt-show-versions",
     "acct", "sysstat", "rkhunter",
+    "logrotate",  # rotates every site's PHP logs (/etc/logrotate.d/pressfleet-sites)
 ]
 CRON_DIRS = ["/etc/cron.d", "/etc/cron.daily", "/etc/cron.hourly", "/etc/cron.weekly", "/etc/cron.monthly"]
 
@@ -42,6 +43,6 @@ def harden_os(server, files: list[ManagedFile], login_defs: dict[str, str]) -> S
             container = run(conn, ["systemd-detect-virt", "--container"], check=False).stdout.strip()
             if container and container != "none":
                 result.notes.append(f"kernel settings written but not applied: this host is a {container} container")
-            else:
+            elif not converge.would("would run `sysctl --system`"):  # dry run: reported, not run
                 run(conn, ["sysctl", "--system"])
     return result

@@ -45,10 +45,12 @@ def configure_php(server, site: SiteConfig, files: list[ManagedFile], remove: li
     with step("php") as result, connected(server) as conn:
         # The pool runs as the site's user and logs into its folder: both must exist before php-fpm checks it.
         result.changed += ensure_site_user(conn, site)
-        run(conn, ["install", "-d", "-o", site.user, "-g", site.group, "-m", "0750", f"{site.home}/log", site.tmp_dir])
+        if not converge.would_unless(conn, ["test", "-d", f"{site.home}/log", "-a", "-d", site.tmp_dir],  # dry run
+                                     f"would create {site.home}/log and {site.tmp_dir}"):
+            run(conn, ["install", "-d", "-o", site.user, "-g", site.group, "-m", "0750", f"{site.home}/log", site.tmp_dir])
         result.changed += converge.ensure_files(conn, files, check=[f"php-fpm{php}", "-t"], on_change=["systemctl", "reload", unit])
         removed = converge.ensure_absent(conn, remove or [])
-        if removed:
+        if removed and not converge.would(f"would run `php-fpm{php} -t` and `systemctl reload {unit}`"):  # dry run
             run(conn, [f"php-fpm{php}", "-t"])
             run(conn, ["systemctl", "reload", unit])
             result.changed += removed

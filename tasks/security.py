@@ -52,7 +52,7 @@ def parse_keyed_accounts(text: str) -> dict[str, set[str]]:
 
 def fresh_login(server) -> None:
     """A brand-new SSH connection with the Server block's key must log in and run a command."""
-    with connected(server) as proof:
+    with connected(server, fresh=True) as proof:  # a NEW login, never the run's shared connection
         run(proof, ["true"])
 
 

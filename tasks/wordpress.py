@@ -69,7 +69,7 @@ def ensure_hosts_entry(conn, site: SiteConfig) -> list[str]:
 
 def _release_script(conn, action: str, site: SiteConfig, *args: str, timeout: float = 120) -> str:
     return converge.sh(conn, script("install_wordpress_release.sh"), [action, site.user, site.home, *args],
-                       timeout=timeout).stdout
+                       timeout=timeout, reads=action == "inspect").stdout
 
 
 def install_release(conn, site: SiteConfig, url: str, sha256: str | None, *,
@@ -77,7 +77,18 @@ def install_release(conn, site: SiteConfig, url: str, sha256: str | None, *,
     """Bring core to the release the block asks for, never behind the person's back (`pressfleet.plan.wprelease`):
     a fresh install, an update (new core swapped in around wp-content, under maintenance mode), or nothing.
     Returns (changes, notes, whether core changed in place so wp_upgrade() and `finish` must follow)."""
+    dry = converge.current_dry_run() is not None  # dry run: nothing is fetched, so only a missing core is known
+    if dry and not run(conn, ["test", "-d", site.home], check=False).ok:
+        converge.would(f"would create {site.home}, install WordPress from {url} and run wp_install()")
+        return [f"WordPress from {url}"], [], False
     host = wprelease.parse_inspect(_release_script(conn, "inspect", site, url, sha256 or ""))
+    if dry:
+        if host.installed is None:
+            converge.would(f"would install WordPress from {url} and run wp_install()")
+            return [f"WordPress from {url}"], [], False
+        if wprelease.needs_fetch(host, sha256):
+            return [], ["dry run: the release was not fetched, so a core update was not checked"], host.maintenance
+        return [], [], host.maintenance
     fetched = None
     if wprelease.needs_fetch(host, sha256):
         fetched = wprelease.parse_fetched(_release_script(
@@ -141,7 +152,7 @@ def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str
             converge.ensure_webread(conn, NGINX_USER, site.home, site.web_root)
         result.changed += converge.ensure_files(conn, wordpress_files(site, wp_config))
         try:
-            outcome = bootstrap(conn, site, "install", {
+            outcome = {} if converge.current_dry_run() is not None else bootstrap(conn, site, "install", {
                 "title": title, "admin_user": admin_user, "admin_email": site.admin_email,
                 "admin_password": admin_password,
             })

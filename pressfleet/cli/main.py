@@ -181,8 +181,10 @@ def provision(
     release_url: str = typer.Option(None, "--release-url", help="WordPress archive URL (default: the official latest; the lab mirror on lab hosts)."),
     release_sha256: str = typer.Option(None, "--release-sha256"),
     components: list[str] = typer.Option(None, "--component", "-c", help="Run only these steps (repeatable)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Check the input and say which site and block it would be; "
-                                                           "save nothing, run nothing."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Read the host and print the diff of every file, the packages "
+                                                           "and the services provisioning would change; change nothing."),
+    check: bool = typer.Option(False, "--check", help="Check the input and say which site and block it would be; "
+                                                       "save nothing, contact no host."),
 ) -> None:
     """Provision WordPress on a server (the provision-wordpress flow), save the site's block, print the summary.
 
@@ -208,9 +210,14 @@ def provision(
         site = WordPressSite(**fields, server=server_block)
     except (ValidationError, ValueError) as exc:
         _fail(f"refused before anything ran: {_first_error(exc)}")
-    if dry_run:
+    if check or dry_run:
         typer.echo(f"{site.config().domain}: site {site.name!r}, block {block_name!r}, on {server_block.address}; "
-                   "dry run: nothing saved, nothing ran")
+                   f"{'dry run' if dry_run else 'check'}: nothing saved, "
+                   f"{'nothing changed on the host' if dry_run else 'nothing ran'}")
+    if check:
+        return
+    if dry_run:
+        _provision_dry_run(server_block, site, components)
         return
     site.save(block_name, overwrite=True)  # claim_site_name refused a block that holds another domain
     from flows.provision_wordpress import provision_wordpress
@@ -225,6 +232,33 @@ def provision(
     typer.echo(f"{report.site_url} on {server_block.address}: {'changed' if report.changed else 'nothing to change'} "
                f"in {report.seconds:.1f} s; {len(report.checks) - len(failed)}/{len(report.checks)} checks passed; "
                f"site block {block_name!r}")
+
+
+def _provision_dry_run(server_block, site, components) -> None:
+    """Run the flow as a dry run and print what it would do: packages, actions, then every file's diff."""
+    from flows.provision_wordpress import provision_wordpress
+
+    try:
+        report = provision_wordpress(server=server_block, site=site, components=components or None, dry_run=True)
+    except Exception as exc:
+        _fail(f"dry run failed (nothing was changed): {exc}")
+    typer.echo(format_dry_run(report))
+
+
+def format_dry_run(report) -> str:
+    """A dry run's ProvisionReport as text: per step what would change, then the unified diffs (pure)."""
+    lines = []
+    packages = list(dict.fromkeys(report.packages))
+    if packages:
+        lines.append(f"would install {len(packages)} packages: {' '.join(packages)}")
+    for step in report.steps:
+        for action in step.get("actions", []):
+            lines.append(f"  {step['name']:<10} {action}")
+    for d in report.diffs:
+        lines.append(d["diff"].rstrip("\n"))
+    lines.append(f"{report.site_url}: {'would change the host' if report.changed else 'nothing would change'} "
+                 f"(dry run, {report.seconds:.1f} s; nothing was changed)")
+    return "\n".join(lines)
 
 
 def _first_error(exc: Exception) -> str:

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pressfleet.render import configs as render
 from pressfleet.ssh.converge import ManagedFile
 from pressfleet.fleet.siteconfig import SiteConfig, WpSalts
+from pressfleet.plan.hostsites import HostSites, site_record, site_record_path
 from pressfleet.plan.sizing import HostPlan, MiB, plan_host
 
 Component = Literal["packages", "os", "ssh", "firewall", "fail2ban", "mariadb", "redis", "wordpress", "php", "nginx"]
@@ -31,9 +32,17 @@ class ProvisionReport(BaseModel):
     steps: list[dict]
     checks: list[dict]
     seconds: float
+    # A dry run (nothing changed on the host): `changed` says whether anything would change; DIFFS are
+    # {"step", "path", "diff"} (unified diff text; files others may not read show no content), PACKAGES the
+    # packages it would install, ACTIONS the service actions and commands it would run, as sentences.
+    dry_run: bool = False
+    diffs: list[dict] = []
+    packages: list[str] = []
+    actions: list[str] = []
 
 
 SIZING_RECORD = "/etc/pressfleet/sizing.json"
+LOGROTATE_SITES = "/etc/logrotate.d/pressfleet-sites"
 NGINX_CACHE_DIR = "/var/cache/nginx/pressfleet"
 # A re-measured worker within this share of the recorded one keeps the recorded figure, so a re-run
 # does not rewrite the pool for noise.
@@ -64,13 +73,13 @@ def choose_worker_memory(samples: list[int], recorded: int | None) -> int | None
     return measured
 
 
-def plan_for(ram_bytes: int, cpus: int, samples: list[int], recorded: int | None) -> HostPlan:
-    """The host's plan from the measured workers, but keeping the recorded worker figure whenever the
-    measurement would not change the pool's size (so a re-run rewrites nothing for noise)."""
+def plan_for(ram_bytes: int, cpus: int, samples: list[int], recorded: int | None, *, sites: int = 1) -> HostPlan:
+    """The host's plan for `sites` pools from the measured workers, but keeping the recorded worker figure
+    whenever the measurement would not change the pools' size (so a re-run rewrites nothing for noise)."""
     chosen = choose_worker_memory(samples, recorded)
-    plan = plan_host(ram_bytes, worker_rss_bytes=chosen, cpus=cpus)
+    plan = plan_host(ram_bytes, worker_rss_bytes=chosen, cpus=cpus, sites=sites)
     if recorded and chosen != recorded:
-        kept = plan_host(ram_bytes, worker_rss_bytes=recorded, cpus=cpus)
+        kept = plan_host(ram_bytes, worker_rss_bytes=recorded, cpus=cpus, sites=sites)
         if kept.php.max_children == plan.php.max_children:
             return kept
     return plan
@@ -99,8 +108,14 @@ def desired_files(
     control_networks: list[str],
     db_password: str,
     salts: WpSalts,
+    host: HostSites | None = None,
 ) -> dict[Component, list[ManagedFile]]:
-    """Every managed file, per component, for one site on one host."""
+    """Every managed file, per component, for `site` on one host. Host-wide files (fail2ban's jails, every
+    pool, `process.max`, log rotation) come from every site on the host (`host`, see
+    `pressfleet.plan.hostsites`; `site` alone when None)."""
+    host = host or HostSites((site,))
+    if site.name not in {s.name for s in host.sites}:
+        raise ValueError(f"site {site.name} is not among the host's sites")
     php = site.php_version
     fail2ban_filters = [
         ManagedFile(f"/etc/fail2ban/filter.d/{name}", text.encode())
@@ -115,11 +130,14 @@ def desired_files(
                                  render.render_nftables_conf(ssh_port=ssh_port, ssh_exempt=control_networks).encode(), 0o755)],
         "fail2ban": [*fail2ban_filters,
                      ManagedFile("/etc/fail2ban/jail.local",
-                                 render.render_fail2ban_jails([site], ignore_ip=control_networks, ssh_port=ssh_port).encode())],
+                                 render.render_fail2ban_jails(host.sites, ignore_ip=control_networks, ssh_port=ssh_port,
+                                                              other_sites=host.pool_only).encode())],
         "mariadb": [ManagedFile("/etc/mysql/mariadb.conf.d/90-pressfleet.cnf", render.render_mariadb_conf(plan.innodb).encode())],
         "redis": [ManagedFile("/etc/redis/redis.conf", render.render_redis_conf(plan.redis).encode(), 0o640, "redis", "redis")],
         "php": [
-            ManagedFile(site.php_pool_path, render.render_php_pool(site, plan.php).encode()),
+            *(ManagedFile(s.php_pool_path, render.render_php_pool(s, plan.php).encode()) for s in host.sites),
+            *(ManagedFile(site_record_path(s.name), site_record(s)) for s in host.sites),
+            ManagedFile(LOGROTATE_SITES, render.render_php_logrotate(host.sites).encode()),
             ManagedFile(f"/etc/php/{php}/fpm/pool.d/00-pressfleet-global.conf", render.render_php_fpm_global(plan.php).encode()),
             ManagedFile(f"/etc/php/{php}/fpm/conf.d/90-pressfleet.ini", render.render_php_ini_overrides(plan.opcache, php_version=php).encode()),
             ManagedFile(SIZING_RECORD, sizing_record(plan)),
@@ -135,9 +153,11 @@ def desired_files(
     }
 
 
-def watched_logs(site: SiteConfig) -> list[str]:
-    """The nginx logs fail2ban's jails read (they must exist before fail2ban starts the jails)."""
-    return [f"/var/log/nginx/{site.name}.access.log", f"/var/log/nginx/{site.name}.error.log"]
+def watched_logs(site: SiteConfig, host: HostSites | None = None) -> list[str]:
+    """The nginx logs fail2ban's jails read, of every site on the host (they must exist before fail2ban
+    starts the jails)."""
+    names = host.protected_names if host else [site.name]
+    return [f"/var/log/nginx/{n}.{kind}.log" for n in names for kind in ("access", "error")]
 
 
 def nginx_links(site: SiteConfig) -> dict[str, str]:

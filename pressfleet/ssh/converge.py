@@ -10,23 +10,34 @@ wp-config.php ride this way too), and land by rename from a temporary name in th
 dropped connection leaves either the old file or the new one, never half of one. Root never follows a
 link on the way (templates/scripts/safe_files.py): a managed path that is a link, or a file not root's
 own in a folder a site's user can change, raises UnsafePath before anything changes.
+
+Dry run: inside `dry_run(host)`, every step reads the host as usual but changes nothing. `ensure_files`
+records the unified diff of each file it would change (content hidden for files others may not read: they
+hold secrets), `ensure_packages` the packages it would install, `ensure_service` and every reload or restart
+the service actions it would take, and `sh` skips any script not marked `reads=True` (noted, not run). Tasks
+guard their other changing commands with `would("...")`, which records the sentence and says to skip.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import contextvars
+import difflib
 import hashlib
 import io
+import sys
 import posixpath
 import re
 import tarfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from fabric import Connection
 
 from pressfleet.paths import TEMPLATES
-from pressfleet.ssh.remote import RemoteCommandError, run
+from pressfleet.ssh.remote import CommandResult, RemoteCommandError, run
 
 STAGED_SUFFIX = ".pressfleet-new"
 LAST_GOOD_SUFFIX = ".pressfleet-last-good"
@@ -91,12 +102,108 @@ class FileState:
 
 @dataclass
 class StepResult:
-    """What a step did: which things it changed (empty = nothing to do) and how long it took."""
+    """What a step did: which things it changed (empty = nothing to do) and how long it took. In a dry run,
+    `changed` says what it would change and DIFFS, PACKAGES and ACTIONS hold the details (see DryRun)."""
 
     name: str
     changed: list[str] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    diffs: list[dict] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# dry run
+
+
+@dataclass
+class DryRun:
+    """What a dry run found it would do: file diffs ({"path", "diff"}), packages to install, and actions
+    (service enable/start/reload/restart, other commands) as sentences. Nothing was changed."""
+
+    diffs: list[dict] = field(default_factory=list)
+    packages: list[str] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def take(self) -> "DryRun":
+        """What was recorded so far, emptied here (each step takes its own share)."""
+        out = DryRun(self.diffs, self.packages, self.actions, self.skipped)
+        self.diffs, self.packages, self.actions, self.skipped = [], [], [], []
+        return out
+
+
+_DRY: contextvars.ContextVar[DryRun | None] = contextvars.ContextVar("pressfleet_dry_run", default=None)
+
+
+@contextlib.contextmanager
+def dry_run(enabled: bool = True) -> Iterator[DryRun | None]:
+    """Within this block every converge step (and every task guard) reports instead of changing the host."""
+    if not enabled:
+        yield None
+        return
+    record = DryRun()
+    token = _DRY.set(record)
+    try:
+        yield record
+    finally:
+        _DRY.reset(token)
+
+
+def current_dry_run() -> DryRun | None:
+    """The dry run in progress (None when changes are real)."""
+    return _DRY.get()
+
+
+def would(what: str) -> bool:
+    """In a dry run: record that WHAT would happen and return True (the caller skips it); else False."""
+    dry = _DRY.get()
+    if dry is None:
+        return False
+    dry.actions.append(what)
+    return True
+
+
+def would_unless(conn: Connection, probe: list[str], what: str) -> bool:
+    """In a dry run: run the read-only PROBE; when it fails, record WHAT; return True (skip). Else False."""
+    if _DRY.get() is None:
+        return False
+    if not run(conn, probe, check=False).ok:
+        would(what)
+    return True
+
+
+def file_diff(path: str, old: bytes | None, new: bytes, *, hidden: bool = False) -> str:
+    """A unified diff of PATH from OLD (None: no file yet) to NEW (pure). HIDDEN (a file only its owner and
+    group may read: it holds secrets) or binary content gives one line saying the content differs."""
+    if hidden or b"\0" in new or (old is not None and b"\0" in old):
+        what = "content hidden: the file is not world-readable" if hidden else "binary content"
+        if old is None:
+            return f"--- /dev/null\n+++ {path}\n(new file, {len(new)} bytes; {what})\n"
+        return f"--- {path}\n+++ {path}\n(content differs, {len(new)} bytes after; {what})\n"
+    old_lines = [] if old is None else old.decode("utf-8", errors="replace").splitlines(keepends=True)
+    new_lines = new.decode("utf-8", errors="replace").splitlines(keepends=True)
+    lines = difflib.unified_diff(old_lines, new_lines, "/dev/null" if old is None else path, path)
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n" for ln in lines)
+
+
+def meta_changes(cur: FileState | None, f: "ManagedFile") -> list[str]:
+    """Mode and ownership changes of an existing file, as `mode 644 -> 640` lines (pure)."""
+    if cur is None:
+        return []
+    out = []
+    if cur.mode != f.mode:
+        out.append(f"mode {cur.mode:o} -> {f.mode:o}")
+    if (cur.owner, cur.group) != (f.owner, f.group):
+        out.append(f"owner {cur.owner}:{cur.group} -> {f.owner}:{f.group}")
+    return out
+
+
+def _secret_file(f: "ManagedFile", cur: FileState | None) -> bool:
+    # Others may not read it (wp-config.php, keys, ACL files): its content never enters a report.
+    return not (f.mode & 0o004) or (cur is not None and not (cur.mode & 0o004))
 
     @property
     def did_change(self) -> bool:
@@ -167,8 +274,17 @@ class ProofFailed(RuntimeError):
     """The reloaded service did not pass its proof; the previous files are back in place and reloaded."""
 
 
-def sh(conn: Connection, script: str, args: list[str], *, stdin: bytes | None = None, check: bool = True, timeout: float | None = None):
-    """Run a constant sh script with quoted arguments (`sh -c SCRIPT sh ARG...`)."""
+def sh(conn: Connection, script: str, args: list[str], *, stdin: bytes | None = None, check: bool = True,
+       timeout: float | None = None, reads: bool = False):
+    """Run a constant sh script with quoted arguments (`sh -c SCRIPT sh ARG...`).
+
+    In a dry run a script not marked READS (only reads the host) is not run: it is noted by its caller's
+    name and an empty, successful result comes back (callers then report no change)."""
+    dry = _DRY.get()
+    if dry is not None and not reads:
+        # The caller's function names the script well enough (ensure_site_user, ensure_hosts_entry...).
+        dry.skipped.append(f"not checked in a dry run: the change script of {sys._getframe(1).f_code.co_name}")
+        return CommandResult(["sh", "-c", "..."], 0, "", "")
     return run(conn, ["sh", "-c", script, "sh", *args], stdin=stdin, check=check, timeout=timeout)
 
 
@@ -190,6 +306,36 @@ def read_file_states(conn: Connection, paths: list[str]) -> dict[str, FileState 
     if not paths:
         return {}
     return parse_file_states(safe_files(conn, "state", paths).stdout)
+
+
+def read_files(conn: Connection, paths: list[str]) -> dict[str, bytes | None]:
+    """The content of these files (None when absent), read without following a link."""
+    if not paths:
+        return {}
+    out: dict[str, bytes | None] = {}
+    for line in safe_files(conn, "read", paths).stdout.splitlines():
+        path, _, data = line.partition("\t")
+        out[path] = None if data == "-" else base64.b64decode(data)
+    return out
+
+
+def dry_file_diffs(conn: Connection, changing: list[ManagedFile], current: dict[str, FileState | None]) -> list[dict]:
+    """{"path", "diff"} for each file that would change: a unified diff of its content, then mode and owner
+    changes. Files others may not read are never read here: their diff says only that they differ."""
+    content_changes = [f for f in changing if current.get(f.path) is None or current[f.path].sha256 != f.sha256]
+    readable = [f.path for f in content_changes if current.get(f.path) is not None and not _secret_file(f, current[f.path])]
+    old = read_files(conn, readable)
+    out = []
+    for f in changing:
+        cur = current.get(f.path)
+        text = ""
+        if f in content_changes:
+            text = file_diff(f.path, None if cur is None else old.get(f.path, b""), f.content, hidden=_secret_file(f, cur))
+        meta = meta_changes(cur, f)
+        if meta:
+            text += "".join(f"# {f.path}: {m}\n" for m in meta)
+        out.append({"path": f.path, "diff": text})
+    return out
 
 
 def ensure_files(
@@ -215,6 +361,12 @@ def ensure_files(
     if not changing:
         return []
     paths = [f.path for f in changing]
+    dry = _DRY.get()
+    if dry is not None:  # report the diff, the check and the reload it would run; change nothing
+        dry.diffs += dry_file_diffs(conn, changing, current)
+        if on_change:
+            dry.actions.append(f"would run `{' '.join(on_change)}`")
+        return paths
     safe_files(conn, "install", paths, stdin=tar_of(changing, suffix=""))
     if check:
         result = run(conn, check, check=False, timeout=120)
@@ -247,7 +399,11 @@ def ensure_webread(conn: Connection, user: str, home: str, web_root: str) -> int
     default ACLs on folders); nothing else in HOME (wp-config.php) opens to it. Returns how many entries changed."""
     for path in (home, web_root):
         check_path(path)
-    return int(safe_files(conn, "webread", [user, home, web_root]).stdout.strip() or 0)
+    mode = "webread-dry" if _DRY.get() is not None else "webread"
+    count = int(safe_files(conn, mode, [user, home, web_root]).stdout.strip() or 0)
+    if count and mode == "webread-dry":
+        _DRY.get().actions.append(f"would give {user} read access to {count} entries under {web_root}")
+    return count
 
 
 def ensure_links(conn: Connection, links: dict[str, str]) -> list[str]:
@@ -257,7 +413,11 @@ def ensure_links(conn: Connection, links: dict[str, str]) -> list[str]:
     for path in [*links, *links.values()]:
         check_path(path)
     args = [x for pair in links.items() for x in pair]
-    return [f"link {p}" for p in safe_files(conn, "links", args).stdout.split()]
+    dry = _DRY.get()
+    out = [f"link {p}" for p in safe_files(conn, "links-dry" if dry else "links", args).stdout.split()]
+    if dry is not None:
+        dry.actions += [f"would {x}" for x in out]
+    return out
 
 
 def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
@@ -266,7 +426,11 @@ def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
         return []
     for path in paths:
         check_path(path)
-    return [f"removed {p}" for p in safe_files(conn, "absent", paths).stdout.split()]
+    dry = _DRY.get()
+    out = [f"removed {p}" for p in safe_files(conn, "absent-dry" if dry else "absent", paths).stdout.split()]
+    if dry is not None:
+        dry.actions += [f"would have {x}" for x in out]
+    return out
 
 
 # `KEY VALUE` lines in a distro file we do not own whole (login.defs): replace the key's active line, or
@@ -287,6 +451,18 @@ while [ $# -ge 2 ]; do
 done
 echo $changed
 """
+# The same comparison, reporting only (a dry run).
+_SETTINGS_CHECK = r"""
+set -eu
+file=$1; shift
+changed=""
+while [ $# -ge 2 ]; do
+  key=$1 value=$2; shift 2
+  if grep -Eq "^$key[[:space:]]+$value[[:space:]]*$" "$file"; then continue; fi
+  changed="$changed $key"
+done
+echo $changed
+"""
 
 
 def ensure_settings(conn: Connection, path: str, settings: dict[str, str]) -> list[str]:
@@ -297,7 +473,10 @@ def ensure_settings(conn: Connection, path: str, settings: dict[str, str]) -> li
             raise ValueError(f"setting {key}={value!r} is not a plain key and value")
     args = [x for kv in settings.items() for x in kv]
     safe_files(conn, "check", [path])  # sed -i renames by name: only in root's own folders, never through a link
-    out = sh(conn, _SETTINGS_SCRIPT, [path, *args]).stdout.split()
+    dry = _DRY.get()
+    out = sh(conn, _SETTINGS_CHECK if dry else _SETTINGS_SCRIPT, [path, *args], reads=bool(dry)).stdout.split()
+    if dry is not None:
+        dry.diffs += [{"path": path, "diff": "".join(f"# {path}: would set {k} {settings[k]}\n" for k in out)}] if out else []
     return [f"{path}: {key}" for key in out]
 
 
@@ -325,6 +504,10 @@ def ensure_packages(conn: Connection, packages: list[str], *, timeout: float = 1
     missing = missing_packages(conn, packages)
     if not missing:
         return []
+    dry = _DRY.get()
+    if dry is not None:
+        dry.packages += [p for p in missing if p not in dry.packages]
+        return missing
     finish_interrupted_dpkg(conn, timeout=timeout)
     run(conn, [*APT_ENV, "apt-get", *APT_OPTS, "update", "-q"], timeout=timeout)
     run(conn, [*APT_ENV, "apt-get", *APT_OPTS, "install", "-y", "-q", "--no-install-recommends", *missing], timeout=timeout)
@@ -338,6 +521,13 @@ def ensure_service(conn: Connection, unit: str, *, enabled: bool = True, running
     """Make UNIT enabled and running (or not); returns what changed."""
     state = run(conn, ["sh", "-c", 'systemctl is-enabled "$1"; systemctl is-active "$1"', "sh", unit], check=False)
     lines = (state.stdout.split() + ["", ""])[:2]
+    dry = _DRY.get()
+    if dry is not None:
+        would_do = ([f"{unit} enabled"] if enabled and lines[0] != "enabled" else []) + (
+            [f"{unit} started"] if running and lines[1] != "active" else []) + (
+            [f"{unit} stopped"] if not running and lines[1] == "active" else [])
+        dry.actions += [f"would have {x}" for x in would_do]
+        return would_do
     changed = []
     if enabled and lines[0] != "enabled":
         run(conn, ["systemctl", "enable", unit])

@@ -10,6 +10,9 @@ accepted once and handed back so the caller can pin it.
 The private key is read from text in memory: it is never written to disk, never put on a command
 line, never logged and never quoted in an error message.
 
+Every connection opened is counted per host (`connections_opened`), so a test can hold a flow run to its
+one connection per host.
+
 `run()` executes one remote command given as a list of arguments, each quoted with shlex, so no
 argument is ever interpreted by the remote shell.
 """
@@ -26,6 +29,7 @@ import shlex
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -52,6 +56,14 @@ _HOST_KEY_RE = re.compile(
     r"\s+(?P<b64>[A-Za-z0-9+/]+={0,3})(?:\s+\S.*)?$"
 )
 _STDERR_LIMIT = 4000
+_OPENED: Counter[str] = Counter()  # SSH connections opened by this process, per address:port
+_OPENED_LOCK = threading.Lock()
+
+
+def connections_opened(address: str | None = None, port: int = 22) -> int:
+    """How many SSH connections this process has opened (to ADDRESS:PORT, or in all)."""
+    with _OPENED_LOCK:
+        return _OPENED[display_host(address, port)] if address else sum(_OPENED.values())
 
 
 class RemoteError(Exception):
@@ -332,6 +344,8 @@ def connect(
                 raise _open_error(exc, user, shown) from None
             time.sleep(min(pause, remaining))
             pause = min(pause * 2, 1.0)
+    with _OPENED_LOCK:
+        _OPENED[shown] += 1
     learned = None
     if tofu is not None:
         presented = tofu.presented_key or conn.transport.get_remote_server_key()

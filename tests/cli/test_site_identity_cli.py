@@ -1,6 +1,6 @@
 """Site identity through the real `pressfleet` command (issue 9 item 6), against the in-process Prefect API.
 
-No lab host: `provision --dry-run` checks everything a real run checks before it touches a server (the Server
+No lab host: `provision --check` checks everything a real run checks before it touches a server (the Server
 block is loaded, the site validated, the name claimed) and stops there; a refusal changes no block.
 """
 
@@ -63,17 +63,17 @@ def _block_domain(block: str) -> str | None:
 
 def test_the_readme_www_example_is_a_valid_site(cli):
     """README: `pressfleet provision web-prod --domain www.example.com` was refused ("'www' is reserved")."""
-    res = cli("provision", SERVER, "--domain", "www.example.com", "--email", "ops@example.com", "--dry-run")
+    res = cli("provision", SERVER, "--domain", "www.example.com", "--email", "ops@example.com", "--check")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "site 'example_com', block 'site-example-com'" in res.stdout and "203.0.113.10" in res.stdout
-    assert _block_domain("site-example-com") is None  # a dry run saves nothing
+    assert _block_domain("site-example-com") is None  # a check saves nothing
 
 
 def test_two_domains_with_the_same_first_label_are_two_sites(cli):
-    res = cli("provision", SERVER, "--domain", "shop.b.test", "--dry-run")
+    res = cli("provision", SERVER, "--domain", "shop.b.test", "--check")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "site 'shop_b_test', block 'site-shop-b-test'" in res.stdout
-    again = cli("provision", SERVER, "--domain", "shop.a.test", "--dry-run")  # a saved domain keeps its site
+    again = cli("provision", SERVER, "--domain", "shop.a.test", "--check")  # a saved domain keeps its site
     assert again.returncode == 0 and "site 'shop_a_test', block 'site-shop-a-test'" in again.stdout
 
 

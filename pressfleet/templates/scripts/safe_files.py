@@ -19,6 +19,7 @@ Usage: python3 -c "$(cat this)" MODE ARG...
 Exit status 3 with `refused: <sentence>` on stderr when a path is unsafe.
 """
 
+import base64
 import errno
 import grp
 import hashlib
@@ -299,13 +300,20 @@ def commit(paths):
 def links(pairs):
     for link, target in zip(pairs[0::2], pairs[1::2]):
         folder, name = split(link)
-        fd, _ = open_dir(folder, create=True)
+        opened = open_dir(folder, create=not DRY)
+        if opened is None:  # a dry run creates no folder: the link would be new
+            print(link)
+            continue
+        fd, _ = opened
         try:
             st = entry(fd, name)
             if st is not None and stat.S_ISLNK(st.st_mode) and os.readlink(name, dir_fd=fd) == target:
                 continue
             if st is not None and stat.S_ISDIR(st.st_mode):
                 raise Refused(f"{link} is a folder, not a link, so nothing was changed")
+            if DRY:
+                print(link)
+                continue
             tmp = f".{name}.pressfleet-{secrets.token_hex(6)}"
             os.symlink(target, tmp, dir_fd=fd)
             os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
@@ -324,7 +332,8 @@ def absent(paths):
         try:
             st = entry(fd, name)
             if st is not None and not stat.S_ISDIR(st.st_mode):
-                os.unlink(name, dir_fd=fd)
+                if not DRY:
+                    os.unlink(name, dir_fd=fd)
                 print(path)
         finally:
             os.close(fd)
@@ -373,6 +382,8 @@ def acl_read(fd, attr, mode):
 
 
 def acl_write(fd, attr, entries):
+    if DRY:  # a dry run (mode `webread-dry`) only counts what would change
+        return
     named = [k for k in entries if k[0] in (USER, GROUP)]
     if named:
         entries[(MASK, NO_ID)] = entries[(GROUP_OBJ, NO_ID)] | _union(entries[k] for k in named)
@@ -422,7 +433,13 @@ def webread(user, home, root):
 
 
 def _webread(user, home, root):
-    uid = pwd.getpwnam(user).pw_uid
+    try:
+        uid = pwd.getpwnam(user).pw_uid
+    except KeyError:
+        if not DRY:
+            raise
+        print(0)  # a dry run on a host without nginx yet: its user comes with the package
+        return
     changed = 0
     opened = open_dir(home)
     if opened is None:  # the site is not installed yet
@@ -460,13 +477,43 @@ def _webread(user, home, root):
     print(changed)
 
 
+def read(paths):
+    """Each regular file's content as `path<TAB>base64` (at most 1 MiB; never through a link), for a dry run's diff."""
+    for path in paths:
+        vet(path)
+        folder, name = split(path)
+        opened = open_dir(folder)
+        data = None
+        if opened is not None:
+            fd, _ = opened
+            try:
+                st = entry(fd, name)
+                if st is not None and stat.S_ISREG(st.st_mode):
+                    f = os.open(name, FILE_FLAGS, dir_fd=fd)
+                    try:
+                        data = os.read(f, 1 << 20)
+                    finally:
+                        os.close(f)
+            finally:
+                os.close(fd)
+        print(f"{path}\t{'-' if data is None else base64.b64encode(data).decode()}")
+
+
+DRY = False
+
+
 def main(argv):
+    global DRY
     mode, args = argv[1], argv[2:]
+    if mode.endswith("-dry"):  # report what would change, change nothing
+        DRY, mode = True, mode[: -len("-dry")]
+        if mode not in ("links", "absent", "webread"):
+            raise Refused(f"{mode} has no dry form")
     for path in args if mode != "webread" else args[1:]:
         if not path.startswith("/") or os.path.normpath(path) != path or "\0" in path:
             raise Refused(f"{path!r} is not an absolute, normalized path")
     {"state": state, "install": install, "restore": restore, "commit": commit, "links": links,
-     "absent": absent, "check": check, "webread": lambda a: webread(*a)}[mode](args)
+     "absent": absent, "check": check, "read": read, "webread": lambda a: webread(*a)}[mode](args)
 
 
 if __name__ == "__main__":
