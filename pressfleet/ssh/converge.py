@@ -113,6 +113,10 @@ class StepResult:
     packages: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
 
+    @property
+    def did_change(self) -> bool:
+        return bool(self.changed)
+
 
 # ---------------------------------------------------------------------------------------------
 # dry run
@@ -204,10 +208,6 @@ def meta_changes(cur: FileState | None, f: "ManagedFile") -> list[str]:
 def _secret_file(f: "ManagedFile", cur: FileState | None) -> bool:
     # Others may not read it (wp-config.php, keys, ACL files): its content never enters a report.
     return not (f.mode & 0o004) or (cur is not None and not (cur.mode & 0o004))
-
-    @property
-    def did_change(self) -> bool:
-        return bool(self.changed)
 
 
 # ---------------------------------------------------------------------------------------------
