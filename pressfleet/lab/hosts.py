@@ -146,6 +146,7 @@ class LabHost:
     host_key: str
     fingerprint: str
     pid: int | None = None
+    template: str = "pristine"  # or "stack-<id>": booted from the stack template (see ensure_stack_template)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -298,6 +299,100 @@ def ensure_template(log=print) -> Path:
         build.rename(tpl)
         log(f"lab: template ready in {time.monotonic() - started:.0f} s")
         return tpl
+
+
+# ---------------------------------------------------------------------------------------------
+# stack template: the base template with a package list already installed (what most tests want)
+
+STACK_RECIPE_VERSION = "1"
+PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.-]{0,99}$")  # Debian's package name rule
+_STACK_MARK = ".pressfleet-stack"
+# Files a booted host makes its own: removed from the stack layer so every host gets the base's (or its own).
+_HOST_OWN = ["etc/hostname", "etc/hosts", "root/.ssh", "etc/machine-id", "var/lib/dbus/machine-id",
+             "var/lib/systemd/random-seed", "var/lib/systemd/credential.secret", "var/log/journal", APT_PROXY_FILE,
+             "root/.bash_history", "tmp", "var/tmp"]
+
+
+def _packages(packages: list[str]) -> list[str]:
+    bad = [p for p in packages if not isinstance(p, str) or not PACKAGE_RE.match(p)]
+    if bad or not packages:
+        raise LabError(f"stack template packages {bad or packages!r} are not Debian package names")
+    return sorted(set(packages))
+
+
+def stack_template_id(packages: list[str]) -> str:
+    """The stack template's id: the base template's id and the sorted package list (a new list, a new template)."""
+    recipe = json.dumps([STACK_RECIPE_VERSION, template_id(), _packages(packages)])
+    return hashlib.sha256(recipe.encode()).hexdigest()[:12]
+
+
+def stack_template_path(packages: list[str]) -> Path:
+    return lab_dir() / f"stack-{stack_template_id(packages)}"
+
+
+@world_readable  # the lab builds trees other users of a host must read, whatever the caller's umask
+def ensure_stack_template(packages: list[str], log=print) -> Path:
+    """The stack template for PACKAGES: an overlay layer over the base template with those Debian packages
+    installed, built once per machine (and again when the list changes) and cached beside the base.
+
+    It is built the way provisioning installs them: a pristine host boots, apt installs the list through the
+    lab's proxy (services start and are enabled as on any host), the host shuts down cleanly, and what it wrote,
+    less what makes a host itself (host keys, hostname, machine id, journal, the proxy line), becomes the layer.
+    A host booted from it (`up(name, packages=...)`) has the packages installed; provisioning there still runs
+    its packages step, which finds them all."""
+    pkgs = _packages(packages)
+    layer = stack_template_path(pkgs)
+    if (layer / _STACK_MARK).exists():
+        return layer
+    with _lock("stack-template"):
+        if (layer / _STACK_MARK).exists():
+            return layer
+        name = f"stk{stack_template_id(pkgs)[:9]}"
+        log(f"lab: building the stack template {layer.name} ({len(pkgs)} packages; once per machine, about a minute)")
+        started = time.monotonic()
+        host = up(name, log=log)
+        try:
+            apt = ("export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=a; "
+                   "o='-o DPkg::Lock::Timeout=300 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold'; "
+                   'apt-get $o update -q && apt-get $o install -y -q --no-install-recommends "$@" && apt-get clean')
+            _run(["ssh", *_ssh_opts(host), f"{host.user}@{host.address}", "sh", "-c", _quote(apt), "sh", *pkgs],
+                 stdin=subprocess.DEVNULL, timeout=1800)
+            shutdown_together([name], grace=60)
+            hd = _host_dir(name)
+            if _is_mounted(hd / "root"):
+                _run(["umount", str(hd / "root")])
+            build = layer.with_name(layer.name + ".build")
+            shutil.rmtree(build, ignore_errors=True)
+            (hd / "upper").rename(build)
+        finally:
+            with _lock("hosts", namespace().dir):
+                _cleanup(name)
+        for rel in _HOST_OWN:
+            p = build / rel
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
+        for key in (build / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()
+        (build / _STACK_MARK).write_text(json.dumps(
+            {"built": time.time(), "seconds": round(time.monotonic() - started, 1), "base": template_id(),
+             "packages": pkgs}))
+        build.rename(layer)
+        log(f"lab: stack template ready in {time.monotonic() - started:.0f} s")
+        return layer
+
+
+def _quote(script: str) -> str:
+    """SCRIPT as one word for the remote shell (ssh joins its arguments into one command line)."""
+    return "'" + script.replace("'", "'\\''") + "'"
+
+
+def _ssh_opts(host: LabHost) -> list[str]:
+    known = _host_dir(host.name) / "known_hosts"
+    return ["-i", host.private_key_path, "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={known}",
+            "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=5", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-p", str(host.port)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -602,8 +697,9 @@ def is_running(name: str) -> bool:
 
 
 @world_readable  # the lab builds trees other users of a host must read, whatever the caller's umask
-def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
-    """Boot a pristine Debian 12 host NAME (or return it if it is already up)."""
+def up(name: str, *, wait: float = 60.0, log=print, packages: list[str] | None = None) -> LabHost:
+    """Boot a pristine Debian 12 host NAME (or return it if it is already up). With PACKAGES, the host boots
+    from the stack template with those packages already installed (built on first need)."""
     preflight()
     validate_name(name)
     existing = _read_host(name)
@@ -611,6 +707,10 @@ def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
         return existing
     ensure_template(log=log)
     tpl = template_path()
+    lower, template = str(tpl), "pristine"
+    if packages:
+        layer = ensure_stack_template(packages, log=log)
+        lower, template = f"{layer}:{tpl}", layer.name
     key = lab_key()
     lab_ns = namespace()
     with _lock("hosts", lab_ns.dir):
@@ -624,7 +724,7 @@ def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
     address = str(lab_ns.network.network_address + index)
     root = hd / "root"
     _run(["mount", "-t", "overlay", "overlay", "-o",
-          f"lowerdir={tpl},upperdir={hd / 'upper'},workdir={hd / 'work'}", str(root)])
+          f"lowerdir={lower},upperdir={hd / 'upper'},workdir={hd / 'work'}", str(root)])
     try:
         (root / "etc/hostname").write_text(name + "\n")
         (root / "etc/hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {name}\n")
@@ -657,7 +757,7 @@ def up(name: str, *, wait: float = 60.0, log=print) -> LabHost:
         logf.close()
         host = LabHost(
             name=name, index=index, address=address, port=22, user="root", private_key_path=str(key),
-            host_key=host_key, fingerprint=_fingerprint(host_key), pid=proc.pid,
+            host_key=host_key, fingerprint=_fingerprint(host_key), pid=proc.pid, template=template,
         )
         (hd / "host.json").write_text(host.to_json())
         _wait_ssh(host, proc, wait)
