@@ -286,9 +286,11 @@ def _register_more() -> None:
     from pressfleet.cli import analysis as cli_analysis
     from pressfleet.cli import backup as cli_backup
     from pressfleet.cli import collect as cli_collect
+    from pressfleet.cli import fleet as cli_fleet
 
     cli_backup.register(app)
     cli_collect.register(app)
+    cli_fleet.register(app)
     cli_analysis.register(app)
 
 
