@@ -7,7 +7,9 @@ session (and every process a test starts, which inherits it):
 - PRESSFLEET_STATE, PREFECT_HOME: a temporary folder (never `.state/` or ~/.prefect), PREFECT_API_URL unset
   and PRESSFLEET_PREFECT_PORT a free port, so a `pressfleet` command a test runs never finds the demo's
   Prefect server; tests that want a Prefect API pass the harness's or the test stack's.
-Lab hosts booted here are named `pt-*`; each is torn down at the end of the session, by PID.
+Lab hosts booted here are named `pt-*`; each is torn down at the end of the session, by PID. They boot from the
+pristine template, or (`stack=True`, `stack_hosts`, `writable_host`) from the lab's stack template, which has the
+stack's Debian packages installed already (built on first need, once per machine, about a minute).
 Under `make test` (PRESSFLEET_NO_SKIP=1) a skipped test fails: CI must really run every test.
 """
 
@@ -58,26 +60,49 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under make test (PRESSFLEET_NO_SKIP=1), which must run every test: {reason}"
 
 
+def stack_packages() -> list[str]:
+    """The stack's Debian packages (what the provision flow installs): the stack template's list."""
+    from tasks.base import stack_packages as packages
+
+    return packages()
+
+
 class LabPool:
-    """Boots lab hosts on demand for the session and stops them all at its end."""
+    """Boots lab hosts on demand for the session and stops them all at its end.
+
+    `stack=True` boots a host from the lab's stack template (the stack's Debian packages already installed,
+    built once per machine on first need): for tests whose point is not the install. Tests of installing
+    packages or of a pristine host keep the default (the pristine template)."""
 
     def __init__(self) -> None:
         self.hosts: dict[str, lab.LabHost] = {}
         self._lock = threading.Lock()
 
-    def get(self, short: str) -> lab.LabHost:
+    @staticmethod
+    def _up(name: str, stack: bool) -> lab.LabHost:
+        return lab.up(name, log=lambda m: None, packages=stack_packages() if stack else None)
+
+    @staticmethod
+    def _template(stack: bool) -> str:
+        return lab.stack_template_path(stack_packages()).name if stack else "pristine"
+
+    def get(self, short: str, *, stack: bool = False) -> lab.LabHost:
+        """Host SHORT (prefixed), booted if it is not up; one of the other template is booted again."""
         name = TEST_PREFIX + short
         with self._lock:
-            if name not in self.hosts or not lab.is_running(name):
-                self.hosts[name] = lab.up(name, log=lambda m: None)
+            known = self.hosts.get(name)
+            if known is None or not lab.is_running(name) or known.template != self._template(stack):
+                lab.down(name)
+                self.hosts[name] = self._up(name, stack)
             return self.hosts[name]
 
-    def fresh(self, short: str) -> lab.LabHost:
-        """A pristine host, even if one of that name was used before in this session."""
+    def fresh(self, short: str, *, stack: bool = False) -> lab.LabHost:
+        """A host just booted from its template (pristine, or the stack's), even if one of that name was used
+        before in this session."""
         name = TEST_PREFIX + short
         with self._lock:
             lab.down(name)
-            self.hosts[name] = lab.up(name, log=lambda m: None)
+            self.hosts[name] = self._up(name, stack)
             return self.hosts[name]
 
     def stop(self, short: str) -> None:
@@ -167,6 +192,75 @@ def provisioned(lab_pool, prefect_harness) -> Provisioned:
     site = make_site()
     report = provision_wordpress(server=server, site=site)
     return Provisioned(host, server, site, report)
+
+
+@pytest.fixture(scope="session")
+def stack_hosts(lab_pool) -> list[lab.LabHost]:
+    """Two lab hosts booted from the stack template (packages installed, nothing provisioned): cheap hosts for
+    fleet and fan-out tests. Provisioning one takes a re-provision's packages step plus the rest."""
+    return [lab_pool.get(short, stack=True) for short in ("s1", "s2")]
+
+
+def new_key() -> tuple[str, str]:
+    """(private key text, public key line) of a fresh Ed25519 key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    return private, public
+
+
+_HUMAN = r"""
+set -eu
+name=$1 key=$2; shift 2
+id -u "$name" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$name"
+for g in "$@"; do usermod -a -G "$g" "$name"; done
+install -d -m 700 -o "$name" -g "$name" "/home/$name/.ssh"
+printf '%s\n' "$key" > "/home/$name/.ssh/authorized_keys"
+chown "$name:$name" "/home/$name/.ssh/authorized_keys"; chmod 600 "/home/$name/.ssh/authorized_keys"
+"""
+
+
+def add_human(conn, name: str, groups: list[str]) -> str:
+    """A human account NAME with an SSH key of its own in GROUPS; returns its private key."""
+    from pressfleet.ssh.remote import run
+
+    private, public = new_key()
+    run(conn, ["sh", "-c", _HUMAN, "sh", name, public, *groups])
+    return private
+
+
+class WritableHost:
+    """A stack-template lab host whose site `priv` has "PHP may write only to uploads" off (its user owns its
+    web root), with two human SSH accounts made before pressfleet ran: alice (in sudo) and bob (named on the
+    Server block, `server`). Shared by the privilege and re-provisioning modules (each adds its own site)."""
+
+    lab: lab.LabHost
+    server: object
+    keys: dict[str, str]
+    site: object
+    report: object
+
+
+@pytest.fixture(scope="session")
+def writable_host(lab_pool, prefect_harness) -> WritableHost:
+    from flows.provision_wordpress import provision_wordpress
+    from pressfleet.lab.blocks import server_for
+
+    h = WritableHost()
+    h.lab = lab_pool.fresh("wr", stack=True)
+    base = server_for(h.lab)
+    conn = base.connect()
+    # Before pressfleet ever runs: an admin in Debian's sudo group, and a deploy account named on the block.
+    h.keys = {"alice": add_human(conn, "alice", ["sudo"]), "bob": add_human(conn, "bob", [])}
+    conn.close()
+    h.server = base.model_copy(update={"ssh_admins": ["bob"]})
+    h.site = make_site(name="priv", domain="priv.lab.test", uploads_only_writable=False)
+    h.report = provision_wordpress(server=h.server, site=h.site)
+    return h
 
 
 def in_background(call) -> tuple[threading.Thread, dict]:

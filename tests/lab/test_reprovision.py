@@ -5,7 +5,8 @@ its web root here ("PHP may write only to uploads" off) and plants links where r
 through none of them.
 
 Two real releases: Debian 12's WordPress (the lab mirror's) and Debian 13's (pressfleet.lab.wpmirror repacks
-both). One host, provisioned once; the tests run in order on it."""
+both). The site is provisioned once on the session's `writable_host` (shared with the privilege module, whose
+site is beside it); the tests run in order on it."""
 
 from __future__ import annotations
 
@@ -64,19 +65,18 @@ def releases():
 
 
 @pytest.fixture(scope="module")
-def site_host(lab_pool, prefect_harness, releases):
+def site_host(writable_host, prefect_harness, releases):
+    """Site `blog` provisioned on the session's writable_host (a stack-template host shared with the privilege
+    module, whose site `priv` is already there): its own site, the same Server block."""
     from flows.provision_wordpress import provision_wordpress
-    from pressfleet.lab.blocks import server_for
 
-    host = lab_pool.fresh("rp")
-    server = server_for(host)
+    host, server = writable_host.lab, writable_host.server
     site = make_site(release_url=releases["latest_url"], release_sha256=None, uploads_only_writable=False)
     report = provision_wordpress(server=server, site=site)
     assert all(c["passed"] for c in report.checks), report.checks
     conn = connect_lab(host)
     yield {"host": host, "server": server, "site": site, "conn": conn, "first": report}
     conn.close()
-    lab_pool.stop("rp")
 
 
 def wp(conn, code: str) -> str:

@@ -1,5 +1,6 @@
-"""Privilege and isolation on a real lab host (issue 9, items 1-3), one host provisioned once for the module with
-"PHP may write only to uploads" off (the site's user owns its web root) and two human SSH accounts.
+"""Privilege and isolation on a real lab host (issue 9, items 1-3), the session's `writable_host` (provisioned once,
+shared with the re-provisioning module) with "PHP may write only to uploads" off (the site's user owns its web
+root) and two human SSH accounts.
 
 1. The site's user plants links at every side-file name root uses (last-good, new, absent) and at a folder on
    the way, pointing at root's files outside the site: provisioning refuses, nothing outside the site changes.
@@ -15,8 +16,6 @@ import hashlib
 import subprocess
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pressfleet.ssh import converge
 from pressfleet.ssh import remote
@@ -24,7 +23,7 @@ from pressfleet.render import configs as render
 from pressfleet.ssh.converge import ManagedFile
 from pressfleet.ssh.remote import run
 from pressfleet.fleet.siteconfig import SiteConfig
-from tests.conftest import make_site
+from tests.conftest import add_human
 
 pytestmark = pytest.mark.lab
 
@@ -32,32 +31,6 @@ SSHD_DROPIN = "/etc/ssh/sshd_config.d/00-pressfleet.conf"
 # Root's own files outside the site, the kind a link would aim at (apt.systemd.daily runs daily as root).
 SENTINELS = ["/usr/local/lib/pf-sentinel-last-good", "/etc/pf-sentinel-new", "/usr/local/lib/pf-sentinel-absent",
              "/usr/lib/apt/apt.systemd.daily", "/etc/shadow"]
-
-
-def new_key() -> tuple[str, str]:
-    """(private key text, public key line) of a fresh Ed25519 key."""
-    key = Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    return private, public
-
-
-_HUMAN = r"""
-set -eu
-name=$1 key=$2; shift 2
-id -u "$name" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$name"
-for g in "$@"; do usermod -a -G "$g" "$name"; done
-install -d -m 700 -o "$name" -g "$name" "/home/$name/.ssh"
-printf '%s\n' "$key" > "/home/$name/.ssh/authorized_keys"
-chown "$name:$name" "/home/$name/.ssh/authorized_keys"; chmod 600 "/home/$name/.ssh/authorized_keys"
-"""
-
-
-def add_human(conn, name: str, groups: list[str]) -> str:
-    private, public = new_key()
-    run(conn, ["sh", "-c", _HUMAN, "sh", name, public, *groups])
-    return private
 
 
 def login_as(server, user: str, private_key: str) -> str:
@@ -75,28 +48,13 @@ def hashes(conn, paths: list[str]) -> dict[str, str]:
     return {line.split()[1]: line.split()[0] for line in out.splitlines()}
 
 
-class Host:
-    pass
-
-
 @pytest.fixture(scope="module")
-def host(lab_pool, prefect_harness):
-    from flows.provision_wordpress import provision_wordpress
-    from pressfleet.lab.blocks import server_for
-
-    h = Host()
-    h.lab = lab_pool.fresh("priv")
-    base = server_for(h.lab)
-    conn = base.connect()
-    # Before pressfleet ever runs: an admin in Debian's sudo group, and a deploy account named on the block.
-    h.keys = {"alice": add_human(conn, "alice", ["sudo"]), "bob": add_human(conn, "bob", [])}
-    conn.close()
-    h.server = base.model_copy(update={"ssh_admins": ["bob"]})
-    h.site = make_site(name="priv", domain="priv.lab.test", uploads_only_writable=False)
-    h.report = provision_wordpress(server=h.server, site=h.site)
-    h.conn = h.server.connect()
-    yield h
-    h.conn.close()
+def host(writable_host):
+    """The session's writable_host (tests/conftest.py: its site `priv` with PHP writing everywhere, alice in sudo,
+    bob on the Server block), with a connection of this module's."""
+    writable_host.conn = writable_host.server.connect()
+    yield writable_host
+    writable_host.conn.close()
 
 
 def curl(h, path: str) -> subprocess.CompletedProcess:
