@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import threading
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from fabric import Connection
 
@@ -75,6 +75,20 @@ def connected(server, *, fresh: bool = False) -> Iterator[Connection]:
         conn.close()
 
 
+_STEP_DONE: contextvars.ContextVar[Callable[[StepResult], None] | None] = contextvars.ContextVar(
+    "pressfleet_step_done", default=None)
+
+
+@contextlib.contextmanager
+def on_step_done(callback: Callable[[StepResult], None]) -> Iterator[None]:
+    """Within this block CALLBACK hears of every step that ends (a terminal's progress display, say)."""
+    token = _STEP_DONE.set(callback)
+    try:
+        yield
+    finally:
+        _STEP_DONE.reset(token)
+
+
 @contextlib.contextmanager
 def step(name: str) -> Iterator[StepResult]:
     """Time a step; the body appends what it changed to result.changed. In a dry run (converge.dry_run) the
@@ -92,6 +106,9 @@ def step(name: str) -> Iterator[StepResult]:
             result.packages += taken.packages
             result.actions += taken.actions
             result.notes += list(dict.fromkeys(taken.skipped))
+        listener = _STEP_DONE.get()
+        if listener is not None:
+            listener(result)
 
 
 def script(name: str) -> str:

@@ -220,10 +220,8 @@ def provision(
         _provision_dry_run(server_block, site, components)
         return
     site.save(block_name, overwrite=True)  # claim_site_name refused a block that holds another domain
-    from flows.provision_wordpress import provision_wordpress
-
     try:
-        report = provision_wordpress(server=server_block, site=site, components=components or None)
+        report = _provision_with_progress(server_block, site, components, dry_run=False)
     except Exception as exc:
         _fail(f"provisioning failed: {exc}")
     for step in report.steps:
@@ -236,13 +234,22 @@ def provision(
 
 def _provision_dry_run(server_block, site, components) -> None:
     """Run the flow as a dry run and print what it would do: packages, actions, then every file's diff."""
-    from flows.provision_wordpress import provision_wordpress
-
     try:
-        report = provision_wordpress(server=server_block, site=site, components=components or None, dry_run=True)
+        report = _provision_with_progress(server_block, site, components, dry_run=True)
     except Exception as exc:
         _fail(f"dry run failed (nothing was changed): {exc}")
     typer.echo(format_dry_run(report))
+
+
+def _provision_with_progress(server_block, site, components, *, dry_run: bool):
+    """The provision flow, with the steps done of how many shown on a terminal (pressfleet.cli.progress)."""
+    from flows.provision_wordpress import provision_wordpress
+    from pressfleet.cli import progress
+    from pressfleet.plan.desired import selected
+    from tasks.common import on_step_done
+
+    with progress.tracker(len(selected(components or None)), "steps") as bar, on_step_done(lambda r: bar.done(r.name)):
+        return provision_wordpress(server=server_block, site=site, components=components or None, dry_run=dry_run)
 
 
 def format_dry_run(report) -> str:

@@ -53,3 +53,18 @@ def test_quiet_when_not_a_terminal():
         bar.bytes_callback()(4096)
         bar.done("web1")
     assert out.getvalue() == "" and bar.counts.done == 1 and bar.counts.bytes == 4096
+
+
+def test_each_provisioning_step_that_ends_advances_the_count():
+    from tasks.common import on_step_done, step
+
+    console, _ = _terminal(False)
+    with progress.tracker(2, "steps", console=console) as bar, on_step_done(lambda r: bar.done(r.name)):
+        with step("packages"):
+            pass
+        with step("nginx"):
+            pass
+    assert bar.counts.label() == "2/2 steps (last: nginx)"
+    with step("php"):  # outside the block nobody listens
+        pass
+    assert bar.counts.done == 2
