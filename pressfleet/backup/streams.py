@@ -6,15 +6,19 @@
   an upload reading it is aborted, never completed short.
 - `RemoteWriter`: the standard input of a command on the host, written chunk by chunk.
 - `HashingReader`: counts and hashes the bytes that pass (what storage receives, or what it returned).
+- `on_bytes(callback)`: within the block, every stream opened reports the bytes it moves to CALLBACK (a
+  terminal's progress display, pressfleet.cli.progress).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import hashlib
 import io
 import shlex
 import threading
-from typing import IO, Optional
+from typing import IO, Callable, Iterator, Optional
 
 import paramiko
 from fabric import Connection
@@ -23,6 +27,19 @@ from pressfleet.ssh.remote import RemoteCommandError, display_host, open_channel
 
 COPY_CHUNK = 1 << 20
 STDERR_KEEP = 256 * 1024
+# Taken when a stream opens, so whichever thread reads it (an uploader's) reports to the opener's listener.
+_ON_BYTES: contextvars.ContextVar[Callable[[int], None] | None] = contextvars.ContextVar("pressfleet_on_bytes",
+                                                                                       default=None)
+
+
+@contextlib.contextmanager
+def on_bytes(callback: Callable[[int], None]) -> Iterator[None]:
+    """Within this block, streams to and from hosts call CALLBACK(n) with each chunk's size."""
+    token = _ON_BYTES.set(callback)
+    try:
+        yield
+    finally:
+        _ON_BYTES.reset(token)
 
 
 class ConnectionDropped(RemoteCommandError):
@@ -90,6 +107,7 @@ class RemoteReader(io.RawIOBase):
         self.stderr = ""
         self.exit_status: Optional[int] = None
         self._eof = False
+        self._on_bytes = _ON_BYTES.get()
         self._feeder = threading.Thread(target=self._feed, args=(stdin or b"",), daemon=True)
         self._feeder.start()
 
@@ -113,6 +131,8 @@ class RemoteReader(io.RawIOBase):
             raise ConnectionDropped(self._host, self._program, str(exc) or type(exc).__name__) from None
         if chunk:
             b[:len(chunk)] = chunk
+            if self._on_bytes is not None:
+                self._on_bytes(len(chunk))
             return len(chunk)
         self._eof = True
         self._finish()
@@ -152,6 +172,7 @@ def pipe_to_remote(conn: Connection, argv: list[str], src: IO[bytes], *, idle_ti
     channel = _open(conn, argv, idle_timeout)
     stderr = _Stderr(channel)
     out: list[bytes] = []
+    sent = _ON_BYTES.get()
 
     def drain() -> None:
         try:
@@ -176,6 +197,8 @@ def pipe_to_remote(conn: Connection, argv: list[str], src: IO[bytes], *, idle_ti
                 if channel.exit_status_ready():
                     break  # the command stopped reading: its status says why
                 raise ConnectionDropped(host, argv[0], str(exc) or type(exc).__name__) from None
+            if sent is not None:
+                sent(len(block))
         channel.shutdown_write()
         reader.join(idle_timeout)
         if not channel.status_event.wait(30):
@@ -213,6 +236,34 @@ class HashingReader(io.RawIOBase):
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
+
+
+class ChunkReader(io.RawIOBase):
+    """A readable stream of the bytes an iterator yields (generators on the pull side of an upload)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        super().__init__()
+        self._chunks = iter(chunks)
+        self._left = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        while not self._left:
+            self._left = next(self._chunks, b"")
+            if not self._left:
+                return 0
+        n = min(len(b), len(self._left))
+        b[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
+
+    def close(self) -> None:
+        closing = getattr(self._chunks, "close", None)
+        if closing is not None:
+            closing()  # a generator's own `with` blocks end here, a failed upload included
+        super().close()
 
 
 def drain(src: IO[bytes]) -> None:

@@ -65,6 +65,17 @@ KEY = typer.Option(None, "--key", help="Secret block holding the backup key (def
                    "without one, runs are refused unless the storage block says encryption: none).")
 
 
+def _with_progress(site: str, call):
+    """call() with the site's transfer shown on a terminal: 0/1 sites, then bytes and rate (pressfleet.cli.progress)."""
+    from pressfleet.backup.streams import on_bytes
+    from pressfleet.cli import progress
+
+    with progress.tracker(1, "sites") as bar, on_bytes(bar.bytes_callback(f"{site}: transferred")):
+        out = call()
+        bar.done(site)
+    return out
+
+
 def register(app: typer.Typer) -> None:
     @app.command("backup")
     def backup(site: str = typer.Argument(..., help=SITE_HELP), storage: str = STORAGE, key: str = KEY,
@@ -72,8 +83,8 @@ def register(app: typer.Typer) -> None:
         """Back a site up now (the backup-site flow)."""
         from flows.backup_site import backup_site
 
-        [s] = _run("backup", lambda: backup_site(site=_site(site), storage=_storage(storage), encryption_key=_key(key),
-                                                 full=full))
+        [s] = _run("backup", lambda: _with_progress(site, lambda: backup_site(
+            site=_site(site), storage=_storage(storage), encryption_key=_key(key), full=full)))
         typer.echo(f"{s['site']}: {s['kind']} backup {s['backup']}, {s['bytes']} bytes in {s['seconds']:.1f} s, "
                    f"{s['files_changed']} of {s['files_total']} files read")
 
@@ -84,8 +95,9 @@ def register(app: typer.Typer) -> None:
         """Restore a backup on a scratch target, check it, boot it, mark it verified (the restore-test flow)."""
         from flows.restore_test import restore_test as flow
 
-        [r] = _run("restore-test", lambda: flow(site=_site(site), storage=_storage(storage), scratch=_server(scratch),
-                                                backup_id=backup_id, encryption_key=_key(key)))
+        [r] = _run("restore-test", lambda: _with_progress(site, lambda: flow(
+            site=_site(site), storage=_storage(storage), scratch=_server(scratch), backup_id=backup_id,
+            encryption_key=_key(key))))
         typer.echo(f"{r['site']}: backup {r['backup']} verified on {r['target']} in {r['seconds']:.1f} s")
         for check in r["checks"]:
             typer.echo(f"  {check}")
@@ -106,9 +118,9 @@ def register(app: typer.Typer) -> None:
             except ValueError:
                 _fail(f"--at {at!r} is not an ISO 8601 time (e.g. 2026-11-26T10:15:00Z)")
             until = until if until.tzinfo else until.replace(tzinfo=UTC)
-        r = _run("restore", lambda: restore_site(site=_site(site), storage=_storage(storage), backup_id=backup_id,
-                                                 target=_server(to), parts=parts or ["database", "files"],
-                                                 point_in_time=until, encryption_key=_key(key)))
+        r = _run("restore", lambda: _with_progress(site, lambda: restore_site(
+            site=_site(site), storage=_storage(storage), backup_id=backup_id, target=_server(to),
+            parts=parts or ["database", "files"], point_in_time=until, encryption_key=_key(key))))
         typer.echo(f"{r['site']}: restored {', '.join(r['restored'])} from {r['backup']} onto {r['target']} "
                    f"in {r['seconds']:.1f} s")
 

@@ -158,3 +158,25 @@ def test_dry_run_on_a_fresh_host_lists_the_packages_and_changes_nothing(lab_pool
     with pytest.raises(ValueError):
         Secret.load("pressfleet-fresh-dry-db-password")
     lab_pool.stop("dry")
+
+
+def test_streams_report_their_bytes_to_a_progress_listener(provisioned):
+    """What `pressfleet backup` and the restores show: every byte a stream moves reaches the listener, from the
+    host (a part being backed up) and to it (a part being restored)."""
+    import io
+
+    from pressfleet.backup.streams import on_bytes, pipe_to_remote, remote_reader
+
+    got: list[int] = []
+    with connect_lab(provisioned.host) as conn:
+        with on_bytes(got.append):
+            with remote_reader(conn, ["head", "-c", "3000000", "/dev/zero"]) as part:
+                assert len(part.read()) == 3_000_000
+        assert sum(got) == 3_000_000 and len(got) > 1
+        sent: list[int] = []
+        with on_bytes(sent.append):
+            assert pipe_to_remote(conn, ["wc", "-c"], io.BytesIO(b"x" * 2_500_000)).strip() == "2500000"
+        assert sum(sent) == 2_500_000
+        with remote_reader(conn, ["head", "-c", "1000", "/dev/zero"]) as quiet:  # nobody listening: nothing counted
+            quiet.read()
+    assert sum(got) == 3_000_000
