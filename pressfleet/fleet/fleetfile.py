@@ -68,6 +68,14 @@ class SecretRef(_Strict):
     secret: Optional[BlockName] = Field(None, description="Name of a Prefect Secret block holding the value.")
     file: Optional[str] = Field(None, description="Path of a file on the control machine holding the value.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _never_a_value(cls, data):
+        if not isinstance(data, dict):
+            raise ValueError("secrets are never values in the fleet file: write {secret: BLOCK} (a Prefect Secret "
+                             "block's name) or {file: PATH}")
+        return data
+
     @model_validator(mode="after")
     def _one(self) -> "SecretRef":
         if (self.secret is None) == (self.file is None):
