@@ -18,7 +18,7 @@ import hashlib
 import io
 import shlex
 import threading
-from typing import IO, Callable, Iterator, Optional
+from typing import IO, Callable, Iterable, Iterator, Optional
 
 import paramiko
 from fabric import Connection
