@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
+import tarfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Optional
+from typing import IO, Iterator, Optional
 
 import zstandard
 from fabric import Connection
 
-from pressfleet.backup import binlogchain, catalog, sql
+from pressfleet.backup import binlogchain, binlogfilter, catalog, sql
 from pressfleet.backup.database import database_instance, restore_marks
 from pressfleet.backup.manifest import BackupManifest, ManifestPart
 from pressfleet.backup.parts import CheckedObject, open_part, upload_part
 from pressfleet.backup.remote import binlog_staging, script
-from pressfleet.backup.streams import COPY_CHUNK, pipe_to_remote, remote_reader
+from pressfleet.backup.streams import COPY_CHUNK, ChunkReader, pipe_to_remote, remote_reader
 from pressfleet.fleet.siteconfig import SiteConfig
 from pressfleet.ssh.remote import run
 from pressfleet.storage.base import ObjectStore
@@ -41,6 +43,49 @@ def replay_increment(conn: Connection, store: ObjectStore, member: BackupManifes
         run(conn, ["rm", "-rf", "--", workdir], check=False)
 
 
+
+
+LOG_NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}\.[0-9]{6,}$")  # mariadb-bin.000042
+# The first SIZE bytes of one of the server's logs, zstd over SSH (a log still open is read up to a position
+# its writer has passed: a transaction boundary).
+READ_LOG = 'head -c "$2" -- "$0/$1" | zstd -q -1 -c'
+
+
+def site_events(conn: Connection, name: str, size: int, database: str) -> Iterator[bytes]:
+    """The first SIZE bytes of the host's binary log NAME, other databases' events blanked
+    (binlogfilter), as they are read; raises when the host has fewer."""
+    if not LOG_NAME.match(name):
+        raise InvalidInput(f"{name!r} is not a binary log name")
+    if size < len(binlogfilter.MAGIC):
+        raise RuntimeError(f"binary log {name}: no usable size ({size}) to read")
+    with remote_reader(conn, ["sh", "-c", READ_LOG, sql.BINLOG_DIR, name, str(int(size))]) as raw:
+        plain = zstandard.ZstdDecompressor().stream_reader(raw, read_size=COPY_CHUNK)
+        seen = 0
+        for chunk in binlogfilter.site_events(iter(lambda: plain.read(COPY_CHUNK), b""), database):
+            seen += len(chunk)
+            yield chunk
+    if seen != size:
+        raise RuntimeError(f"binary log {name} has {seen} bytes on the host, {size} were listed")
+
+
+def site_log(conn: Connection, name: str, size: int, database: str) -> IO[bytes]:
+    """One log as ship-binlogs stores it: the site's events (site_events), zstd with its size in the frame."""
+    return zstandard.ZstdCompressor(level=3).stream_reader(ChunkReader(site_events(conn, name, size, database)),
+                                                           size=size, read_size=COPY_CHUNK)
+
+
+def site_logs_archive(conn: Connection, logs: list[tuple[str, int]], database: str) -> IO[bytes]:
+    """An incremental backup's database part: a zstd tar of the (name, size) logs, each the site's events
+    alone (what backup_archive.sh made of the raw logs before, so restore_extract.sh reads either)."""
+    def tar() -> Iterator[bytes]:
+        for name, size in logs:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = size, 0o640, int(datetime.now(UTC).timestamp())
+            yield info.tobuf(format=tarfile.GNU_FORMAT)
+            yield from site_events(conn, name, size, database)
+            yield b"\0" * (-size % tarfile.BLOCKSIZE)
+        yield b"\0" * (2 * tarfile.BLOCKSIZE)
+    return zstandard.ZstdCompressor(level=3).stream_reader(ChunkReader(tar()), read_size=COPY_CHUNK)
 
 
 def binlog_key(site: str, instance: Optional[str], name: str, encrypted: bool) -> str:
@@ -69,13 +114,15 @@ def shipped_binlogs(store: ObjectStore, site: str, instance: Optional[str],
 
 
 def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret: Optional[str]) -> dict:
-    """Close the current binary log and copy every closed one storage lacks (zstd, encrypted if set)."""
+    """Close the current binary log and copy every closed one storage lacks (zstd, encrypted if set), each with
+    the site's database's events alone: every other database's are blanked in place (binlogfilter)."""
     on = run(conn, sql.QUERY, stdin=sql.LOG_BIN).stdout.strip()
     if on != "1":
         raise InvalidInput("the binary log is off on this host: re-run provisioning (mariadb) to switch it on")
     listing = run(conn, sql.QUERY, stdin=sql.FLUSH_AND_LIST_LOGS).stdout.split("\n")
-    names = [line.split("\t")[0] for line in listing if line.strip()]
-    closed = names[:-1]
+    rows = [line.split("\t") for line in listing if line.strip()]
+    sizes = {cells[0]: int(cells[1]) for cells in rows if len(cells) >= 2 and cells[1].isdigit()}
+    closed = [cells[0] for cells in rows][:-1]
     instance = database_instance(conn)
     have = shipped_binlogs(store, site.name, instance, secret, strict=False)  # a bad record: shipped again
     shipped, total = [], 0
@@ -83,7 +130,9 @@ def ship_binlogs(conn: Connection, site: SiteConfig, store: ObjectStore, secret:
         if name in have:
             continue
         key = binlog_key(site.name, instance, name, bool(secret))
-        with remote_reader(conn, ["sh", "-c", 'zstd -q -3 -c -- "/var/lib/mysql/$1"', "sh", name]) as src:
+        if name not in sizes:
+            raise RuntimeError(f"SHOW BINARY LOGS gave no size for {name}")
+        with site_log(conn, name, sizes[name], site.db_name) as src:  # the site's own events alone
             part = upload_part(store, key, name, src, secret, {"site": site.name, "binlog": name})
         catalog.write_binlog_record(store, part, secret)  # MAC'd with a key
         shipped.append(name)

@@ -29,6 +29,7 @@ from fabric import Connection
 
 from pressfleet.backup import catalog, sql
 from pressfleet.backup.crypto import DecryptionError
+from pressfleet.backup.binlogs import site_logs_archive
 from pressfleet.backup.database import database_instance, restore_marks
 from pressfleet.backup.dumpinfo import DumpInfo, parse_dump_report
 from pressfleet.backup.index import Entry, carried, dump_index, nul_list, parse_inventory, plan_files
@@ -81,7 +82,7 @@ def _previous_for_incremental(store: ObjectStore, site: str, now: datetime, full
 @dataclass
 class Increment:
     info: DumpInfo
-    logs: list[str]
+    logs: list[tuple[str, int]]  # (name, bytes up to the snapshot) from the parent's log to the snapshot's
 
 
 def snapshot_increment(conn: Connection, db: str, previous: BackupManifest, instance: str) -> Increment | str:
@@ -99,7 +100,7 @@ def snapshot_increment(conn: Connection, db: str, previous: BackupManifest, inst
     if not all(sql.TABLE_NAME.match(t) for t in tables):
         return "a table name needs quoting this check does not do: the database is dumped whole"
     out = run(conn, sql.QUERY, stdin=sql.consistent_snapshot(db, tables)).stdout
-    info, logs = DumpInfo(), []
+    info, logs, sizes = DumpInfo(), [], {}
     for line in out.splitlines():
         cells = line.split("\t")
         name = cells[0].lower()  # MariaDB prints Binlog_snapshot_file
@@ -111,13 +112,16 @@ def snapshot_increment(conn: Connection, db: str, previous: BackupManifest, inst
             info.table_rows[cells[1]] = int(cells[2])
         elif len(cells) >= 2 and cells[0].startswith(previous.binlog_file.rsplit(".", 1)[0] + "."):
             logs.append(cells[0])
+            sizes[cells[0]] = int(cells[1]) if cells[1].isdigit() else -1
     if not info.binlog_file or info.binlog_position is None:
         return "the binary log is off: the database is dumped whole"
     if previous.binlog_file not in logs:
         return (f"binary log {previous.binlog_file} (the previous backup's position) is no longer on the host: "
                 "the database is dumped whole")
     wanted = [name for name in logs if previous.binlog_file <= name <= info.binlog_file]
-    return Increment(info, wanted)
+    # closed logs whole, the snapshot's own up to its position (a transaction boundary)
+    return Increment(info, [(name, info.binlog_position if name == info.binlog_file else sizes[name])
+                            for name in wanted])
 
 
 def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secret: Optional[str] = None,
@@ -157,8 +161,7 @@ def take_backup(conn: Connection, site: SiteConfig, store: ObjectStore, *, secre
 
     def database_part() -> tuple[ManifestPart, DumpInfo]:
         if increment is not None:  # the binary logs since the parent's snapshot, up to this one's
-            with remote_reader(conn, ["bash", "-c", script("backup_archive.sh"), "bash", sql.BINLOG_DIR],
-                               stdin=nul_list(increment.logs)) as logs:
+            with site_logs_archive(conn, increment.logs, site.db_name) as logs:  # the site's own events alone
                 return upload_part(store, database_key, "database", logs, secret, meta), increment.info
         with remote_reader(conn, ["bash", "-c", script("backup_dump.sh"), "bash", site.db_name]) as dump:
             part = upload_part(store, database_key, "database", dump, secret, meta)
