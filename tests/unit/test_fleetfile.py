@@ -249,3 +249,11 @@ def test_after_an_apply_the_same_file_has_nothing_to_do(desired, saved):
             assert {c.field for c in a.changes} == {k for k in set(old) | set(new) if old.get(k) != new.get(k)}
     # the plan is a pure function of its inputs
     assert plan_fleet(desired, saved) == plan
+
+
+def test_the_example_fleet_file_loads():
+    from pressfleet.fleet.fleetfile import load_fleet_path
+    from pressfleet.paths import ROOT
+
+    doc = load_fleet_path(ROOT / "examples" / "fleet.yaml")
+    assert [s.domain for s in doc.fleet.sites] == ["www.example.com", "shop.example.com", "blog.example.org"]
