@@ -163,18 +163,19 @@ def site_events(chunks: Iterable[bytes], database: str) -> Iterator[bytes]:
             yield bytes(buf[:4])
             del buf[:4]
             position, started = 4, True
-        out = bytearray()
-        while len(buf) >= HEADER:
-            size = int.from_bytes(buf[9:13], "little")
+        out, at = bytearray(), 0
+        while len(buf) - at >= HEADER:
+            size = int.from_bytes(buf[at + 9:at + 13], "little")
             if size < HEADER:
                 raise FilterError(f"a binary log event at position {position} claims {size} bytes")
-            if len(buf) < size:
+            if len(buf) - at < size:
                 break
-            event = bytearray(buf[:size])
-            del buf[:size]
+            event = bytearray(buf[at:at + size])
+            at += size
             for e in _judge(st, event, position):
                 out += e
             position += size
+        del buf[:at]  # once per chunk: the buffer is never shifted event by event
         if out:
             yield bytes(out)
     if not started:
