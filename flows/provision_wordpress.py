@@ -22,6 +22,7 @@ from pressfleet.render.configs import LOGIN_DEFS
 from pressfleet.ssh.remote import run
 from pressfleet.fleet.secrets import site_secrets
 from pressfleet.fleet.siteconfig import SiteConfig
+from pressfleet.plan.hostsites import HostInventory, HostSites, host_sites, resize_notes
 from tasks.base import install_packages, stack_packages
 from tasks.checks import Check, verify_site
 from pressfleet.ssh import converge
@@ -30,7 +31,7 @@ from tasks.host import gather_host_facts
 from tasks.mariadb import configure_mariadb
 from tasks.nginx import configure_nginx
 from tasks.os import harden_os
-from tasks.php import configure_php, measured_worker_memory
+from tasks.php import configure_php, host_inventory, measured_worker_memory
 from tasks.redis import configure_redis
 from tasks.security import configure_fail2ban, configure_firewall, harden_ssh
 from tasks.wordpress import configure_wordpress
@@ -51,6 +52,36 @@ def sizing_inputs(server: Server, site: SiteConfig) -> dict:
         except (ValueError, KeyError, TypeError):
             previous = None
     return {"samples": samples, "recorded": previous, "control_address": client}
+
+
+def saved_sites_on(server: Server, current: str) -> tuple[list[SiteConfig], list[str]]:
+    """The saved WordPressSite blocks whose server is this host (same address and port), as site configs,
+    and a note for each saved block that could not be read."""
+    from pressfleet.fleet.sites import saved_sites
+
+    configs, notes = [], []
+    for saved in saved_sites():
+        if saved.name == current:
+            continue
+        try:
+            block = WordPressSite.load(saved.block)
+        except Exception as exc:  # noqa: BLE001 - one unreadable block must not stop the run; it is reported
+            notes.append(f"saved block {saved.block} could not be read ({type(exc).__name__}): not counted")
+            continue
+        other = block.server
+        if other is not None and other.address == server.address and other.port == server.port:
+            configs.append(block.config())
+    return configs, notes
+
+
+@task(name="sites on the host", cache_policy=NONE)
+def sites_on_host(server: Server, site: SiteConfig) -> tuple[HostSites, HostInventory]:
+    """Every site on the host: the saved blocks naming it, checked against its pools and pressfleet's records."""
+    saved, notes = saved_sites_on(server, site.name)
+    with connected(server) as conn:
+        inventory = host_inventory(conn)
+    found = host_sites(site, saved, inventory)
+    return HostSites(found.sites, found.pool_only, (*notes, *found.notes)), inventory
 
 
 def peek_site_secrets(name: str):
@@ -103,11 +134,17 @@ def converge_markdown(site_url: str, address: str, results: list[StepResult], ch
     return "\n".join(lines)
 
 
-def _report_markdown(site_url: str, results: list[StepResult], checks: list[Check], seconds: float) -> str:
+def _report_markdown(site_url: str, results: list[StepResult], checks: list[Check], seconds: float,
+                     host: HostSites | None = None) -> str:
     changed = any(r.did_change for r in results)
     lines = [f"# Provisioned {site_url}", "",
              f"{'Changes were made' if changed else 'Nothing to change: the host already matched the desired state'}"
-             f" ({seconds:.1f} s).", "", "| step | changed | seconds | what |", "| --- | --- | --- | --- |"]
+             f" ({seconds:.1f} s).", ""]
+    if host is not None:
+        lines += [f"Sites on this host ({host.count}), whose host-wide files (fail2ban, pools, process.max, log "
+                  f"rotation) this run rendered: {', '.join(host.protected_names)}.", ""]
+        lines += [f"- {n}" for n in host.notes] + ([""] if host.notes else [])
+    lines += ["| step | changed | seconds | what |", "| --- | --- | --- | --- |"]
     for r in results:
         what = "; ".join(r.changed)[:400] or "-"
         lines.append(f"| {r.name} | {'yes' if r.did_change else 'no'} | {r.seconds:.1f} | {what} |")
@@ -171,17 +208,24 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
     if "packages" in steps:
         results.append(install_packages(server, stack_packages(cfg.php_version), provision.unattended_upgrades_files()))
 
+    host, inventory = sites_on_host(server, cfg)
+    others = [s for s in host.sites if s.name != cfg.name]
+    for note in host.notes:
+        log.warning("%s", note)
     inputs = sizing_inputs(server, cfg)
-    plan = provision.plan_for(facts.mem_total_bytes, facts.cpus, inputs["samples"], inputs["recorded"])
+    plan = provision.plan_for(facts.mem_total_bytes, facts.cpus, inputs["samples"], inputs["recorded"],
+                              sites=host.count)
     control = inputs["control_address"]
     control_networks = [str(ipaddress.ip_network(control))] if control else []
     files = provision.desired_files(
         cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
-        db_password=secrets.db_password, salts=secrets.salts,
+        db_password=secrets.db_password, salts=secrets.salts, host=host,
     )
-    log.info("Sizing for %.1f GiB RAM, %d CPUs, PHP worker %d MiB: %d PHP workers, InnoDB buffer pool %d MiB",
-             facts.mem_total_bytes / 2**30, facts.cpus, plan.php.worker_rss_bytes // 2**20,
-             plan.php.max_children, plan.innodb.buffer_pool_bytes // 2**20)
+    log.info("Sizing for %.1f GiB RAM, %d CPUs, PHP worker %d MiB, %d site(s) (%s): %d PHP workers per pool, "
+             "process.max %d, InnoDB buffer pool %d MiB",
+             facts.mem_total_bytes / 2**30, facts.cpus, plan.php.worker_rss_bytes // 2**20, host.count,
+             ", ".join(host.protected_names), plan.php.max_children, plan.php.process_max,
+             plan.innodb.buffer_pool_bytes // 2**20)
 
     for step_name in steps:
         if step_name == "os":
@@ -192,7 +236,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         elif step_name == "firewall":
             results.append(configure_firewall(server, files["firewall"]))
         elif step_name == "fail2ban":
-            results.append(configure_fail2ban(server, files["fail2ban"], provision.watched_logs(cfg)))
+            results.append(configure_fail2ban(server, files["fail2ban"], provision.watched_logs(cfg, host)))
         elif step_name == "mariadb":
             results.append(configure_mariadb(server, files["mariadb"], cfg.db_name, secrets.db_password))
         elif step_name == "redis":
@@ -218,24 +262,30 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         # The first run sized PHP before any worker had run WordPress: measure now that the site serves, and
         # re-size in this same run, so that the next run finds nothing to change.
         measured = sizing_inputs(server, cfg)
-        better = provision.plan_for(facts.mem_total_bytes, facts.cpus, measured["samples"], plan.php.worker_rss_bytes)
+        better = provision.plan_for(facts.mem_total_bytes, facts.cpus, measured["samples"], plan.php.worker_rss_bytes,
+                                    sites=host.count)
         if better != plan:
             plan = better
             files = provision.desired_files(
                 cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
-                db_password=secrets.db_password, salts=secrets.salts,
+                db_password=secrets.db_password, salts=secrets.salts, host=host,
             )
-            resized = configure_php(server, cfg, files["php"], provision.php_remove(cfg))
+            resized = configure_php(server, cfg, files["php"], provision.php_remove(cfg), others)
             resized.name = "php (sized from measured workers)"
             results.append(resized)
 
+    php_results = [r for r in results if r.name.startswith("php")]
+    if php_results and any(r.did_change for r in php_results):
+        # What the sizing did to every pool on the host (the pools of the other sites included).
+        php_results[-1].notes += resize_notes(inventory.pools, {s.name: plan.php.max_children for s in host.sites},
+                                              inventory.process_max, plan.php.process_max)
     checks = verify_site(server, cfg, admin_user=site.admin_user, admin_password=secrets.admin_password) if verify else []
     seconds = round(time.monotonic() - started, 1)
     site_url = f"https://{cfg.domain}/"
     if dry_run:
         return dry_run_report(site_url, server.address, results, seconds)
     create_markdown_artifact(
-        key=f"provision-{cfg.name.replace('_', '-')}", markdown=_report_markdown(site_url, results, checks, seconds)
+        key=f"provision-{cfg.name.replace('_', '-')}", markdown=_report_markdown(site_url, results, checks, seconds, host)
         + (f"\n\n{lock_note}" if lock_note else ""),
         description=f"Provisioning of {site_url} on {server.address}",
     )
@@ -248,4 +298,5 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         site_url=site_url, changed=changed, seconds=seconds,
         steps=[{"name": r.name, "changed": r.changed, "seconds": r.seconds, "notes": r.notes} for r in results],
         checks=[{"name": c.name, "passed": c.passed, "detail": c.detail} for c in checks],
+        host_sites=host.protected_names, host_notes=list(host.notes),
     )

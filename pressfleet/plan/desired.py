@@ -36,6 +36,10 @@ class ProvisionReport(BaseModel):
     # {"step", "path", "diff"} (unified diff text; files others may not read show no content), PACKAGES the
     # packages it would install, ACTIONS the service actions and commands it would run, as sentences.
     dry_run: bool = False
+    # Every site on the host this run rendered host-wide files from, and what it noted about them
+    # (a site on the host with no saved block, a block whose site is not on the host yet).
+    host_sites: list[str] = []
+    host_notes: list[str] = []
     diffs: list[dict] = []
     packages: list[str] = []
     actions: list[str] = []

@@ -34,7 +34,7 @@ One host runs nginx, PHP-FPM, MariaDB and Redis. pressfleet splits its RAM `R` l
   `pm = dynamic` otherwise (warm workers, no fork per burst): `min_spare = max(1, 10 %)`,
   `max_spare = max(min_spare + 1, 30 %)`, `start = halfway`. `pm.max_requests = 500` recycles workers
   before plugin leaks add up. With several sites each pool gets `max(2, total / sites)` workers and the
-  global `process.max = total` bounds them all.
+  global `process.max` is their sum (at most `total`), which bounds them all.
 - MariaDB `max_connections = workers + 10 + 10 %` (wp-cli, cron, backups, monitoring), at least 20;
   `innodb_log_file_size = 25 %` of the pool (at least 32 MiB); `tmp_table_size = max_heap_table_size`.
 - OPcache `max_accelerated_files` is the smallest of PHP's own hash-table primes that is at least
@@ -283,8 +283,8 @@ def php_fpm_max_children(
     few run large admin requests); the 3 MiB is the MariaDB connection each worker holds (1.1 x: 10 % extra
     connections for wp-cli and cron). Fewer than 2 fitting workers raises `InsufficientMemory`.
 
-    Each of `sites` pools gets `max(2, total // sites)` children; `process_max = total` is written as the
-    global `process.max`, so the sum over pools never exceeds the budget even when 2 per pool would.
+    Each of `sites` pools gets `max(2, total // sites)` children; the global `process.max` is their sum,
+    capped at `total`, so the pools never exceed the budget even when 2 per pool would.
     `pm = ondemand` below 2 GiB of RAM or when a pool gets fewer than 4 children, `dynamic` otherwise, with
     min_spare = max(1, 10 %), max_spare = max(min_spare + 1, 30 %) and start_servers halfway between.
     `pm.max_requests = 500` recycles each worker before plugin memory leaks accumulate.
@@ -323,7 +323,7 @@ def php_fpm_max_children(
         min_spare_servers=min_spare,
         max_spare_servers=max_spare,
         max_requests=max_requests,
-        process_max=total,
+        process_max=min(total, per_site * sites),
         sites=sites,
         worker_rss_bytes=rss,
         worker_cost_bytes=ceil(cost),

@@ -50,6 +50,9 @@ __all__ = [
     "render_php_pool",
     "render_php_fpm_global",
     "render_php_ini_overrides",
+    "render_php_logrotate",
+    "php_slowlog_path",
+    "php_error_log_path",
     "render_mariadb_conf",
     "render_restore_test_wp_config",
     "render_redis_conf",
@@ -324,7 +327,6 @@ def render_php_pool(
     """
     site = _valid(site, SiteConfig, "site")
     sizing = _valid(sizing, PhpFpmSizing, "sizing")
-    log_dir = remote_path(log_dir)
     return _render(
         "php/pool.conf.j2",
         site=site,
@@ -332,10 +334,32 @@ def render_php_pool(
         request_timeout_s=_int_in(request_timeout_s, 30, 3600, "request_timeout_s"),
         status_socket=fpm_status_socket(site),
         status_path=FPM_STATUS_PATH,
-        slowlog=f"{log_dir}/php{site.php_version}-fpm-{site.name}.slow.log",
-        error_log=f"{site.home}/log/php-error.log",
+        slowlog=php_slowlog_path(site, log_dir),
+        error_log=php_error_log_path(site),
         disabled_functions=DISABLED_FUNCTIONS,
     )
+
+
+def php_slowlog_path(site: SiteConfig, log_dir: str = "/var/log") -> str:
+    """The pool's slow log: written by php-fpm's master (root), in a folder only root can write."""
+    return f"{remote_path(log_dir)}/php{site.php_version}-fpm-{site.name}.slow.log"
+
+
+def php_error_log_path(site: SiteConfig) -> str:
+    """The site's PHP error log, in `<home>/log`, which the site's user owns (its workers write it)."""
+    return f"{site.home}/log/php-error.log"
+
+
+def render_php_logrotate(sites: Sequence[SiteConfig], *, slowlog_dir: str = "/var/log", keep_days: int = 14) -> str:
+    """/etc/logrotate.d/pressfleet-sites: daily rotation of every site's PHP slow log and error log.
+
+    The error log sits in a folder the site's user can write, so its stanza has `su <user> <group>`: logrotate
+    (root) drops to that user there and never follows a link the site's PHP could have placed. The slow log
+    is in a root-owned folder. Neither needs php-fpm to reopen anything: both are opened per write.
+    """
+    checked = sorted((_valid(s, SiteConfig, "site") for s in sites), key=lambda s: s.name)
+    return _render("logrotate/sites.j2", sites=checked, slowlog_dir=remote_path(slowlog_dir),
+                   keep_days=_int_in(keep_days, 1, 3650, "keep_days"))
 
 
 def render_php_fpm_global(sizing: PhpFpmSizing) -> str:
@@ -488,25 +512,32 @@ def render_fail2ban_jails(
     ssh_port: int = 22,
     wp_login_maxretry: int = 5,
     fail2ban_log: str = "/var/log/fail2ban.log",
+    other_sites: Sequence[str] = (),
 ) -> str:
     """/etc/fail2ban/jail.local: sshd (journal), recidive, nginx-botsearch, WordPress jails.
 
     The WordPress login jail reads each site's access log; the XML-RPC jail only the logs of sites that
-    deny xmlrpc.php (on a site that allows it, posting to it is legitimate). Log files are listed one by
+    deny xmlrpc.php (on a site that allows it, posting to it is legitimate). `sites` are every site on the
+    host (never the one being provisioned alone); `other_sites` names sites on the host known only by name,
+    whose logs are watched as well. Log files are listed one by
     one rather than globbed: fail2ban refuses to start a jail whose glob matches no file yet. Put the
     control host in `ignore_ip`.
     """
-    checked = [_valid(s, SiteConfig, "site") for s in sites]
+    checked = sorted((_valid(s, SiteConfig, "site") for s in sites), key=lambda s: s.name)
+    # Sites on the host known only by name (a pool with no block or record): watched as denying XML-RPC.
+    others = sorted({_v.site_name(n) for n in other_sites} - {s.name for s in checked})
     log_dir = remote_path(nginx_log_dir)
-    error_logs = [f"{log_dir}/{s.name}.error.log" for s in checked] or [f"{log_dir}/error.log"]
+    every = [s.name for s in checked] + others
+    error_logs = [f"{log_dir}/{n}.error.log" for n in sorted(every)] or [f"{log_dir}/error.log"]
     return _render(
         "fail2ban/jail.local.j2",
         ignore_ip=["127.0.0.1/8", "::1", *(n for n in _cidrs(ignore_ip) if n not in ("127.0.0.1/8", "::1/128"))],
         ssh_port=_v.port(ssh_port),
         fail2ban_log=remote_path(fail2ban_log),
         error_logs=error_logs,
-        login_logs=[f"{log_dir}/{s.name}.access.log" for s in checked],
-        xmlrpc_logs=[f"{log_dir}/{s.name}.access.log" for s in checked if not s.allow_xmlrpc],
+        login_logs=[f"{log_dir}/{n}.access.log" for n in sorted(every)],
+        xmlrpc_logs=[f"{log_dir}/{n}.access.log"
+                     for n in sorted([s.name for s in checked if not s.allow_xmlrpc] + others)],
         wp_login_maxretry=_int_in(wp_login_maxretry, 1, 100, "wp_login_maxretry"),
     )
 
