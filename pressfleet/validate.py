@@ -77,6 +77,8 @@ RESERVED_NAMES: frozenset[str] = frozenset(
         "information_schema", "performance_schema", "test", "mariadb_sys",
         # our own accounts and WordPress defaults that would be confusing as site names
         "pressfleet", "deploy", "wordpress", "wp",
+        # Redis's own user (a site's Redis ACL user takes the site's name)
+        "default",
     }
 )
 
@@ -226,6 +228,21 @@ def unix_user(value: Any) -> str:
         raise InvalidInput(
             f"{_show(raw)} is not a valid user name: use 1-32 lower-case letters, digits, '_' or '-', "
             "starting with a letter or '_'."
+        )
+    return raw
+
+
+_BLOCK_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def block_name(value: Any, what: str = "block") -> str:
+    """A name to save a block under (a Server block's `web1`, `lab-web1`): 1-63 lower-case letters, digits
+    or dashes, starting and ending with a letter or digit (Prefect's own rule for block names, stricter)."""
+    raw = _require_str(value, f"A {what} name")
+    if not _BLOCK_NAME.fullmatch(raw):
+        raise InvalidInput(
+            f"{_show(raw)} is not a valid {what} name: use 1-63 lower-case letters, digits or dashes, "
+            "starting and ending with a letter or digit."
         )
     return raw
 

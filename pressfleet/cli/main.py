@@ -294,8 +294,12 @@ def _register_more() -> None:
     from pressfleet.cli import backup as cli_backup
     from pressfleet.cli import collect as cli_collect
     from pressfleet.cli import fleet as cli_fleet
+    from pressfleet.cli import server as cli_server
+    from pressfleet.cli import site as cli_site
 
     cli_backup.register(app)
+    cli_server.register(app)
+    cli_site.register(app)
     cli_collect.register(app)
     cli_fleet.register(app)
     cli_analysis.register(app)

@@ -1,0 +1,114 @@
+"""Removal steps: one site taken off its host (pool, user, vhost, cache, database, cron, files, logs,
+certificate, Redis user), its Secret blocks and its saved block; each idempotent, so a re-run completes."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NONE
+
+from pressfleet import validate
+from pressfleet.fleet.secrets import secret_block_name
+from pressfleet.fleet.siteconfig import SiteConfig
+from pressfleet.ssh import converge
+from tasks.common import connected, script
+
+# Every Secret block kind pressfleet keeps per site (pressfleet.fleet.secrets, the Redis ACL user's password).
+# Exact names only: a prefix would also match another site's (`one` and `one_two` share `pressfleet-one-`).
+SECRET_KINDS = ("db-password", "admin-password", "salts", "redis-password")
+
+# What is still on the host of a site, one `name` line per thing (empty output: nothing left). Read-only.
+_LEFTOVERS = r"""
+set -euf
+site=$1 php=$2
+case "$site" in ""|[!a-z]*|*[!a-z0-9_]*) echo "bad site name" >&2; exit 3;; esac
+id -u "$site" >/dev/null 2>&1 && echo user
+getent group "$site" >/dev/null && echo group
+[ -e "/etc/php/$php/fpm/pool.d/$site.conf" ] && echo pool
+{ [ -e "/etc/nginx/sites-available/$site.conf" ] || [ -L "/etc/nginx/sites-enabled/$site.conf" ]; } && echo vhost
+[ -e "/etc/systemd/system/pressfleet-wp-cron-$site.timer" ] && echo cron
+[ -e "/var/www/$site" ] && echo files
+[ -e "/etc/ssl/pressfleet/$site" ] && echo certificate
+[ -e "/var/log/nginx/$site.access.log" ] && echo logs
+grep -Eq "[[:space:]]# pressfleet:$site\$" /etc/hosts && echo hosts-entry
+if command -v mariadb >/dev/null && systemctl is-active --quiet mariadb; then
+  n=$(mariadb --batch --skip-column-names -e "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '$site'")
+  [ "$n" = 0 ] || echo database
+  n=$(mariadb --batch --skip-column-names -e "SELECT COUNT(*) FROM mysql.user WHERE User = '$site'")
+  [ "$n" = 0 ] || echo database-user
+fi
+exit 0
+"""
+
+
+def remove_args(site: SiteConfig) -> list[str]:
+    """The removal script's arguments, each checked again here (the script checks them too)."""
+    if site.tls_mode not in ("self-signed", "provided", "acme"):
+        raise validate.InvalidInput(f"unknown TLS mode {site.tls_mode!r}")
+    return [validate.site_name(site.name), validate.php_version(site.php_version), site.tls_mode,
+            *(validate.domain(n) for n in site.server_names)]
+
+
+def leftovers(conn, site: SiteConfig) -> list[str]:
+    """What of SITE is still on the host ('user', 'pool', 'vhost', 'database'...); empty when it is all gone."""
+    out = converge.sh(conn, _LEFTOVERS, [validate.site_name(site.name), validate.php_version(site.php_version)],
+                      reads=True)
+    return out.stdout.split()
+
+
+def _remove_redis_user(conn, site: SiteConfig) -> list[str]:
+    """The site's Redis ACL user and its keys (tasks.redis.remove_redis_user, when this pressfleet has it)."""
+    from tasks import redis as redis_tasks
+
+    remover = getattr(redis_tasks, "remove_redis_user", None)
+    if remover is None:
+        return []
+    out = remover(conn, site.name)
+    return list(out) if isinstance(out, (list, tuple)) else ([str(out)] if out else [])
+
+
+@task(name="remove-from-host", cache_policy=NONE)
+def remove_from_host(server, site: SiteConfig) -> list[str]:
+    """Run the removal script (pressfleet/templates/scripts/remove_site.sh) for SITE on its host, then its Redis
+    user; then check nothing of the site is left. Returns what was removed, one sentence each."""
+    args = remove_args(site)
+    with connected(server) as conn:
+        result = converge.sh(conn, script("remove_site.sh"), args, check=False, timeout=900)
+        refusal = [ln.removeprefix("refused: ") for ln in result.stderr.splitlines() if ln.startswith("refused: ")]
+        if not result.ok:
+            raise RuntimeError(f"{server.address}: removing site {site.name} stopped: "
+                               f"{refusal[0] if refusal else result.stderr.strip()[-400:]} (run it again to finish)")
+        removed = [ln for ln in result.stdout.splitlines() if ln.strip()]
+        removed += _remove_redis_user(conn, site)
+        left = leftovers(conn, site)
+    if left:
+        raise RuntimeError(f"{server.address}: site {site.name} still has {', '.join(left)} after removal "
+                           "(run it again to finish)")
+    return removed
+
+
+def delete_site_blocks(site_name: str, block_name: str) -> list[str]:
+    """Delete the site's Secret blocks (exact names) and its saved WordPress Site block; those already gone
+    are skipped. Returns the deleted blocks' names."""
+    from prefect.blocks.system import Secret
+    from prefect.exceptions import ObjectNotFound
+
+    from blocks.site import WordPressSite
+    from pressfleet.fleet.saved import saved_block_names
+
+    deleted = []
+    saved = set(saved_block_names("secret"))
+    for kind in SECRET_KINDS:
+        name = secret_block_name(validate.site_name(site_name), kind)
+        if name in saved:
+            try:
+                Secret.delete(name)
+                deleted.append(name)
+            except (ValueError, ObjectNotFound):
+                pass
+    if block_name in saved_block_names("wordpress-site"):
+        try:
+            WordPressSite.delete(block_name)
+            deleted.append(block_name)
+        except (ValueError, ObjectNotFound):
+            pass
+    return deleted
