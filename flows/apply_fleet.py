@@ -6,6 +6,7 @@ The same flow runs from the UI (deployment `apply-fleet/apply-fleet`) and from `
 from __future__ import annotations
 
 import inspect
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,6 +24,7 @@ from pressfleet.fleet.sites import saved_sites
 # Progress hook (helper F's rich display plugs in here): called as hook(event, host, site, detail) with event
 # one of "hosts" (detail: how many), "site-start", "site-done", "site-failed", "host-done", "host-failed".
 _PROGRESS: list[Callable[..., None]] = []
+_PENDING_LOCK = threading.Lock()
 
 
 def add_progress_hook(hook: Callable[..., None]) -> Callable[[], None]:
@@ -112,7 +114,8 @@ def provision_host(host: str, server, sites: list[tuple[str, object]]) -> dict:
             _progress("site-failed", host, block, failed)
             break
         done.append(block)
-        fleetblocks.set_pending([s for s in fleetblocks.pending_sites() if s != block])
+        with _PENDING_LOCK:  # hosts finish in parallel: one read-modify-write of the pending list at a time
+            fleetblocks.set_pending([s for s in fleetblocks.pending_sites() if s != block])
         _progress("site-done", host, block)
     _progress("host-failed" if failed else "host-done", host, None, failed)
     return {"host": host, "provisioned": done, "failed": failed}

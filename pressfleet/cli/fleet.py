@@ -87,7 +87,7 @@ def export(
     from pressfleet.fleet import fleetblocks
 
     try:
-        data, made = fleetblocks.export_fleet(fleetblocks.read_saved())
+        data, notes = fleetblocks.export_fleet(fleetblocks.read_saved())
     except Exception as exc:  # noqa: BLE001 - an unreachable API
         _fail(f"export failed: {exc}")
     text = fleetblocks.dump_yaml(data)
@@ -98,8 +98,8 @@ def export(
         typer.echo(f"wrote {fleet_file}: {len(data.get('servers', {}))} server(s), {len(data.get('sites', []))} "
                    f"site(s), {len(data.get('storage', {}))} storage, {len(data.get('retention', {}))} retention",
                    err=True)
-    for block in made:
-        typer.echo(f"note: saved a secret as Secret block {block!r} to reference it", err=True)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
 
 
 @fleet_app.command("schema")

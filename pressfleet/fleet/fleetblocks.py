@@ -360,9 +360,10 @@ def _non_default(block, skip: tuple[str, ...] = ()) -> dict:
 
 
 def export_fleet(saved: Saved) -> tuple[dict, list[str]]:
-    """The fleet file (as data) describing what is saved, and the Secret blocks made to reference secrets
-    that had none. Export then apply has nothing to change."""
-    sources, made = read_sources(), []
+    """The fleet file (as data) describing what is saved, and notes for the person (Secret blocks made to
+    reference secrets that had none; servers saved twice under two names). Export then apply has nothing to
+    change."""
+    sources, made, notes = read_sources(), [], []
     data: dict[str, Any] = {"version": 1, "servers": {}, "sites": [], "storage": {}, "retention": {}}
     for name, b in sorted(saved.servers.items()):
         entry = {"address": b.address}
@@ -372,10 +373,27 @@ def export_fleet(saved: Saved) -> tuple[dict, list[str]]:
         if not b.host_key and not b.trust_on_first_use:
             entry["trust_on_first_use"] = True  # cannot be described otherwise: say how it will be pinned
         data["servers"][name] = entry
+    seen: dict[tuple[str, int], str] = {}
+    for name, b in sorted(saved.servers.items()):
+        other = seen.setdefault((b.address, b.port), name)
+        if other != name:
+            notes.append(f"servers {other!r} and {name!r} are both {b.address}:{b.port}: the file is refused until "
+                         "one of them is removed (a server is named one way)")
     for name, b in sorted(saved.sites.items(), key=lambda kv: (kv[1].domain, kv[0])):
         if b.server is None:
             continue  # a site with no server is not part of a fleet (provisioning needs one)
-        entry: dict[str, Any] = {"domain": b.domain, "name": b.name, "server": server_name_of(b.server)}
+        host = server_name_of(b.server)
+        if host not in data["servers"]:  # the site holds a server of its own that no saved block is
+            host = f"unsaved-{b.server.address.replace('.', '-').replace(':', '-')}-{b.server.port}"[:63]
+            if host not in data["servers"]:
+                ref = _ref_for(f"server/{host}/private_key", b.server.private_key.get_secret_value(), sources, made)
+                data["servers"][host] = {"address": b.server.address, "port": b.server.port, "user": b.server.user,
+                                         **({"key_file": ref["file"]} if "file" in ref else {"key_secret": ref["secret"]}),
+                                         **({"host_key": b.server.host_key} if b.server.host_key
+                                            else {"trust_on_first_use": True})}
+                notes.append(f"site {name!r} names a server no saved Server block is: exported as {host!r} "
+                             "(an apply saves it and points the site at it)")
+        entry: dict[str, Any] = {"domain": b.domain, "name": b.name, "server": host}
         for k, v in _non_default(b, ("name", "domain", "server")).items():
             if isinstance(v, SecretStr):
                 v = _ref_for(f"site/{name}/{k}", v.get_secret_value(), sources, made)
@@ -398,7 +416,8 @@ def export_fleet(saved: Saved) -> tuple[dict, list[str]]:
     for k in ("servers", "sites", "storage", "retention"):
         if not data[k]:
             del data[k]
-    return data, made
+    notes += [f"saved a secret as Secret block {b!r} to reference it" for b in made]
+    return data, notes
 
 
 def dump_yaml(data: dict) -> str:

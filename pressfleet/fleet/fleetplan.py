@@ -4,8 +4,8 @@ Both sides are `BlockRecord`s: a block's kind, name and comparable field values 
 digest, never its value; a site's server is the Server block's name). `plan_fleet(desired, saved)` returns
 a `FleetPlan`: each block of the file to create, change (field by field: the file's value against the
 saved one) or leave; saved blocks the file does not name (left as they are); identity collisions, which
-refuse the whole apply (one address:port under two server names, one domain under two site blocks, one
-storage name under two storage kinds); and, per server, the sites to provision (new or changed sites,
+refuse the whole apply (one address:port under two server names, one domain under two site blocks, a name
+of the file that a saved block holds for another address or domain, one storage name under two storage kinds); and, per server, the sites to provision (new or changed sites,
 and every site of a new or changed server), in the file's order.
 """
 
@@ -124,6 +124,16 @@ def plan_fleet(desired: list[BlockRecord], saved: list[BlockRecord]) -> FleetPla
                     plan.collisions.append((kind, r.name,
                         f"{kind} {r.name!r} in the file has the {what} {ident}, which the saved {kind} block "
                         f"{other!r} holds: use the name {other!r} in the file, or change or remove that block first"))
+    # a name of the file that is a different saved block (another machine, another site)
+    for r in desired:
+        old = saved_by.get((r.kind, r.name, r.type))
+        if r.kind in ("server", "site") and old is not None and old.identity and r.identity \
+                and old.identity[0] != r.identity[0]:
+            what = "address:port" if r.kind == "server" else "domain"
+            plan.collisions.append((r.kind, r.name,
+                                    f"{r.kind} {r.name!r} is saved with the {what} {old.identity[0]}, the file gives "
+                                    f"{r.identity[0]}: that is another {r.kind} under the same name; rename it in the "
+                                    f"file, or change the saved block first"))
     storage_types = {r.name: r.type for r in saved if r.kind == "storage"}
     for r in desired:
         if r.kind == "storage" and r.name in storage_types and storage_types[r.name] != r.type:
