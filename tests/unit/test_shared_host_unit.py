@@ -144,3 +144,17 @@ def test_logrotate_uses_su_for_every_site_error_log():
         stanza = text.split(f"/var/www/{n}/log/php-error.log {{")[1].split("}")[0]
         assert f"su {n} {n}" in stanza and f"create 0640 {n} {n}" in stanza
         assert f"/var/log/php8.2-fpm-{n}.slow.log {{" in text
+
+
+HOST_WIDE = ("/etc/fail2ban/jail.local", "/etc/php/8.2/fpm/pool.d/00-pressfleet-global.conf", desired.LOGROTATE_SITES,
+             "/etc/nginx/conf.d/pressfleet.conf", "/etc/nftables.conf", "/etc/php/8.2/fpm/conf.d/90-pressfleet.ini")
+
+
+def test_host_wide_files_do_not_depend_on_which_site_is_provisioned():
+    one, two, three = site("one"), site("two", allow_xmlrpc=True), site("three")
+    inv = parse_inventory("pool one 4\npool two 4\npool three 4\n")
+    rendered = [files(cur, host_sites(cur, [one, two, three], inv), sites=3)[0] for cur in (one, two, three)]
+    for path in HOST_WIDE:
+        assert rendered[0][path] == rendered[1][path] == rendered[2][path], path
+    for s in (one, two, three):  # every pool is rendered by every run, the same way
+        assert rendered[0][s.php_pool_path] == rendered[1][s.php_pool_path] == rendered[2][s.php_pool_path]
