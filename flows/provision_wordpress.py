@@ -100,7 +100,8 @@ def peek_site_secrets(name: str):
 
     return SiteSecrets(db_password=str(peek("db-password", lambda: generate_secret(40))),
                        admin_password=str(peek("admin-password", lambda: generate_secret(24))),
-                       salts=WpSalts(**peek("salts", lambda: WpSalts.generate().model_dump())))
+                       salts=WpSalts(**peek("salts", lambda: WpSalts.generate().model_dump())),
+                       redis_password=str(peek("redis-password", lambda: generate_secret(40))))
 
 
 def dry_run_report(site_url: str, address: str, results: list[StepResult], seconds: float) -> ProvisionReport:
@@ -240,13 +241,13 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         elif step_name == "mariadb":
             results.append(configure_mariadb(server, files["mariadb"], cfg.db_name, secrets.db_password))
         elif step_name == "redis":
-            results.append(configure_redis(server, files["redis"]))
+            results.append(configure_redis(server, files["redis"], cfg.name, secrets.redis_password))
         elif step_name == "php":
             results.append(configure_php(server, cfg, files["php"], provision.php_remove(cfg)))
         elif step_name == "wordpress":
             results.append(configure_wordpress(
                 server, cfg, title=site.title, admin_user=site.admin_user, admin_password=secrets.admin_password,
-                wp_config=provision.wp_config(cfg, secrets.db_password, secrets.salts),
+                wp_config=provision.wp_config(cfg, secrets.db_password, secrets.salts, secrets.redis_password),
                 release_url=site.release_url, release_sha256=site.release_sha256, cron_units=files["wordpress"],
                 update_core=site.update_core,
             ))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from prefect import task
 from prefect.cache_policies import NONE
 
+from pressfleet.ssh import redisacl
 from pressfleet.ssh.remote import run
 from pressfleet.fleet.siteconfig import SiteConfig
 from tasks.common import connected
@@ -62,8 +63,8 @@ def site_checks(conn, site: SiteConfig, *, admin_user: str, admin_password: str)
     login = bootstrap(conn, site, "check-login", {"user": admin_user, "password": admin_password})
     checks.append(Check("admin can log in", bool(login.get("ok"))))
     if site.object_cache:
-        keys = run(conn, ["redis-cli", "-n", str(site.redis_database), "--scan", "--pattern", f"{site.name}:*"]).stdout.split()
-        checks.append(Check("WordPress keys in Redis", len(keys) > 0, f"{len(keys)} keys"))
+        keys = redisacl.count_site_keys(conn, site.name, database=site.redis_database)  # as pressfleet's admin
+        checks.append(Check("WordPress keys in Redis", keys > 0, f"{keys} keys"))
     return checks
 
 

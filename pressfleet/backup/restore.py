@@ -24,7 +24,8 @@ from pressfleet.backup.remote import make_staging, script, tree_listing
 from pressfleet.backup.streams import pipe_to_remote
 from pressfleet.fleet import dbnames
 from pressfleet.fleet.siteconfig import SiteConfig
-from pressfleet.ssh.remote import run
+from pressfleet.ssh import redisacl
+from pressfleet.ssh.remote import RemoteError, run
 from pressfleet.storage.base import ObjectStore
 from pressfleet.validate import InvalidInput
 
@@ -144,9 +145,12 @@ class RestoreResult:
 
 def flush_caches(conn: Connection, site: SiteConfig) -> None:
     """After a database restore: cached pages and objects describe the old content (the one call site of the
-    cache flush; the Redis part is the site's own keys only once tasks/redis.py has a site-scoped flush)."""
-    run(conn, ["sh", "-c", "rm -rf /var/cache/nginx/pressfleet/* 2>/dev/null; "
-               "redis-cli -n \"$1\" FLUSHDB >/dev/null 2>&1 || true", "sh", str(site.redis_database)], check=False)
+    cache flush). In Redis only the site's own keys go (`<site>:*`, pressfleet.ssh.redisacl); other sites keep theirs."""
+    run(conn, ["sh", "-c", "rm -rf /var/cache/nginx/pressfleet/* 2>/dev/null"], check=False)
+    try:
+        redisacl.flush_site_keys(conn, site.name, database=site.redis_database)
+    except RemoteError:  # no Redis on this host (or it is down): there is no object cache to flush
+        pass
 
 
 def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: BackupManifest,

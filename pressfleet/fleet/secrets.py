@@ -1,7 +1,8 @@
 """A site's generated credentials, kept as Prefect Secret blocks (never logged, never on a command line).
 
 Created on the first provisioning run and read back on every later one, so a re-run changes nothing.
-Block names: `pressfleet-<site>-db-password`, `pressfleet-<site>-admin-password`, `pressfleet-<site>-salts`.
+Block names: `pressfleet-<site>-db-password`, `pressfleet-<site>-admin-password`, `pressfleet-<site>-salts`,
+`pressfleet-<site>-redis-password` (the site's Redis ACL user; Redis on the host holds only its SHA-256).
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from dataclasses import dataclass
 
 from pressfleet.fleet.siteconfig import WpSalts, generate_secret
 
+# Every Secret block a site has (`secret_block_name(site, kind)`): site removal deletes them all.
+SECRET_KINDS: tuple[str, ...] = ("db-password", "admin-password", "salts", "redis-password")
+
 
 @dataclass(frozen=True)
 class SiteSecrets:
     db_password: str
     admin_password: str
     salts: WpSalts
+    redis_password: str
 
     def __repr__(self) -> str:
         return "SiteSecrets(********)"
@@ -41,4 +46,5 @@ def site_secrets(site: str) -> SiteSecrets:
     db = _load_or_create(secret_block_name(site, "db-password"), lambda: generate_secret(40))
     admin = _load_or_create(secret_block_name(site, "admin-password"), lambda: generate_secret(24))
     salts = _load_or_create(secret_block_name(site, "salts"), lambda: WpSalts.generate().model_dump())
-    return SiteSecrets(db_password=str(db), admin_password=str(admin), salts=WpSalts(**salts))
+    redis = _load_or_create(secret_block_name(site, "redis-password"), lambda: generate_secret(40))
+    return SiteSecrets(db_password=str(db), admin_password=str(admin), salts=WpSalts(**salts), redis_password=str(redis))

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from pressfleet.render import configs as render
+from pressfleet.ssh import redisacl
 from pressfleet.ssh.converge import ManagedFile
 from pressfleet.fleet.siteconfig import SiteConfig, WpSalts
 from pressfleet.plan.hostsites import HostSites, site_record, site_record_path
@@ -137,7 +138,8 @@ def desired_files(
                                  render.render_fail2ban_jails(host.sites, ignore_ip=control_networks, ssh_port=ssh_port,
                                                               other_sites=host.pool_only).encode())],
         "mariadb": [ManagedFile("/etc/mysql/mariadb.conf.d/90-pressfleet.cnf", render.render_mariadb_conf(plan.innodb).encode())],
-        "redis": [ManagedFile("/etc/redis/redis.conf", render.render_redis_conf(plan.redis).encode(), 0o640, "redis", "redis")],
+        "redis": [ManagedFile("/etc/redis/redis.conf", render.render_redis_conf(plan.redis, aclfile=redisacl.ACL_FILE).encode(),
+                              0o640, "redis", "redis")],
         "php": [
             *(ManagedFile(s.php_pool_path, render.render_php_pool(s, plan.php).encode()) for s in host.sites),
             *(ManagedFile(site_record_path(s.name), site_record(s)) for s in host.sites),
@@ -177,5 +179,5 @@ def php_remove(site: SiteConfig) -> list[str]:
     return [f"/etc/php/{site.php_version}/fpm/pool.d/www.conf"]
 
 
-def wp_config(site: SiteConfig, db_password: str, salts: WpSalts) -> bytes:
-    return render.render_wp_config(site, db_password=db_password, salts=salts).encode()
+def wp_config(site: SiteConfig, db_password: str, salts: WpSalts, redis_password: str | None = None) -> bytes:
+    return render.render_wp_config(site, db_password=db_password, salts=salts, redis_password=redis_password).encode()

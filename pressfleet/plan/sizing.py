@@ -466,8 +466,9 @@ def redis_settings(ram_bytes: int, *, sites: int = 1) -> RedisSettings:
 
     allkeys-lru because everything in it is a cache entry WordPress can rebuild: evicting the least
     recently used key is always right, and the default `noeviction` would make writes fail once full.
-    The budget adds 25 % for jemalloc fragmentation and 8 MiB for the server itself. One database per
-    site (at least Redis's usual 16) so that flushing one site's cache cannot touch another's.
+    The budget adds 25 % for jemalloc fragmentation and 8 MiB for the server itself. Sites are kept apart
+    by ACL users (each may use only its `<site>:*` keys, pressfleet.ssh.redisacl), not by databases; there
+    are at least as many databases as sites (at least Redis's usual 16) for site blocks that name one.
     """
     ram = _check_bytes(ram_bytes, "RAM")
     sites = _check_count(sites, "The number of sites")

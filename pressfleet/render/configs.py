@@ -405,11 +405,14 @@ def render_redis_conf(
     data_dir: str = "/var/lib/redis",
     logfile: str = "/var/log/redis/redis-server.log",
     pidfile: str = "/run/redis/redis-server.pid",
+    aclfile: str | None = None,
 ) -> str:
     """/etc/redis/redis.conf: loopback only, bounded, allkeys-lru, no persistence.
 
     A leading `-` on a bind address (Redis 7) skips it when the host has no such address (no IPv6).
-    `port=0` disables TCP (tests use that with a unix socket given on the command line).
+    `port=0` disables TCP (tests use that with a unix socket given on the command line). `aclfile` is where Redis
+    keeps its ACL users (one per site, pressfleet.ssh.redisacl; ACL SAVE writes it): the file must exist before
+    Redis starts with it. None: no ACL file (every client is the `default` user).
     """
     redis = _valid(redis, RedisSettings, "redis")
     addresses = []
@@ -432,6 +435,7 @@ def render_redis_conf(
         data_dir=remote_path(data_dir),
         logfile=remote_path(logfile),
         pidfile=remote_path(pidfile),
+        aclfile=None if aclfile is None else remote_path(aclfile),
     )
 
 
@@ -561,8 +565,13 @@ def render_wp_config(
     db_host: str = "localhost",
     redis_host: str = "127.0.0.1",
     redis_port: int = 6379,
+    redis_password: str | None = None,
 ) -> str:
     """<site home>/wp-config.php (above the web root): database, salts, hardening, Redis, HTTPS.
+
+    `redis_password` is the site's Redis ACL user's (the user is the site's name): WP_REDIS_PASSWORD is then
+    `[user, password]`, the form pressfleet's drop-in and the "Redis Object Cache" plugin both read. None: no
+    credentials (Redis without ACL users).
 
     `db_host` "localhost" makes PHP use MariaDB's unix socket. Secrets must pass
     `pressfleet.validate.secret`; every string is still escaped for PHP single quotes.
@@ -577,6 +586,7 @@ def render_wp_config(
         db_host=_v.hostname(db_host),
         redis_host=_v.hostname(redis_host),
         redis_port=_v.port(redis_port),
+        redis_password=None if redis_password is None else secret(redis_password),
     )
 
 

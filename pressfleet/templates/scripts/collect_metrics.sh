@@ -85,7 +85,13 @@ fi
 
 if have redis-cli; then
     section redis
-    limit redis-cli -h 127.0.0.1 -p 6379 INFO 2>/dev/null | tr -d '\r'
+    # as pressfleet's Redis admin (its password is root-only on the host; `default` is off)
+    if [ -r /etc/pressfleet/redis-admin.password ]; then
+        (REDISCLI_AUTH=$(cat /etc/pressfleet/redis-admin.password); export REDISCLI_AUTH  # environment, not argv
+         limit redis-cli --no-auth-warning --user pf_admin -h 127.0.0.1 -p 6379 INFO 2>/dev/null) | tr -d '\r'
+    else
+        limit redis-cli -h 127.0.0.1 -p 6379 INFO 2>/dev/null | tr -d '\r'
+    fi
 fi
 
 while [ "$#" -ge 4 ]; do

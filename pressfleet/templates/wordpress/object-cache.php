@@ -4,10 +4,15 @@
  *
  * Keeps WordPress's object cache in Redis through the phpredis extension, so queries and options
  * survive between requests. Settings come from wp-config.php: WP_REDIS_HOST, WP_REDIS_PORT,
- * WP_REDIS_PATH (unix socket, preferred), WP_REDIS_DATABASE, WP_REDIS_PREFIX, WP_REDIS_MAXTTL.
- * If Redis is unreachable the site keeps working with a per-request cache (and says so in
- * wp_cache_get_stats()). Written by pressfleet because no plugin registry is reachable here; an
- * internet-connected host may use the "Redis Object Cache" plugin instead.
+ * WP_REDIS_PATH (unix socket, preferred), WP_REDIS_PASSWORD ([user, password]: the site's own Redis
+ * ACL user, or a password), WP_REDIS_DATABASE, WP_REDIS_PREFIX, WP_REDIS_MAXTTL.
+ * Every key starts with the prefix (`<site>:`), the only keys the site's Redis user may touch. That
+ * user may not SCAN (Redis would list every site's key names), so a flush does not delete keys: it
+ * moves the site to a new generation (`<site>:gen`, part of every key) and the old keys age out
+ * (allkeys-lru). A generation is never reused, so a lost `<site>:gen` only starts a cold cache.
+ * If Redis is unreachable or refuses the credentials the site keeps working with a per-request
+ * cache (and says so in wp_cache_get_stats()). Written by pressfleet because no plugin registry is
+ * reachable here; an internet-connected host may use the "Redis Object Cache" plugin instead.
  */
 
 if (!defined('ABSPATH')) { exit; }
@@ -43,6 +48,7 @@ class WP_Object_Cache {
     private $cache = [];
     private $redis = null;
     private $prefix;
+    private $generation = '0';
     private $maxttl;
     private $blog_prefix = '1';
     private $global_groups = [];
@@ -58,19 +64,44 @@ class WP_Object_Cache {
                 $ok = defined('WP_REDIS_PATH')
                     ? $r->connect(WP_REDIS_PATH)
                     : $r->connect(defined('WP_REDIS_HOST') ? WP_REDIS_HOST : '127.0.0.1', defined('WP_REDIS_PORT') ? (int) WP_REDIS_PORT : 6379, 1.0);
-                if ($ok && defined('WP_REDIS_DATABASE')) { $r->select((int) WP_REDIS_DATABASE); }
-                if ($ok) { $this->redis = $r; $this->redis_connected = true; }
+                if ($ok && defined('WP_REDIS_PASSWORD') && WP_REDIS_PASSWORD !== '' && WP_REDIS_PASSWORD !== null) {
+                    $ok = $r->auth(WP_REDIS_PASSWORD) === true;  // [user, password] authenticates as an ACL user
+                }
+                if ($ok && defined('WP_REDIS_DATABASE') && (int) WP_REDIS_DATABASE !== 0) {
+                    $ok = $r->select((int) WP_REDIS_DATABASE) === true;
+                }
+                if ($ok) {
+                    $this->redis = $r;
+                    $this->generation = $this->current_generation();
+                    $this->redis_connected = true;
+                }
             } catch (Exception $e) {
                 $this->redis = null;
             }
         }
     }
 
+    private function generation_key() { return $this->prefix . ':gen'; }
+    private function new_generation() {
+        return base_convert((string) (int) (microtime(true) * 1000), 10, 36) . bin2hex(random_bytes(3));
+    }
+    /** The site's cache generation, made (never reused) when Redis has none. */
+    private function current_generation() {
+        $g = $this->redis->get($this->generation_key());
+        if ($g === false) {
+            $new = $this->new_generation();
+            $this->redis->set($this->generation_key(), $new, ['nx']);
+            $g = $this->redis->get($this->generation_key());
+            if ($g === false) { $g = $new; }
+        }
+        return (string) $g;
+    }
+
     private function group($group) { return $group === '' || $group === null ? 'default' : (string) $group; }
     private function persistent($group) { return $this->redis !== null && !isset($this->non_persistent_groups[$group]); }
     private function rkey($key, $group) {
         $scope = isset($this->global_groups[$group]) ? 'global' : $this->blog_prefix;
-        return $this->prefix . ':' . $scope . ':' . $group . ':' . $key;
+        return $this->prefix . ':' . $this->generation . ':' . $scope . ':' . $group . ':' . $key;
     }
     private function ttl($expire) {
         $expire = (int) $expire;
@@ -140,8 +171,31 @@ class WP_Object_Cache {
     }
 
     public function get_multiple($keys, $group = 'default', $force = false) {
+        $group = $this->group($group);
         $out = [];
-        foreach ($keys as $k) { $out[$k] = $this->get($k, $group, $force); }
+        $fetch = [];
+        foreach ($keys as $k) {
+            if (!$force && $this->valid_key($k) && isset($this->cache[$group]) && array_key_exists($k, $this->cache[$group])) {
+                $out[$k] = $this->get($k, $group);
+            } elseif ($this->valid_key($k) && $this->persistent($group)) {
+                $fetch[] = $k;
+                $out[$k] = false;
+            } else {
+                $out[$k] = $this->get($k, $group, $force);
+            }
+        }
+        if ($fetch) {  // one MGET for the keys not in this request's cache
+            try { $raws = $this->redis->mget(array_map(function ($k) use ($group) { return $this->rkey($k, $group); }, $fetch)); }
+            catch (Exception $e) { $raws = false; }
+            foreach ($fetch as $i => $k) {
+                $raw = is_array($raws) && array_key_exists($i, $raws) ? $raws[$i] : false;
+                if ($raw === false) { $this->cache_misses++; continue; }
+                $this->cache_hits++;
+                $v = unserialize($raw);
+                $this->cache[$group][$k] = $v;
+                $out[$k] = is_object($v) ? clone $v : $v;
+            }
+        }
         return $out;
     }
 
@@ -165,15 +219,14 @@ class WP_Object_Cache {
         return $v;
     }
 
+    /** Everything of this site's cache, at once: a new generation (the old keys are never read again). */
     public function flush() {
         $this->cache = [];
         if ($this->redis !== null) {
             try {
-                $it = null;
-                do {
-                    $keys = $this->redis->scan($it, $this->prefix . ':*', 500);
-                    if ($keys) { $this->redis->del($keys); }
-                } while ($it > 0);
+                $new = $this->new_generation();
+                if (!$this->redis->set($this->generation_key(), $new)) { return false; }
+                $this->generation = $new;
             } catch (Exception $e) { return false; }
         }
         return true;
@@ -181,19 +234,11 @@ class WP_Object_Cache {
 
     public function flush_runtime() { $this->cache = []; return true; }
 
+    /** One group cannot be found without SCAN: the whole site's cache goes (more than asked, never less). */
     public function flush_group($group) {
         $group = $this->group($group);
         unset($this->cache[$group]);
-        if ($this->persistent($group)) {
-            try {
-                $it = null;
-                do {
-                    $keys = $this->redis->scan($it, $this->rkey('*', $group), 500);
-                    if ($keys) { $this->redis->del($keys); }
-                } while ($it > 0);
-            } catch (Exception $e) { return false; }
-        }
-        return true;
+        return $this->persistent($group) ? $this->flush() : true;
     }
 
     public function add_global_groups($groups) { foreach ((array) $groups as $g) { $this->global_groups[$g] = true; } }
