@@ -122,6 +122,17 @@ class Server(Block):
             "and pin it in this block. Leave off unless the network path to the server is trusted."
         ),
     )
+    max_operations: int = Field(
+        2,
+        ge=1,
+        le=64,
+        title="Operations at once",
+        description=(
+            "At most this many pressfleet runs (backups, restores, restore-tests, provisionings, binary-log "
+            "shipping) work on this server at once, whichever worker runs them; the others wait their turn "
+            "(a Prefect global concurrency limit pressfleet-host-<address>)."
+        ),
+    )
     ssh_group: str = Field(
         "pressfleet-ssh",
         title="SSH login group",

@@ -22,6 +22,12 @@ Re-entrant: a flow that calls another flow on the same site (restore-site provis
 does not wait on itself. What counts as "this run" is the context the lock was taken in (a context
 variable): a nested flow runs in it, another flow run (another thread or process) does not.
 
+Per host, too: every flow that works on a host's sites also takes a slot of the host's limit,
+``pressfleet-host-<address>`` (``-<port>`` appended when SSH is not on 22), whose size is the Server block's
+``max_operations`` (2 by default): at most that many backups, restores, restore-tests, provisionings and
+binary-log shippings run on one host at once, whichever worker runs them. Site and host slots are taken in
+the same atomic request, so a run waiting for a host never holds a site meanwhile.
+
 These limits live in one Prefect server: the fleet's control machine. Runs driven by two Prefect
 servers against the same sites are not serialized by them.
 """
@@ -36,15 +42,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from pressfleet.validate import InvalidInput, site_name
+from pressfleet.validate import InvalidInput, hostname, site_name
 
 LOCK_PREFIX = "pressfleet-site-"
+HOST_PREFIX = "pressfleet-host-"
+DEFAULT_HOST_OPERATIONS = 2  # the Server block's max_operations when it does not say
 DEFAULT_WAIT_SECONDS = 3 * 3600.0  # a nightly backup of a large site can hold a site this long
 WAIT_ENV = "PRESSFLEET_SITE_LOCK_WAIT"  # seconds a run waits for a busy site (the default above when unset)
 LEASE_SECONDS = 120.0  # renewed every 90 s while the run lives; a crashed holder frees the site after this
 WAIT_WORTH_SAYING = 1.0  # taking a free lock is one API round trip; a wait past this is reported
 
 _HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("pressfleet_site_locks", default=frozenset())
+_HELD_HOSTS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("pressfleet_host_locks",
+                                                                             default=frozenset())
 
 
 class SiteBusy(InvalidInput):
@@ -70,6 +80,30 @@ def lock_name(site: str) -> str:
     return LOCK_PREFIX + site_name(site)
 
 
+def host_lock_name(address: str, port: int = 22) -> str:
+    """The Prefect concurrency limit that stands for one host: its checked address (lower case, ':' of an
+    IPv6 address as '-'), and its SSH port when not 22. Two Server blocks naming one host share it."""
+    name = hostname(address).lower().replace(":", "-")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise InvalidInput(f"{port!r} is not an SSH port (1-65535)")
+    return HOST_PREFIX + name + ("" if port == 22 else f"-{port}")
+
+
+def host_limits(servers: Iterable) -> dict[str, int]:
+    """{host limit name: slots} for the Server blocks a run works on (each host once; the smallest
+    `max_operations` when two blocks name one host). A block without the field counts 2."""
+    out: dict[str, int] = {}
+    for server in servers:
+        if server is None:
+            continue
+        slots = getattr(server, "max_operations", None) or DEFAULT_HOST_OPERATIONS
+        if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+            raise InvalidInput(f"max_operations of server {server.address!r} must be a whole number from 1 up")
+        name = host_lock_name(server.address, server.port)
+        out[name] = min(slots, out.get(name, slots))
+    return out
+
+
 def to_acquire(sites: Iterable[str], held: Iterable[str] = ()) -> tuple[str, ...]:
     """The sites this run still has to lock: sorted, each once, without those it already holds."""
     mine = set(held)
@@ -91,9 +125,24 @@ def wait_note(sites: Iterable[str], waited: float, job: str) -> str:
     return f"{job} waited {waited:.1f} s for {_sites_text(sites)} (another run was writing to it)."
 
 
-def busy_sentence(sites: Iterable[str], waited: float, job: str) -> str:
+def held_sentence(sites: Iterable[str], hosts: Iterable[str], job: str) -> str:
+    """'backup-site holds the lock of site 'a' and a slot of host 10.0.0.5.' for the run's log."""
+    sites, hosts = tuple(sites), [h.removeprefix(HOST_PREFIX) for h in sorted(hosts)]
+    parts = [f"the lock of {_sites_text(sites)}"] if sites else []
+    if hosts:
+        parts.append(f"a slot of host{'s' if len(hosts) > 1 else ''} {', '.join(hosts)}")
+    return f"{job} holds {' and '.join(parts)}."
+
+
+def busy_sentence(sites: Iterable[str], waited: float, job: str, hosts: Iterable[str] = ()) -> str:
     """The refusal when the wait ran out: what, how long, and what to do."""
-    return (f"{job} did not start: {_sites_text(tuple(sites))} stayed locked by another run (backup, restore, "
+    sites, hosts = tuple(sites), [h.removeprefix(HOST_PREFIX) for h in sorted(hosts)]
+    if hosts:
+        what = (f"{_sites_text(sites)} or host {', '.join(hosts)}" if sites else f"host {', '.join(hosts)}")
+        return (f"{job} did not start: {what} stayed busy with other runs (each host takes at most its Server "
+                f"block's max_operations at once) for {waited:.0f} s; nothing was changed, run it again when they "
+                f"have finished (the Prefect UI's Concurrency page shows the holders).")
+    return (f"{job} did not start: {_sites_text(sites)} stayed locked by another run (backup, restore, "
             f"restore-test, prune, binary-log shipping or provisioning) for {waited:.0f} s; nothing was changed, "
             f"run it again when that run has finished (the Prefect UI's Concurrency page shows the holder).")
 
@@ -117,27 +166,34 @@ def held_sites() -> frozenset[str]:
     return _HELD.get()
 
 
-def _ensure_limits(names: list[str]) -> None:
-    """Create each site's limit (limit 1) if it is missing. Idempotent; a concurrent creator is fine."""
+def held_hosts() -> frozenset[str]:
+    """The host limits this run (this context) holds a slot of."""
+    return _HELD_HOSTS.get()
+
+
+def _ensure_limits(names: list[str] | dict[str, int]) -> None:
+    """Create each limit if it is missing (a list: sites, limit 1; a dict: name -> slots) or set its size.
+    Idempotent; a concurrent creator is fine."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
+    sizes = names if isinstance(names, dict) else dict.fromkeys(names, 1)
     with get_client(sync_client=True) as client:
-        for name in names:
+        for name, size in sizes.items():
             try:
                 existing = client.read_global_concurrency_limit_by_name(name)
             except ObjectNotFound:
                 existing = None
             if existing is None:
                 try:
-                    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+                    client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=size))
                 except ObjectAlreadyExists:
                     pass  # another run created it meanwhile
-            elif existing.limit != 1 or not existing.active:
+            elif existing.limit != size or not existing.active:
                 from prefect.client.schemas.actions import GlobalConcurrencyLimitUpdate
 
-                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=1, active=True))
+                client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=size, active=True))
 
 
 def _holder():
@@ -153,10 +209,10 @@ def _holder():
 
 
 @contextmanager
-def site_lock(sites: Iterable[str], job: str, *, wait_seconds: float | None = None,
+def site_lock(sites: Iterable[str], job: str, *, hosts: Iterable = (), wait_seconds: float | None = None,
               lease_seconds: float = LEASE_SECONDS, logger: logging.Logger | None = None) -> Iterator[LockInfo]:
-    """Hold the locks of `sites` for the block's duration (waiting up to `wait_seconds` for them, by default
-    wait_limit()).
+    """Hold the locks of `sites` and a slot of each host in `hosts` (Server blocks: the hosts the run works
+    on) for the block's duration, waiting up to `wait_seconds` for them (by default wait_limit()).
 
     Raises SiteBusy (one sentence, nothing changed) when another run holds one of them longer.
     """
@@ -164,12 +220,15 @@ def site_lock(sites: Iterable[str], job: str, *, wait_seconds: float | None = No
 
     wanted = to_acquire(sites)
     needed = to_acquire(wanted, _HELD.get())
-    if not needed:  # nothing to lock, or this run already holds them all (a flow inside a flow)
+    host_sizes = {n: k for n, k in host_limits(hosts).items() if n not in _HELD_HOSTS.get()}
+    if not needed and not host_sizes:  # nothing to lock, or this run already holds it all (a flow in a flow)
         yield LockInfo(wanted, 0.0, job)
         return
     names = [lock_name(s) for s in needed]
     wait_seconds = wait_limit() if wait_seconds is None else wait_seconds
     _ensure_limits(names)
+    _ensure_limits(host_sizes)
+    names += sorted(host_sizes)
     started = time.monotonic()
     acquired = False
     try:
@@ -178,13 +237,15 @@ def site_lock(sites: Iterable[str], job: str, *, wait_seconds: float | None = No
             acquired = True
             info = LockInfo(needed, time.monotonic() - started, job)
             if logger is not None:
-                logger.info(info.note or f"{job} holds the lock of {_sites_text(needed)}.")
+                logger.info(info.note or held_sentence(needed, host_sizes, job))
             token = _HELD.set(_HELD.get() | set(needed))
+            host_token = _HELD_HOSTS.set(_HELD_HOSTS.get() | set(host_sizes))
             try:
                 yield info
             finally:
+                _HELD_HOSTS.reset(host_token)
                 _HELD.reset(token)
     except TimeoutError:
         if acquired:
             raise  # the work itself timed out: not a lock problem
-        raise SiteBusy(busy_sentence(needed, time.monotonic() - started, job)) from None
+        raise SiteBusy(busy_sentence(needed, time.monotonic() - started, job, hosts=host_sizes)) from None
