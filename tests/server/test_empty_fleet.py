@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.server, pytest.mark.timeout(900)]
 # analysis-notebooks is left out: a minute of papermill, and tests/analysis/test_notebooks.py executes its notebooks
 SCHEDULED = [d for d in deployments.compose_files(ROOT / "prefect.yaml", "lab")["deployments"]
              if d["schedules"] and d["name"] != "analysis-notebooks"]
-FLEET_JOBS = {"nightly-backup": NO_SITES, "nightly-restore-test": NO_SITES, "weekly-prune": NO_SITES,
+FLEET_JOBS = {"fleet-backup": NO_SITES, "fleet-restore-test": NO_SITES, "weekly-prune": NO_SITES,
               "ship-binlogs": NO_SITES, "collect-metrics": NO_SERVERS}
 
 

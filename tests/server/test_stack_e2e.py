@@ -111,7 +111,8 @@ def test_real_prefect_yaml_deploys_every_deployment(prefect_api):
     assert "server" in host_facts.parameter_openapi_schema["properties"]
     backup = deployments["nightly-backup"].parameter_openapi_schema["properties"]
     assert {"site", "storage", "encryption_key", "full_every_days"} <= set(backup)
-    assert deployments["nightly-backup"].schedules and deployments["ship-binlogs"].schedules
+    assert deployments["fleet-backup"].schedules and deployments["ship-binlogs"].schedules
+    assert not deployments["nightly-backup"].schedules  # run per site by fleet-backup
 
 
 def test_up_twice_reuses_processes(prefect_api):
