@@ -62,7 +62,8 @@ def backup_site(
     targets = sites_or_all(site)
     by_name = {s.name: s for s in targets}
     provider = store_block.store().provider
-    with site_lock([s.name for s in targets], "backup-site", logger=get_run_logger()) as lock:
+    with site_lock([s.name for s in targets], "backup-site", hosts=[server or s.server for s in targets],
+                   logger=get_run_logger()) as lock:
         futures = {s.name: backup_one.submit(s, store_block, server, encryption_key, full_every_days, full)
                    for s in targets}
         summaries, rows, failures, notes = [], [], [], [lock.note] if lock.note else []

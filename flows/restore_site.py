@@ -46,7 +46,7 @@ def restore_site(
     provision = provision_target if provision_target is not None else (
         own is None or chosen.address != own.address or chosen.port != own.port)
     steps = []
-    with site_lock([site.name], "restore-site", logger=get_run_logger()) as lock:
+    with site_lock([site.name], "restore-site", hosts=[chosen], logger=get_run_logger()) as lock:
         if lock.note:
             steps.append(lock.note)
         if provision:

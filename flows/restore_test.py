@@ -65,7 +65,7 @@ def restore_test(
     store_block = storage_block(storage)
     results, failures = [], []
     targets = sites_or_all(site)
-    with site_lock([s.name for s in targets], "restore-test", logger=get_run_logger()) as lock:
+    with site_lock([s.name for s in targets], "restore-test", hosts=[scratch], logger=get_run_logger()) as lock:
         for s in targets:
             try:
                 with scratch_server(s.name, scratch, log=get_run_logger().info) as (server, where):

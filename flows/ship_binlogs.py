@@ -31,7 +31,8 @@ def ship_binlogs(
         return nothing_to_do("ship-binlogs")
     store_block = storage_block(storage)
     targets = sites_or_all(site)
-    with site_lock([s.name for s in targets], "ship-binlogs", logger=get_run_logger()) as lock:
+    with site_lock([s.name for s in targets], "ship-binlogs", hosts=[s.server for s in targets],
+                   logger=get_run_logger()) as lock:
         results = [ship_one(s, store_block, None, encryption_key) for s in targets]
     lines = ["# Binary logs shipped", "", *([lock.note, ""] if lock.note else []),
              "| site | shipped | bytes | already in storage |", "| --- | --- | --- | --- |"]
