@@ -1,0 +1,73 @@
+"""A limit per host (issue 10): at most the Server block's max_operations runs work on one host at once.
+
+No lab host is needed: a closed port stands for the host (nothing may reach it while the host is full), and
+another run holding a slot is a thread here, as a second flow run on another worker would be."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+
+def test_a_full_host_makes_a_run_on_another_of_its_sites_wait_and_a_free_slot_lets_it_in(
+        prefect_harness, tmp_path, monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from prefect.client.orchestration import get_client
+
+    from blocks.server import Server
+    from blocks.site import WordPressSite
+    from blocks.storage import LocalStorage
+    from flows.backup_site import backup_site
+    from pressfleet.fleet.locks import SiteBusy, host_lock_name, site_lock
+    from tests.storage.conftest import free_port
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    port = free_port()
+    server = Server(address="127.0.0.1", port=port, private_key=key, max_operations=1)
+    blog = WordPressSite(name="blog", domain="blog.lab.test", admin_email="admin@lab.test", server=server)
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    storage = LocalStorage(path=str(folder), encryption="none")
+    monkeypatch.setenv("PRESSFLEET_SITE_LOCK_WAIT", "2")
+    limit_name = host_lock_name("127.0.0.1", port)
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():  # a restore of another site, 'shop', on the same host
+        with site_lock(["shop"], "a long restore of shop (this test)", hosts=[server]):
+            held.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=other_run, daemon=True)
+    holder.start()
+    try:
+        assert held.wait(60)
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+        assert (limit.limit, limit.active_slots) == (1, 1)
+        # site 'blog' is free, its host is not: refused in one sentence, nothing reached the host or storage
+        with pytest.raises(SiteBusy, match=rf"backup-site did not start: site 'blog' or host 127\.0\.0\.1-{port} "
+                                           r"stayed busy .* for \d+ s; nothing was changed"):
+            backup_site(site=blog, storage=storage)
+        assert list(folder.iterdir()) == []
+
+        # with two operations allowed the same backup gets in at once (and then fails on the closed port:
+        # it reached for the host, which is what a free slot means)
+        two = server.model_copy(update={"max_operations": 2})
+        blog2 = blog.model_copy(update={"server": two})
+        with pytest.raises(Exception) as caught:
+            backup_site(site=blog2, storage=storage)
+        assert not isinstance(caught.value, SiteBusy), caught.value
+        assert "backup failed for blog" in str(caught.value)
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name)
+        assert (limit.limit, limit.active_slots) == (2, 1)  # resized to the block's; the other run still holds one
+    finally:
+        release.set()
+        holder.join(60)
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(limit_name).active_slots == 0
