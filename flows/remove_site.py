@@ -13,7 +13,7 @@ from blocks.storage import AnyStorage
 from pressfleet.backup.targets import server_of, storage_block
 from pressfleet.fleet.locks import site_lock
 from tasks.common import run_connections
-from tasks.remove import delete_site_blocks, remove_from_host
+from tasks.remove import delete_site_blocks, jails_without_sites, remove_from_host
 
 # The host-wide steps re-run for a site that stays: fail2ban's jails, and PHP's pools, process.max, sizing and
 # log rotation (rendered from every site on the host).
@@ -102,9 +102,12 @@ def remove_site(
             rerendered = other.name
             notes.append(f"host-wide files rendered again from the {len(stays)} site(s) that stay "
                          f"(re-provisioned {other.domain}: {', '.join(HOST_WIDE)})")
+        elif jails_without_sites(server, cfg.php_version) is not None:
+            notes.append("no site left on this server: fail2ban's jails no longer watch any WordPress site "
+                         "(php-fpm is stopped until a site is provisioned there)")
         else:
-            notes.append("no other saved site on this server: its host-wide files (fail2ban's jails) were not "
-                         "rendered again; provision a site there to do so")
+            notes.append("no other saved site names this server, but PHP pools of sites without a saved block are "
+                         "left on it: its host-wide files stay as they are (save those sites' blocks to manage them)")
     result = {"site": cfg.name, "domain": cfg.domain, "server": server.address, "final_backup": final["backup"],
               "backup_location": location, "removed": removed, "blocks_deleted": deleted,
               "rerendered_from": rerendered, "remaining_sites": [o.domain for _, o in stays], "notes": notes}

@@ -56,14 +56,10 @@ def leftovers(conn, site: SiteConfig) -> list[str]:
 
 
 def _remove_redis_user(conn, site: SiteConfig) -> list[str]:
-    """The site's Redis ACL user and its keys (tasks.redis.remove_redis_user, when this pressfleet has it)."""
-    from tasks import redis as redis_tasks
+    """The site's Redis ACL user (its connections close) and its keys (tasks.redis.remove_redis_user)."""
+    from tasks.redis import remove_redis_user
 
-    remover = getattr(redis_tasks, "remove_redis_user", None)
-    if remover is None:
-        return []
-    out = remover(conn, site.name)
-    return list(out) if isinstance(out, (list, tuple)) else ([str(out)] if out else [])
+    return list(remove_redis_user(conn, site.name))
 
 
 @task(name="remove-from-host", cache_policy=NONE)
@@ -112,3 +108,35 @@ def delete_site_blocks(site_name: str, block_name: str) -> list[str]:
         except (ValueError, ObjectNotFound):
             pass
     return deleted
+
+
+_POOLS = r"""
+set -euf
+case "$1" in [0-9].[0-9]|[0-9].[0-9][0-9]) ;; *) echo "bad PHP version" >&2; exit 3;; esac
+d="/etc/php/$1/fpm/pool.d"
+[ -d "$d" ] || exit 0
+find "$d" -mindepth 1 -maxdepth 1 -name '*.conf' ! -name '00-pressfleet-global.conf' -printf '%f\n'
+"""
+
+
+@task(name="fail2ban-without-sites", cache_policy=NONE)
+def jails_without_sites(server, php_version: str) -> list[str] | None:
+    """When no site is left on the host (no saved site names it and no PHP pool is left): fail2ban's jail.local
+    without WordPress jails, so it no longer watches the removed site's logs (`fail2ban-client -t`, then
+    reloaded); returns the files changed. A host that still has a pool is left as it is: None."""
+    import ipaddress
+
+    from pressfleet.render.configs import render_fail2ban_jails
+    from pressfleet.ssh.converge import ManagedFile
+    from pressfleet.ssh.remote import run
+
+    with connected(server) as conn:
+        pools = converge.sh(conn, _POOLS, [validate.php_version(php_version)], reads=True).stdout.split()
+        if pools:
+            return None
+        client = run(conn, ["sh", "-c", 'echo "${SSH_CLIENT%% *}"']).stdout.strip()
+        networks = [str(ipaddress.ip_network(client))] if client else []
+        jail = ManagedFile("/etc/fail2ban/jail.local",
+                           render_fail2ban_jails((), ignore_ip=networks, ssh_port=server.port).encode())
+        return converge.ensure_files(conn, [jail], check=["fail2ban-client", "-t"],
+                                     on_change=["systemctl", "reload-or-restart", "fail2ban"])
