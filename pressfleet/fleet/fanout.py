@@ -60,14 +60,21 @@ def wait_for(run_ids: Sequence, timeout: float = DEFAULT_TIMEOUT_SECONDS, poll: 
 
 
 def workers_of(runs: Iterable, settle_seconds: float = 10.0) -> dict:
-    """{run id: worker name} from the workers' `submitted-flow-run` events (events reach the server a moment
-    after the fact: read again for up to `settle_seconds` until every run has one)."""
+    """{run id: worker name}: the `prefect.worker.name` label the worker gives each run it takes, else its
+    `submitted-flow-run` event (events reach the server a moment after the fact: read again for up to
+    `settle_seconds` until every run has one)."""
+    runs = list(runs)
+    found = {r.id: r.labels["prefect.worker.name"] for r in runs if (r.labels or {}).get("prefect.worker.name")}
+    missing = [r for r in runs if r.id not in found]
+    if missing:
+        found.update(_workers_from_events(missing, settle_seconds))
+    return found
+
+
+def _workers_from_events(runs: list, settle_seconds: float) -> dict:
     from prefect.client.orchestration import get_client
     from prefect.events.filters import EventFilter, EventNameFilter, EventOccurredFilter, EventRelatedFilter
 
-    runs = list(runs)
-    if not runs:
-        return {}
     since = min((r.created for r in runs if r.created), default=None)
     wanted = {f"prefect.flow-run.{r.id}": r.id for r in runs}
     found: dict = {}
@@ -78,15 +85,13 @@ def workers_of(runs: Iterable, settle_seconds: float = 10.0) -> dict:
             page = client.read_events(EventFilter(occurred=occurred, event=EventNameFilter(name=[SUBMITTED_EVENT]),
                                                   related=EventRelatedFilter(id=list(wanted))), limit=200)
             events = list(page.events)
-            next_url = page.next_page
-            while next_url:
-                page = client.read_events_page(next_url)
+            while page.next_page:
+                page = client.read_events_page(str(page.next_page))
                 events += page.events
-                next_url = page.next_page
             for event in events:
                 for res in event.related:
                     if res.id in wanted:
-                        found[wanted[res.id]] = event.resource.get("prefect.worker.name") or event.resource.id
+                        found[wanted[res.id]] = event.resource.get("prefect.resource.name") or event.resource.id
             if len(found) >= len(runs) or time.monotonic() > deadline:
                 return found
             time.sleep(1.0)
