@@ -39,7 +39,7 @@ def _print_result(result: dict) -> None:
             for p in getattr(report, "packages", None) or []:
                 typer.echo(f"  {block}: would install {p}")
             for a in getattr(report, "actions", None) or []:
-                typer.echo(f"  {block}: would {a}")
+                typer.echo(f"  {block}: {a}")
     for line in result.get("saved") or []:
         typer.echo(f"saved {line}")
     for host, sites in (result.get("provisioned") or {}).items():

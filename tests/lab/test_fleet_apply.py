@@ -1,0 +1,116 @@
+"""The fleet as code on the session's shared host (two saved sites): export, re-apply with nothing to change,
+a dry run after a site option changed (the plan field by field and the host's diff, nothing changed), and an
+apply that names an unreachable second server refused before any change."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from pressfleet.ssh.remote import run
+
+pytestmark = pytest.mark.lab
+
+SERVER = "fleet-shared"
+GHOST_ADDRESS = "10.201.0.250"  # on the test lab's bridge, no host there
+
+
+@dataclass
+class Ran:
+    exit_code: int
+    output: str  # stdout, then stderr
+
+
+def _cli(*args: str) -> Ran:
+    """`pressfleet ARGS` as a person runs it, against the session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    res = subprocess.run([sys.executable, "-m", "pressfleet.cli.main", *args], env=env, capture_output=True,
+                         text=True, timeout=600, stdin=subprocess.DEVNULL)
+    return Ran(res.returncode, res.stdout + res.stderr)
+
+
+def _only_this_host(data: dict) -> dict:
+    """The exported file narrowed to the shared host (other tests of the session save other blocks)."""
+    return {"version": 1, "servers": {SERVER: data["servers"][SERVER]},
+            "sites": [s for s in data["sites"] if s["server"] == SERVER]}
+
+
+def _vhost_ttl(shared_host) -> str:
+    conn = shared_host.server.connect()
+    try:
+        return run(conn, ["grep", "-h", "fastcgi_cache_valid", shared_host.two.config.nginx_vhost_path]).stdout
+    finally:
+        conn.close()
+
+
+def test_export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
+    from blocks.server import Server
+    from blocks.site import WordPressSite
+    from pressfleet.fleet.sites import site_block_name
+
+    shared_host.server.save(SERVER, overwrite=True)  # the host as a saved server, as `pressfleet server add` would
+    two_block = site_block_name(shared_host.two.config.name)
+
+    # export: every saved site of the host, its server, the key as a reference (never its text)
+    exported = tmp_path / "exported.yaml"
+    out = _cli("fleet", "export", str(exported))
+    assert out.exit_code == 0, out.output
+    text = exported.read_text()
+    assert "PRIVATE KEY" not in text and shared_host.server.private_key.get_secret_value()[40:80] not in text
+    data = yaml.safe_load(text)
+    server_entry = data["servers"][SERVER]
+    assert server_entry["address"] == shared_host.host.address and "key_secret" in server_entry
+    domains = {s["domain"] for s in data["sites"] if s["server"] == SERVER}
+    assert {shared_host.one.config.domain, shared_host.two.config.domain} <= domains
+
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(yaml.safe_dump(_only_this_host(data), sort_keys=False))
+
+    # re-apply: nothing to create, change or provision
+    started = time.monotonic()
+    out = _cli("fleet", "apply", str(fleet))
+    reapply_s = time.monotonic() - started
+    assert out.exit_code == 0, out.output
+    assert "0 to create, 0 to change" in out.output and "0 site(s) to provision" in out.output, out.output
+    assert "provisioned on" not in out.output and "saved " not in out.output
+    print(f"re-apply with nothing to change: {reapply_s:.1f} s")
+
+    # a site option changed in the file: the dry run lists the field and the host's diff; nothing changes
+    changed = yaml.safe_load(fleet.read_text())
+    two = next(s for s in changed["sites"] if s["domain"] == shared_host.two.config.domain)
+    two["page_cache_ttl_s"] = 1800
+    fleet.write_text(yaml.safe_dump(changed, sort_keys=False))
+    before = _vhost_ttl(shared_host)
+    out = _cli("fleet", "apply", str(fleet), "--dry-run")
+    assert out.exit_code == 0, out.output
+    assert f"change site {two_block}" in out.output, out.output
+    assert "page_cache_ttl_s: file 1800 / saved 3600" in out.output, out.output
+    assert f"provision on {SERVER}: {two_block}" in out.output
+    assert any(line.startswith("+") and "1800s" in line for line in out.output.splitlines()), out.output
+    assert any(line.startswith("-") and "3600s" in line for line in out.output.splitlines()), out.output
+    assert WordPressSite.load(two_block).page_cache_ttl_s == 3600
+    assert _vhost_ttl(shared_host) == before and "3600s" in before
+
+    # a second server that does not answer: refused at its line, before any change
+    changed["servers"]["fleet-ghost"] = {"address": GHOST_ADDRESS, "key_secret": server_entry["key_secret"],
+                                         "trust_on_first_use": True}
+    changed["sites"].append({"domain": "ghost.lab.test", "server": "fleet-ghost", "tls_mode": "self-signed"})
+    fleet.write_text(yaml.safe_dump(changed, sort_keys=False))
+    ghost_line = next(i for i, line in enumerate(fleet.read_text().splitlines(), 1) if GHOST_ADDRESS in line)
+    out = _cli("fleet", "apply", str(fleet))
+    assert out.exit_code == 1, out.output
+    assert f"{fleet}:{ghost_line}: servers.fleet-ghost: cannot reach" in out.output, out.output
+    assert WordPressSite.load(two_block).page_cache_ttl_s == 3600
+    with pytest.raises(ValueError):
+        Server.load("fleet-ghost")
+    with pytest.raises(ValueError):
+        WordPressSite.load("site-ghost-lab-test")
+    assert _vhost_ttl(shared_host) == before
