@@ -48,13 +48,18 @@ def test_two_sites_share_the_host_and_each_stays_protected(shared_host):
             run(conn, ["test", "-f", php_slowlog_path(s)])
             owner = run(conn, ["stat", "-c", "%U", php_error_log_path(s)]).stdout.strip()
             assert owner == s.user, (s.name, owner)
-        rotate = run(conn, ["logrotate", "-d", "/etc/logrotate.conf"])
-        out = rotate.stdout + rotate.stderr
-        assert rotate.ok and "error:" not in out.lower(), out[-3000:]
+        ours = run(conn, ["logrotate", "-d", "/etc/logrotate.d/pressfleet-sites"], check=False)
+        assert ours.ok and "error" not in (ours.stdout + ours.stderr).lower(), ours.stdout + ours.stderr
+        # The whole configuration (Debian's nginx rule takes the per-site nginx logs): none of the sites' logs
+        # is refused (another package's rule may complain about its own files on a lab host).
+        whole = run(conn, ["logrotate", "-d", "/etc/logrotate.conf"], check=False)
+        out = whole.stdout + whole.stderr
+        errors = [ln for ln in out.splitlines() if "error" in ln.lower()]
         for s in (one, two):
             for path in (php_slowlog_path(s), php_error_log_path(s), f"/var/log/nginx/{s.name}.access.log",
                          f"/var/log/nginx/{s.name}.error.log"):
-                assert f"considering log {path}" in out, (path, out[-3000:])
+                assert f"considering log {path}" in out, (path, errors, out[-2000:])
+                assert not [ln for ln in errors if path in ln or s.home in ln], errors
         conf = run(conn, ["cat", "/etc/logrotate.d/pressfleet-sites"]).stdout
         for s in (one, two):
             assert f"su {s.user} {s.group}" in conf
