@@ -8,31 +8,37 @@ Five lab hosts (bf1..bf5), two sites on each, in this order:
    10 s for the 5 hosts.
 3. **A second site on a host**: after the fleet apply each host has two sites; the re-provision time of the first
    site of bf1 (what adding the second site costs the first: it should be seconds), and what it changed.
-4. **Nightly backup plus restore-test of the 10 sites with two workers**: the backup-site flow over the saved
-   sites and the restore-test flow over them, each split over two concurrent runs (see `two_workers` below:
-   helper G's fan-out over Prefect workers was not on main when this was written; with it, this part should run
-   the nightly deployment on two process workers instead).
+4. **Nightly backup plus restore-test of the 10 sites with two workers**: one run each of the `fleet-backup` and
+   `fleet-restore-test` deployments (what the nightly schedules start, no parameters: every saved site, the
+   default storage, a fresh lab scratch host per site), their children shared by two process workers with PREFECT_HOMEs
+   of their own, as two control machines would run them.
 5. **The baseline**: the same 10 sites (other domains) provisioned one after another by single provision runs on
    5 hosts booted again from the same template: total wall time against the fleet apply's.
 
 Hosts boot from the pristine template (what a fleet apply meets on new servers); `PRESSFLEET_BENCH_FLEET_HOSTS=stack`
 boots them from the lab's stack template instead (packages already installed), for a cheaper run. The machine's
-load average and the lab hosts running are recorded: the lab shares 2 cores with whatever else runs.
+load average and the lab hosts running are recorded: the lab shares 2 cores with whatever else runs. Everything
+runs against one Prefect server on PostgreSQL (tests/pg.py's private cluster), started and stopped here.
 `PRESSFLEET_BENCH_FLEET_PARTS=apply,rerun,second,backup,serial` picks parts (the first three always go together).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import shutil
+import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import yaml
 
-from pressfleet.lab import hosts as lab
+# The benchmark's hosts live in the tests' lab namespace (bridge pftestbr), never the operator's lab.
+os.environ.setdefault("PRESSFLEET_LAB_NAMESPACE", "test")
+
+from pressfleet.lab import hosts as lab  # noqa: E402
 
 HOSTS = [f"bf{i}" for i in range(1, 6)]
 TARGETS = {"fleet_apply_seconds_max": 180, "rerun_seconds_max": 10}
@@ -76,42 +82,70 @@ def fleet_file(hosts: dict[str, lab.LabHost], release: dict, zone: str = "fleet.
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def two_workers(calls: list) -> tuple[float, list]:
-    """Run CALLS on two concurrent workers (threads, each taking the next call): wall time and outcomes."""
-    queue, outcomes, lock = list(calls), [], threading.Lock()
+WORKERS = ("bench-fleet-w1", "bench-fleet-w2")
 
-    def worker():
-        while True:
-            with lock:
-                if not queue:
-                    return
-                call = queue.pop(0)
-            try:
-                outcomes.append(call())
-            except Exception as exc:  # noqa: BLE001 - recorded as the outcome
-                outcomes.append(exc)
 
-    started = time.monotonic()
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.monotonic() - started, outcomes
+@contextlib.contextmanager
+def prefect_server(work: Path):
+    """A Prefect server on PostgreSQL with the pressfleet work pool, this process's client pointed at it; yields
+    the configs of two control machines (one server, two PREFECT_HOMEs)."""
+    from pressfleet.paths import ROOT
+    from pressfleet.stack import control as stack
+    from tests.pg import running_cluster
+    from tests.server.conftest import api_settings, make_config
+
+    with running_cluster("prefect", ["prefect"], log=lambda m: None) as pg:
+        cfg = make_config(work / "control-1", database_url=pg.url("asyncpg"), prefect_file=ROOT / "prefect.yaml")
+        cfg2 = make_config(work / "control-2", database_url=pg.url("asyncpg"), port=cfg.port,
+                           prefect_file=ROOT / "prefect.yaml")
+        try:
+            stack.start_server(cfg)
+            stack.ensure_work_pool(cfg)
+            with api_settings(cfg, work / "client-home"):
+                yield cfg, cfg2
+        finally:
+            stack.down(cfg)
+
+
+def start_workers(configs) -> list[subprocess.Popen]:
+    """One process worker per config (its own PREFECT_HOME), at most 3 runs each; stopped by PID."""
+    from pressfleet.paths import ROOT
+    from pressfleet.stack import control as stack
+
+    procs = []
+    for cfg, name in zip(configs, WORKERS):
+        cfg.run_dir.mkdir(parents=True, exist_ok=True)
+        with open(cfg.run_dir / "worker.log", "ab") as log:
+            procs.append(subprocess.Popen(
+                [str(ROOT / ".venv/bin/prefect"), "worker", "start", "--pool", cfg.work_pool, "--type", "process",
+                 "--name", name, "--limit", "3"],
+                env=stack.prefect_env(cfg), cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True))
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 def run(write_result) -> None:
-    from prefect.testing.utilities import prefect_test_harness
-
     parts = _parts()
     work = Path(tempfile.mkdtemp(prefix="pf-bench-fleet-"))
     results: dict = {"targets": TARGETS, "hosts_template": "stack" if _stack() else "pristine", "parts": parts,
                      "hosts": len(HOSTS), "sites": 2 * len(HOSTS)}
     try:
-        with prefect_test_harness(server_startup_timeout=60):
+        with prefect_server(work) as configs:
             release = lab.ensure_mirror()
             if {"apply", "rerun", "second", "backup"} & set(parts):
-                _fleet_parts(results, parts, work, release)
+                _fleet_parts(results, parts, work, release, configs)
             if "serial" in parts:
                 _serial(results, release)
         results["load_average"] = os.getloadavg()
@@ -132,7 +166,7 @@ def run(write_result) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _fleet_parts(results: dict, parts: list[str], work: Path, release: dict) -> None:
+def _fleet_parts(results: dict, parts: list[str], work: Path, release: dict, configs) -> None:
     from flows.apply_fleet import apply_fleet
 
     hosts = _boot(HOSTS)
@@ -150,7 +184,7 @@ def _fleet_parts(results: dict, parts: list[str], work: Path, release: dict) -> 
     if "second" in parts:
         _second_site(results, hosts)
     if "backup" in parts:
-        _nightly(results, work)
+        _nightly(results, work, configs)
 
 
 def _second_site(results: dict, hosts: dict[str, lab.LabHost]) -> None:
@@ -167,31 +201,46 @@ def _second_site(results: dict, hosts: dict[str, lab.LabHost]) -> None:
                               "checks_passed": all(c["passed"] for c in report.checks)}
 
 
-def _nightly(results: dict, work: Path) -> None:
-    """Backup then restore-test of every fleet site, over two concurrent workers (see the module's docstring)."""
-    from blocks.storage import LocalStorage
-    from flows.backup_site import backup_site
-    from flows.restore_test import restore_test
-    from pressfleet.backup.targets import saved_sites
+def _nightly(results: dict, work: Path, configs) -> None:
+    """One nightly backup and one nightly restore-test of every saved (fleet) site, shared by two workers."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+    from prefect.deployments import run_deployment
 
-    storage = LocalStorage(path=str(work / "store"), encryption="none")  # the benchmark measures plaintext
-    sites = [s for s in saved_sites() if s.domain.endswith(".fleet.test")]
-    backup_s, backups = two_workers([lambda s=s: backup_site(site=s, storage=storage, full=True) for s in sites])
-    # each site's restore-test on its own host (a scratch site beside it), so no extra host is booted
-    test_s, tests = two_workers([lambda s=s: restore_test(site=s, storage=storage, scratch=s.server) for s in sites])
-    results["nightly"] = {
-        "workers": "2 threads of this process (helper G's fan-out over Prefect workers not used)",
-        "backup_seconds": round(backup_s, 1), "restore_test_seconds": round(test_s, 1),
-        "sites_backed_up": sum(1 for b in backups if not isinstance(b, Exception)),
-        "sites_verified": sum(1 for r in tests if not isinstance(r, Exception) and r and r[0].get("verified")),
-        "errors": [str(o).splitlines()[0] for o in [*backups, *tests] if isinstance(o, Exception)][:5]}
+    from blocks.storage import LocalStorage
+    from pressfleet.backup.targets import DEFAULT_STORAGE_BLOCK
+    from pressfleet.stack import control as stack
+
+    cfg = configs[0]
+    LocalStorage(path=str(work / "store"), encryption="none").save(DEFAULT_STORAGE_BLOCK, overwrite=True)
+    stack.run_prefect(cfg, "deploy", "--prefect-file", str(stack.deployment_file(cfg)), "--name", "fleet-backup",
+                      "--name", "nightly-backup", "--name", "fleet-restore-test", "--name", "nightly-restore-test",
+                      "--no-prompt")
+    workers = start_workers(configs)
+    out: dict = {"workers": list(WORKERS)}
+    try:
+        for key, deployment, tag in (("backup", "fleet-backup/fleet-backup", "fleet-backup"),
+                                     ("restore_test", "fleet-restore-test/fleet-restore-test", "fleet-restore-test")):
+            t = time.monotonic()
+            parent = run_deployment(deployment, timeout=3600, poll_interval=2)
+            out[f"{key}_seconds"] = round(time.monotonic() - t, 1)
+            with get_client(sync_client=True) as client:
+                children = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["fleet-child", tag])))
+            out[key] = {"state": parent.state.type.value, "children": len(children),
+                        "children_completed": sum(1 for c in children if c.state.is_completed()),
+                        "by_worker": {w: sum(1 for c in children if c.labels.get("prefect.worker.name") == w)
+                                      for w in WORKERS}}
+    finally:
+        stop_workers(workers)
+    results["nightly"] = out
 
 
 def _serial(results: dict, release: dict) -> None:
     """The baseline: 10 single provisions one after another (other domains) on the 5 hosts booted again."""
+    from blocks.site import WordPressSite
     from flows.provision_wordpress import provision_wordpress
     from pressfleet.lab.blocks import server_for
-    from tests.conftest import make_site
 
     hosts = _boot(HOSTS)
     each = []
@@ -200,6 +249,9 @@ def _serial(results: dict, release: dict) -> None:
         server = server_for(host)
         for domain in _domains(name, "single.test"):
             s = time.monotonic()
-            provision_wordpress(server=server, site=make_site(name=domain.replace(".", "_"), domain=domain))
+            site = WordPressSite(name=domain.replace(".", "_"), domain=domain, admin_email="admin@lab.test",
+                                 title="pressfleet single bench", tls_mode="self-signed", release_url=release["url"],
+                                 release_sha256=release["sha256"])
+            provision_wordpress(server=server, site=site)
             each.append(round(time.monotonic() - s, 1))
     results["serial"] = {"seconds": round(time.monotonic() - t, 1), "each_seconds": each}
