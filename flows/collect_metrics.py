@@ -249,3 +249,38 @@ def collect_metrics(
     log.info("collected %d of %d servers in %.1f s; %d points, %d new", up, len(collections), seconds,
              len(points), stored)
     return summary
+
+
+@flow(name="fleet-collect-metrics")
+def fleet_collect_metrics(
+    servers: Optional[list[Server]] = None,
+    storage: Optional[AnyStorage] = None,
+    store_url: Optional[str] = None,
+    raw_days: float = RAW_DAYS,
+    hourly_days: float = HOURLY_DAYS,
+    deployment: str = "collect-metrics/collect-host-metrics",
+) -> list[dict]:
+    """One metrics round spread over every worker: a child run of collect-metrics per server (each host
+    once), every saved site checked on whichever server serves it. Waits for them all, publishes the table
+    artifact `fleet-collect-metrics` (server, worker, child run, state, seconds) and fails if a child failed
+    (an unreachable server is not a failure: its child records it as up=0).
+
+    The store must be one every worker reaches (`store_url`, or PRESSFLEET_METRICS_URL on the workers, e.g.
+    PostgreSQL): each child writes its server's points there. The hit ratios over the interval use the
+    previous round's counters kept in the worker's state folder, so a server collected on another machine
+    than last time has no ratio for that round. With no Server block saved the run completes with a note.
+    """
+    from pressfleet.fleet.children import block_ref, server_children
+    from pressfleet.fleet.fanout import fan_out, raise_if_failed
+    from pressfleet.fleet.nothing import nothing_to_do
+
+    if servers is None:
+        servers = [Server.load(name) for name in saved_block_names("server")]
+    if not servers:
+        return nothing_to_do("fleet-collect-metrics", NO_SERVERS)
+    common = {"raw_days": raw_days, "hourly_days": hourly_days, **({"store_url": store_url} if store_url else {}),
+              **({"storage": block_ref(storage)} if storage is not None else {})}
+    children = server_children(servers, common=common, host_of=host_label)
+    outcomes = fan_out("fleet-collect-metrics", deployment, children)
+    raise_if_failed("fleet-collect-metrics", outcomes)
+    return [o.__dict__ | {"seconds": o.seconds} for o in outcomes]
