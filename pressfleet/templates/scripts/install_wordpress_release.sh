@@ -53,7 +53,9 @@ do_fetch() {  # URL SHA256 SHA1
     trap - EXIT
   fi
   s256=$(sha256sum "$found" | cut -d' ' -f1) s1=$(sha1sum "$found" | cut -d' ' -f1)
-  [ "$found" = "$cache/wordpress-$s256.tar.gz" ] || mv -fT "$found" "$cache/wordpress-$s256.tar.gz"
+  # a link, not mv: the archive found by its sha1 name (an unpinned site) may already be the sha256 name's file
+  # (a pinned site of the same release on this host), and mv refuses two names of one file
+  [ "$found" = "$cache/wordpress-$s256.tar.gz" ] || ln -f "$found" "$cache/wordpress-$s256.tar.gz"
   ln -f "$cache/wordpress-$s256.tar.gz" "$cache/sha1-$s1.tar.gz"
   version=$(archive_version "$cache/wordpress-$s256.tar.gz" wp_version)
   [ -n "$version" ] || fail "$url is not a WordPress release archive (no wp-includes/version.php)"
