@@ -82,15 +82,22 @@ def test_dry_run_shows_the_diff_of_a_changed_option_and_changes_nothing(provisio
     xmlrpc = make_site(allow_xmlrpc=True)
     report = provision_wordpress(server=server, site=xmlrpc, dry_run=True)
     assert report.dry_run and report.changed
+    from pressfleet.plan.hostsites import site_record_path
+
     vhost = provisioned.config.nginx_vhost_path
-    assert [(d["step"], d["path"]) for d in report.diffs] == [("nginx", vhost)], report.diffs
-    lines = report.diffs[0]["diff"].splitlines()
+    # The vhost; fail2ban's XML-RPC jail, which watches only sites that deny it; the site's record of its options.
+    diffs = {(d["step"], d["path"]): d["diff"] for d in report.diffs}
+    assert set(diffs) == {("nginx", vhost), ("fail2ban", "/etc/fail2ban/jail.local"),
+                          ("php", site_record_path(provisioned.config.name))}, report.diffs
+    assert "-[pressfleet-wordpress-xmlrpc]" in diffs[("fail2ban", "/etc/fail2ban/jail.local")].splitlines()
+    lines = diffs[("nginx", vhost)].splitlines()
     assert lines[:2] == [f"--- {vhost}", f"+++ {vhost}"]
     removed = [ln[1:].strip() for ln in lines if ln.startswith("-") and not ln.startswith("---")]
     added = [ln[1:].strip() for ln in lines if ln.startswith("+") and not ln.startswith("+++")]
     assert "deny all;" in removed and any(ln.startswith("fastcgi_pass") for ln in added), lines
     assert not [ln for ln in added if "deny all" in ln]
     assert "would run `systemctl reload nginx`" in report.actions and report.packages == []
+    assert "would run `systemctl reload-or-restart fail2ban`" in report.actions
 
     # The command: same site, same answer, printed.
     from prefect.settings import PREFECT_API_URL
