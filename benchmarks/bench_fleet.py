@@ -173,7 +173,10 @@ def _fleet_parts(results: dict, parts: list[str], work: Path, release: dict, con
     path = work / "fleet.yaml"
     path.write_text(fleet_file(hosts, release))
     t = time.monotonic()
-    applied = apply_fleet(fleet_file=str(path))
+    try:
+        applied = apply_fleet(fleet_file=str(path))
+    except Exception as exc:  # noqa: BLE001 - a host that failed: recorded, and the re-run below completes it
+        applied = {"failed": str(exc).splitlines()[0], "provisioned": {}}
     results["apply"] = {"seconds": round(time.monotonic() - t, 1), "failed": applied["failed"],
                         "provisioned": sum(len(v) for v in applied["provisioned"].values())}
     if "rerun" in parts:
@@ -181,10 +184,13 @@ def _fleet_parts(results: dict, parts: list[str], work: Path, release: dict, con
         again = apply_fleet(fleet_file=str(path))
         results["rerun"] = {"seconds": round(time.monotonic() - t, 1), "saved": again["saved"],
                             "provisioned": sum(len(v) for v in again["provisioned"].values())}
-    if "second" in parts:
-        _second_site(results, hosts)
-    if "backup" in parts:
-        _nightly(results, work, configs)
+    for part, measure in (("second", lambda: _second_site(results, hosts)),
+                          ("backup", lambda: _nightly(results, work, configs))):
+        if part in parts:
+            try:
+                measure()
+            except Exception as exc:  # noqa: BLE001 - the other parts still report
+                results.setdefault("errors", {})[part] = str(exc).splitlines()[0][:500]
 
 
 def _second_site(results: dict, hosts: dict[str, lab.LabHost]) -> None:
