@@ -157,6 +157,9 @@ def test_the_blocks_a_file_describes(tmp_path):
     assert records[("server", "web1")].fields["private_key"].startswith("sha256:")  # never the key itself
     assert "abc" not in json.dumps([r.fields for r in records.values()])
     assert records[("site", "site-two")].fields["server"] == "web2"
+    assert records[("storage", "local")].type == "local-storage" and records[("storage", "local")].fields["path"] == \
+        "/srv/backups"
+    assert records[("retention", "default")].fields["keep_last"] == 3
     # nothing to do against itself
     plan = plan_fleet(list(records.values()), list(records.values()))
     assert plan.nothing_to_do and plan.counts()["leave"] == len(records)
@@ -239,7 +242,7 @@ def fleets(draw):
     return list(servers.values()) + sites
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(fleets(), fleets())
 def test_after_an_apply_the_same_file_has_nothing_to_do(desired, saved):
     plan = plan_fleet(desired, saved)
