@@ -13,7 +13,7 @@ from blocks.storage import AnyStorage
 from pressfleet.backup.targets import server_of, storage_block
 from pressfleet.fleet.locks import site_lock
 from tasks.common import run_connections
-from tasks.remove import delete_site_blocks, jails_without_sites, remove_from_host
+from tasks.remove import delete_site_blocks, jails_without_sites, remove_from_host, removal_started, site_on_host
 
 # The host-wide steps re-run for a site that stays: fail2ban's jails, and PHP's pools, process.max, sizing and
 # log rotation (rendered from every site on the host).
@@ -41,12 +41,38 @@ def other_sites_on(site: WordPressSite, block_name: Optional[str]) -> list[tuple
 
 def _markdown(result: dict) -> str:
     lines = [f"# Removed {result['domain']} (site {result['site']}) from {result['server']}", "",
-             f"Final backup: `{result['final_backup']}` in {result['backup_location']}.", ""]
+             f"Final backup: `{result['final_backup'] or 'none'}` in {result['backup_location']}.", ""]
     lines += [f"- {r}" for r in result["removed"]]
     lines += ["", "Blocks deleted: " + (", ".join(f"`{b}`" for b in result["blocks_deleted"]) or "none")]
     if result["notes"]:
         lines += ["", "Notes:", *[f"- {n}" for n in result["notes"]]]
     return "\n".join(lines)
+
+
+def _final_backup(site: WordPressSite, store, encryption_key, server, notes: list[str]) -> Optional[str]:
+    """The id of the site's final backup: a full backup taken now, or, when an earlier run already began the
+    removal (its folder or database is gone), the newest backup in storage. Raises when the backup fails:
+    nothing is removed then."""
+    from flows.backup_site import backup_site
+
+    cfg = site.config()
+    if removal_started(site_on_host(server, cfg)):
+        from pressfleet.backup import catalog
+        from pressfleet.backup.targets import encryption_secret
+
+        entries = catalog.list_backups(store.store(), cfg.name, encryption_secret(encryption_key, store))
+        if entries:
+            newest = entries[-1].manifest.backup_id
+            notes.append(f"an earlier run had begun the removal: the final backup is the newest one, {newest}")
+            return newest
+        notes.append("an earlier run had begun the removal and no backup of the site is in storage: "
+                     "its files and database were already gone, nothing was left to back up")
+        return None
+    try:
+        [final] = backup_site(site=site, storage=store, encryption_key=encryption_key, full=True)
+    except Exception as exc:
+        raise RuntimeError(f"the final backup of {cfg.domain} failed, so nothing was removed: {exc}") from exc
+    return final["backup"]
 
 
 @flow(name="remove-site")
@@ -66,8 +92,8 @@ def remove_site(
     again for the host-wide files (fail2ban's jails, PHP's process.max and pool sizes, log rotation), which
     are rendered from the sites that remain; their content is never touched.
 
-    Holds the site's lock throughout. Every step is idempotent: a run that stopped half-way is completed by
-    running it again (the final backup is then taken again, which costs time, not data). Returns what was
+    Holds the site's lock and a slot of its host's limit throughout. Every step is idempotent: a run that
+    stopped half-way is completed by running it again (the final backup is then taken again, which costs time, not data). Returns what was
     removed and where the final backup is; the artifact `remove-<site>` says the same.
     """
     log = get_run_logger()
@@ -77,17 +103,12 @@ def remove_site(
     server = server_of(site)
     store = storage_block(storage)
     notes: list[str] = []
-    with run_connections(), site_lock([cfg.name], "remove-site", logger=log) as lock:
+    with run_connections(), site_lock([cfg.name], "remove-site", hosts=[server], logger=log) as lock:
         if lock.note:
             notes.append(lock.note)
-        from flows.backup_site import backup_site
-
-        try:
-            [final] = backup_site(site=site, storage=store, encryption_key=encryption_key, full=True)
-        except Exception as exc:
-            raise RuntimeError(f"the final backup of {cfg.domain} failed, so nothing was removed: {exc}") from exc
-        location = f"{store.store().describe()} under {cfg.name}/backups/{final['backup']}/"
-        log.info("final backup of %s: %s in %s", cfg.domain, final["backup"], location)
+        final_id = _final_backup(site, store, encryption_key, server, notes)
+        location = f"{store.store().describe()} under {cfg.name}/backups/{final_id}/" if final_id else "(none)"
+        log.info("final backup of %s: %s in %s", cfg.domain, final_id, location)
         stays = other_sites_on(site, block_name)
         removed = remove_from_host(server, cfg)
         deleted = delete_site_blocks(cfg.name, block_name or "")
@@ -108,7 +129,7 @@ def remove_site(
         else:
             notes.append("no other saved site names this server, but PHP pools of sites without a saved block are "
                          "left on it: its host-wide files stay as they are (save those sites' blocks to manage them)")
-    result = {"site": cfg.name, "domain": cfg.domain, "server": server.address, "final_backup": final["backup"],
+    result = {"site": cfg.name, "domain": cfg.domain, "server": server.address, "final_backup": final_id,
               "backup_location": location, "removed": removed, "blocks_deleted": deleted,
               "rerendered_from": rerendered, "remaining_sites": [o.domain for _, o in stays], "notes": notes}
     create_markdown_artifact(key=f"remove-{cfg.name.replace('_', '-')}", markdown=_markdown(result),

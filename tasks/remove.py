@@ -30,11 +30,15 @@ getent group "$site" >/dev/null && echo group
 [ -e "/etc/ssl/pressfleet/$site" ] && echo certificate
 [ -e "/var/log/nginx/$site.access.log" ] && echo logs
 grep -Eq "[[:space:]]# pressfleet:$site\$" /etc/hosts && echo hosts-entry
-if command -v mariadb >/dev/null && systemctl is-active --quiet mariadb; then
-  n=$(mariadb --batch --skip-column-names -e "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '$site'")
-  [ "$n" = 0 ] || echo database
-  n=$(mariadb --batch --skip-column-names -e "SELECT COUNT(*) FROM mysql.user WHERE User = '$site'")
-  [ "$n" = 0 ] || echo database-user
+if command -v mariadb >/dev/null; then
+  if systemctl is-active --quiet mariadb; then
+    n=$(mariadb --batch --skip-column-names -e "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '$site'")
+    [ "$n" = 0 ] || echo database
+    n=$(mariadb --batch --skip-column-names -e "SELECT COUNT(*) FROM mysql.user WHERE User = '$site'")
+    [ "$n" = 0 ] || echo database-user
+  else
+    echo mariadb-down
+  fi
 fi
 exit 0
 """
@@ -140,3 +144,19 @@ def jails_without_sites(server, php_version: str) -> list[str] | None:
                            render_fail2ban_jails((), ignore_ip=networks, ssh_port=server.port).encode())
         return converge.ensure_files(conn, [jail], check=["fail2ban-client", "-t"],
                                      on_change=["systemctl", "reload-or-restart", "fail2ban"])
+
+
+def removal_started(left: list[str]) -> bool:
+    """Whether a removal already began on the host (LEFT: what `leftovers` found): the site's folder or its
+    database is gone, so a final backup can no longer be taken (a re-run then keeps the newest backup as the
+    final one)."""
+    if "mariadb-down" in left:  # cannot tell whether the database is there: take (or fail) the backup
+        return False
+    return not ("files" in left and "database" in left)
+
+
+@task(name="site-on-host", cache_policy=NONE)
+def site_on_host(server, site: SiteConfig) -> list[str]:
+    """What of SITE is on its host now (`leftovers`), read-only."""
+    with connected(server) as conn:
+        return leftovers(conn, site)

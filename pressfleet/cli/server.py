@@ -99,6 +99,7 @@ class SiteOnServer:
     domain: str
     address: Optional[str]
     port: Optional[int]
+    server: object = field(default=None, repr=False, compare=False)  # the site's Server block, when loaded
 
 
 def sites_using(address: str, port: int, sites: Iterable[SiteOnServer]) -> list[SiteOnServer]:
@@ -122,7 +123,7 @@ def saved_sites_with_servers() -> tuple[list[SiteOnServer], list[str]]:
             continue
         server = site.server
         found.append(SiteOnServer(block, site.name, site.domain, server.address if server else None,
-                                  server.port if server else None))
+                                  server.port if server else None, server))
     return found, notes
 
 

@@ -160,14 +160,9 @@ def register(app: typer.Typer) -> None:
             server_names.setdefault((srv.address, srv.port), n)
         # one SSH login per server, all servers at once (a site's block carries its server)
         by_server: dict[tuple[str, int], tuple[object, list[str]]] = {}
-        from blocks.site import WordPressSite
-
         for s in sites:
-            if s.address is None:
-                continue
-            if (s.address, s.port) not in by_server:
-                by_server[(s.address, s.port)] = (WordPressSite.load(s.block).server, [])
-            by_server[(s.address, s.port)][1].append(s.name)
+            if s.server is not None:
+                by_server.setdefault((s.address, s.port), (s.server, []))[1].append(s.name)
         versions: dict[str, str] = {}
         if by_server:
             with ThreadPoolExecutor(max_workers=min(16, len(by_server))) as pool:

@@ -197,3 +197,13 @@ def test_the_removal_script_refuses_bad_arguments_before_doing_anything(args, tm
                        cwd=tmp_path, env={"PATH": "/nonexistent"})  # no tool is even reachable
     assert r.returncode == 3, (r.stdout, r.stderr)
     assert r.stderr.startswith("refused: ") and r.stdout == ""
+
+
+def test_a_rerun_after_a_half_way_removal_keeps_the_newest_backup_as_the_final_one():
+    from tasks.remove import removal_started
+
+    assert not removal_started(["user", "group", "pool", "vhost", "files", "database", "database-user"])
+    assert removal_started(["user", "files"])  # the database went: the removal had begun
+    assert removal_started(["database", "database-user"])  # the folder went
+    assert removal_started([])
+    assert not removal_started(["files", "mariadb-down"])  # cannot tell: the final backup is attempted (and fails)

@@ -25,6 +25,10 @@ for name in "$@"; do
 done
 domain=$1
 said() { echo "$*"; }
+# The database goes too: with MariaDB down nothing is removed at all (a half-removed site could not be backed up).
+if command -v mariadb >/dev/null && ! systemctl is-active --quiet mariadb; then
+  fail "MariaDB is not running, so the database of $site cannot be removed: start it, then run again (nothing was removed)"
+fi
 
 # A path that must be a plain folder or absent (never a link) before root works inside it.
 plain_dir_or_absent() {
@@ -94,7 +98,8 @@ if id -u "$site" >/dev/null 2>&1; then
 fi
 
 # 5. The database and its user (and pressfleet's own staging copies of it); kept out of the binary log.
-if command -v mariadb >/dev/null && systemctl is-active --quiet mariadb; then
+if command -v mariadb >/dev/null; then
+  systemctl is-active --quiet mariadb || fail "MariaDB is not running, so the database of $site cannot be removed: start it, then run again"
   exists=$(mariadb --batch --skip-column-names <<SQL
 SELECT (SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name IN ('$site', 'pf_stage_$site', 'pf_old_$site'))
      + (SELECT COUNT(*) FROM mysql.user WHERE User = '$site' AND Host = 'localhost');
