@@ -175,9 +175,17 @@ def apply_fleet(fleet_file: str = "fleet.yaml", fleet_yaml: Optional[str] = None
             result["failed"][host] = outcome["failed"]
     _artifact(result, time.monotonic() - started)
     if result["failed"]:
-        raise RuntimeError("fleet apply failed on " + "; ".join(f"{h} ({w})" for h, w in result["failed"].items())
-                           + ": the other hosts finished; re-run to complete")
+        raise FleetApplyFailed(result)
     return result
+
+
+class FleetApplyFailed(RuntimeError):
+    """Some hosts failed (the others finished); `result` is what the apply did."""
+
+    def __init__(self, result: dict):
+        self.result = result
+        super().__init__("fleet apply failed on " + "; ".join(f"{h} ({w})" for h, w in result["failed"].items())
+                         + ": the other hosts finished; re-run to complete")
 
 
 def _artifact(result: dict, seconds: float) -> None:
@@ -190,4 +198,4 @@ def _artifact(result: dict, seconds: float) -> None:
     create_markdown_artifact(key="apply-fleet", markdown="\n".join(md), description=title)
 
 
-__all__ = ["apply_fleet", "add_progress_hook", "FleetFileError", "Path"]
+__all__ = ["apply_fleet", "add_progress_hook", "FleetApplyFailed", "FleetFileError", "Path"]

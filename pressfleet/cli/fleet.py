@@ -59,14 +59,17 @@ def apply(
     Everything is checked before anything changes (the file, its key files and Secret blocks, every server over
     SSH, collisions with saved blocks); a refusal names the file's line. Exits 1 when refused or when a host
     failed (the others finish; a re-run completes)."""
-    from flows.apply_fleet import apply_fleet
+    from flows.apply_fleet import FleetApplyFailed, apply_fleet
     from pressfleet.validate import InvalidInput
 
     try:
         result = apply_fleet(fleet_file=str(fleet_file), dry_run=dry_run)
     except InvalidInput as exc:  # FleetFileError: one line per problem, each with the file's line
         _fail("refused, nothing changed:\n" + str(exc))
-    except Exception as exc:  # noqa: BLE001 - a failed host, an unreachable API
+    except FleetApplyFailed as exc:  # what the other hosts did, then which failed
+        _print_result(exc.result)
+        _fail(str(exc))
+    except Exception as exc:  # noqa: BLE001 - an unreachable API
         _fail(f"fleet apply failed: {exc}")
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=lambda o: getattr(o, "model_dump", lambda: str(o))()))
