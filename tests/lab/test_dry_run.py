@@ -45,13 +45,19 @@ def snapshot(host) -> str:
         return run(conn, ["sh", "-c", SNAPSHOT], timeout=300).stdout
 
 
+STACK_UNITS = ("nginx.service", "php8.2-fpm.service", "mariadb.service", "redis-server.service", "ssh.service",
+               "fail2ban.service", "nftables.service", "acct.service", "sysstat.service")
+
+
 def reloads_since(host, epoch: int) -> list[str]:
-    """systemd's lines about reloading, restarting or stopping a unit since EPOCH."""
+    """systemd's lines about reloading, restarting, stopping or starting a stack unit since EPOCH (a login's own
+    user manager coming and going is not one)."""
     from pressfleet.ssh.remote import run
 
     with connect_lab(host) as conn:
         out = run(conn, ["journalctl", "-q", "-o", "cat", "--since", f"@{epoch}", "_PID=1"], check=False).stdout
-    return [ln for ln in out.splitlines() if any(w in ln for w in ("Reload", "Restart", "Stopp"))]
+    return [ln for ln in out.splitlines() if any(u in ln for u in STACK_UNITS)
+            and any(w in ln for w in ("Reload", "Restart", "Stopp", "Start"))]
 
 
 def host_now(host) -> int:
