@@ -52,7 +52,7 @@ for p in "/etc/nginx/sites-enabled/$site.conf" "/etc/nginx/sites-available/$site
   if [ -e "$p" ] || [ -L "$p" ]; then drop "$p"; changed_nginx=1; fi
 done
 if [ -n "$changed_nginx" ] && command -v nginx >/dev/null; then
-  nginx -t >/dev/null 2>&1 || fail "nginx -t fails without the site's vhost (nothing else was removed): fix nginx, then run again"
+  nginx -t >/dev/null 2>&1 || fail "nginx -t fails without the site's vhost (its vhost files are gone, nothing else was removed): fix nginx, then run again"
   if systemctl is-active --quiet nginx; then systemctl reload nginx; fi
 fi
 
@@ -68,7 +68,7 @@ fi
 # 3. The PHP-FPM pool (and the record pressfleet keeps of the site): php-fpm checked, then reloaded; with no
 # pool left it is stopped (it will not run without one; the next provisioning starts it).
 pool="/etc/php/$php/fpm/pool.d/$site.conf"
-# the other sites' pools (not pressfleet's global settings file, not Debian's stock pool)
+# the pools that stay: every pool file but pressfleet's global settings and this site's own
 remaining=0
 if [ -d "/etc/php/$php/fpm/pool.d" ]; then
   remaining=$(find "/etc/php/$php/fpm/pool.d" -mindepth 1 -maxdepth 1 -name '*.conf' ! -name '00-pressfleet-global.conf' \
