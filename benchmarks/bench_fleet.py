@@ -246,7 +246,9 @@ def _nightly(results: dict, work: Path, configs) -> None:
             out[key] = {"state": parent.state.type.value, "children": len(children),
                         "children_completed": sum(1 for c in children if c.state.is_completed()),
                         "by_worker": {w: sum(1 for c in children if c.labels.get("prefect.worker.name") == w)
-                                      for w in WORKERS}}
+                                      for w in WORKERS},
+                        "failures": sorted({(c.state.message or c.state.type.value)[:300] for c in children
+                                            if not c.state.is_completed()})[:3]}
     finally:
         stop_workers(workers)
     results["nightly"] = out
