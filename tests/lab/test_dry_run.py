@@ -20,14 +20,15 @@ pytestmark = pytest.mark.lab
 # Everything a dry run must leave alone, as one text: every file's sha256 (links as their target) under the folders
 # provisioning writes, ACLs of the web roots, packages, users and groups, MariaDB's users and databases, and the
 # stack's services' main PIDs and start times (a restart changes them) and nginx's workers (a reload replaces them).
+# Uploads are left out: WordPress itself (its cron timer) makes the month's folder there whenever it likes.
 SNAPSHOT = r"""
 for d in /etc /var/www /usr/local/lib/pressfleet /var/cache/nginx/pressfleet; do
   [ -d "$d" ] || continue
-  find "$d" -xdev -type f -print0 | sort -z | xargs -0 -r sha256sum
-  find "$d" -xdev -type l -printf '%p -> %l\n' | sort
-  find "$d" -xdev -type d -printf '%p %m %u:%g\n' | sort
+  find "$d" -xdev -path '*/wp-content/uploads' -prune -o -type f -print0 | sort -z | xargs -0 -r sha256sum
+  find "$d" -xdev -path '*/wp-content/uploads' -prune -o -type l -printf '%p -> %l\n' | sort
+  find "$d" -xdev -path '*/wp-content/uploads' -prune -o -type d -printf '%p %m %u:%g\n' | sort
 done
-[ -d /var/www ] && getfacl -Rps /var/www 2>/dev/null | sha256sum
+[ -d /var/www ] && getfacl -Rps /var/www 2>/dev/null | awk 'BEGIN {RS=""; ORS="\n\n"} !/^# file: [^\n]*\/wp-content\/uploads\//' | sha256sum
 sha256sum /var/lib/dpkg/status
 getent passwd; getent group
 command -v mariadb >/dev/null && mariadb -N -e 'SELECT user, host, authentication_string FROM mysql.user; SHOW DATABASES'
