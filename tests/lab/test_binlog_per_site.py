@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import zstandard
 
+from pressfleet.backup import catalog
 from pressfleet.ssh.remote import run
 from tests.conftest import connect_lab
 
@@ -78,7 +79,9 @@ def test_site_a_storage_never_holds_site_b_rows_and_a_point_in_time_recovery_of_
     objects = store.list("")
     kinds = {o.key.split("/")[1] for o in objects}
     assert {"backups", "binlogs"} <= kinds, kinds
-    assert any(o.key.endswith("database.zst") for o in objects)
+    keys = {o.key for o in objects}
+    for backup in (full, inc):  # both database parts (a dump, then the logs since it) are among what is grepped
+        assert catalog.part_key(a.config.name, backup["backup"], "database", False) in keys
     found = {o.key for o in objects if marker.encode() in plain(store.get_bytes(o.key))}
     assert found == set()
     logs = [o.key for o in objects if "/binlogs/" in o.key and o.key.endswith(".zst")]
