@@ -228,6 +228,7 @@ def _nightly(results: dict, work: Path, configs) -> None:
     from pressfleet.stack import control as stack
 
     cfg = configs[0]
+    (work / "store").mkdir(mode=0o700, exist_ok=True)  # local storage refuses a missing folder (an unmounted disk)
     LocalStorage(path=str(work / "store"), encryption="none").save(DEFAULT_STORAGE_BLOCK, overwrite=True)
     stack.run_prefect(cfg, "deploy", "--prefect-file", str(stack.deployment_file(cfg)), "--name", "fleet-backup",
                       "--name", "nightly-backup", "--name", "fleet-restore-test", "--name", "nightly-restore-test",
