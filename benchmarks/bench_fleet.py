@@ -167,7 +167,7 @@ def run(write_result) -> None:
                 last = json.loads((RESULTS / "fleet.json").read_text())
                 for key in ("apply", "rerun", "second_site", "nightly", "serial"):
                     if key in last and key not in results:
-                        results[key] = {**last[key], "measured_at": last.get("measured_at")}
+                        results[key] = {"measured_at": last.get("measured_at"), **last[key]}  # its own first
         write_result("fleet", results)
     finally:
         lab.shutdown_together(HOSTS)
