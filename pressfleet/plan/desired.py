@@ -47,7 +47,11 @@ class ProvisionReport(BaseModel):
 
 
 SIZING_RECORD = "/etc/pressfleet/sizing.json"
-LOGROTATE_SITES = "/etc/logrotate.d/pressfleet-sites"
+# Every site's PHP log rotation lives outside /etc/logrotate.d (logrotate reads every file there, and a
+# changed managed file keeps its previous version beside it as *.pressfleet-last-good: duplicate entries);
+# a constant one-line include there, written once and never changed, so it never gets such a copy.
+LOGROTATE_SITES = "/etc/pressfleet/logrotate-sites.conf"
+LOGROTATE_INCLUDE = "/etc/logrotate.d/pressfleet-sites"
 NGINX_CACHE_DIR = "/var/cache/nginx/pressfleet"
 # A re-measured worker within this share of the recorded one keeps the recorded figure, so a re-run
 # does not rewrite the pool for noise.
@@ -144,6 +148,7 @@ def desired_files(
             *(ManagedFile(s.php_pool_path, render.render_php_pool(s, plan.php).encode()) for s in host.sites),
             *(ManagedFile(site_record_path(s.name), site_record(s)) for s in host.sites),
             ManagedFile(LOGROTATE_SITES, render.render_php_logrotate(host.sites).encode()),
+            ManagedFile(LOGROTATE_INCLUDE, f"# pressfleet: every site's PHP logs\ninclude {LOGROTATE_SITES}\n".encode()),
             ManagedFile(f"/etc/php/{php}/fpm/pool.d/00-pressfleet-global.conf", render.render_php_fpm_global(plan.php).encode()),
             ManagedFile(f"/etc/php/{php}/fpm/conf.d/90-pressfleet.ini", render.render_php_ini_overrides(plan.opcache, php_version=php).encode()),
             ManagedFile(SIZING_RECORD, sizing_record(plan)),

@@ -351,7 +351,7 @@ def php_error_log_path(site: SiteConfig) -> str:
 
 
 def render_php_logrotate(sites: Sequence[SiteConfig], *, slowlog_dir: str = "/var/log", keep_days: int = 14) -> str:
-    """/etc/logrotate.d/pressfleet-sites: daily rotation of every site's PHP slow log and error log.
+    """/etc/pressfleet/logrotate-sites.conf (included from /etc/logrotate.d): daily rotation of every site's PHP slow log and error log.
 
     The error log sits in a folder the site's user can write, so its stanza has `su <user> <group>`: logrotate
     (root) drops to that user there and never follows a link the site's PHP could have placed. The slow log

@@ -63,7 +63,8 @@ def test_two_sites_share_the_host_and_each_stays_protected(shared_host):
                          f"/var/log/nginx/{s.name}.error.log"):
                 assert f"considering log {path}" in out, (path, errors, out[-2000:])
                 assert not [ln for ln in errors if path in ln or s.home in ln], errors
-        conf = run(conn, ["cat", "/etc/logrotate.d/pressfleet-sites"]).stdout
+        assert not [ln for ln in errors if "pressfleet" in ln], errors
+        conf = run(conn, ["cat", "/etc/pressfleet/logrotate-sites.conf"]).stdout
         for s in (one, two):
             assert f"su {s.user} {s.group}" in conf
 
