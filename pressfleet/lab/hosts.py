@@ -597,9 +597,12 @@ def ensure_mirror() -> dict:
     ensure_network()
     ns = namespace()
     files = _mirror_dir() / "files"
-    archive, sha256, version = build_release(files)
     d = _mirror_run_dir()
     d.mkdir(parents=True, exist_ok=True)
+    # Under a lab-wide lock (the files are every namespace's): two callers at once (threads, two sessions) would
+    # each build an archive, and the second's rename would replace the first's after its sha256 was handed out.
+    with _lock("mirror-files"):
+        archive, sha256, version = build_release(files)
     with _lock("mirror", ns.dir):
         if not (_pid_alive(_mirror_pid(), "http.server") and _port_open(str(ns.bridge_address), MIRROR_PORT)):
             logf = open(d / "server.log", "ab")
