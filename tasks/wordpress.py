@@ -55,7 +55,8 @@ set -eu
 tag="# pressfleet:$1"; shift
 line="127.0.0.1 $* $tag"
 if grep -qxF "$line" /etc/hosts; then exit 0; fi
-grep -vF "$tag" /etc/hosts > /etc/hosts.pressfleet-new || true
+# the whole tag at the line's end: a fixed-string match would also take site one_two's line for site one's
+grep -v -- " $tag\$" /etc/hosts > /etc/hosts.pressfleet-new || true
 echo "$line" >> /etc/hosts.pressfleet-new
 cat /etc/hosts.pressfleet-new > /etc/hosts; rm -f /etc/hosts.pressfleet-new
 echo changed
