@@ -7,14 +7,13 @@ from prefect import task
 from prefect.cache_policies import NONE
 
 from pressfleet import validate
-from pressfleet.fleet.secrets import secret_block_name
+from pressfleet.fleet.secrets import SECRET_KINDS, secret_block_name
 from pressfleet.fleet.siteconfig import SiteConfig
 from pressfleet.ssh import converge
 from tasks.common import connected, script
 
 # Every Secret block kind pressfleet keeps per site (pressfleet.fleet.secrets, the Redis ACL user's password).
 # Exact names only: a prefix would also match another site's (`one` and `one_two` share `pressfleet-one-`).
-SECRET_KINDS = ("db-password", "admin-password", "salts", "redis-password")
 
 # What is still on the host of a site, one `name` line per thing (empty output: nothing left). Read-only.
 _LEFTOVERS = r"""
