@@ -38,6 +38,7 @@ from fabric import Config, Connection
 from paramiko.config import SSHConfig
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
+CHANNEL_OPEN_TIMEOUT = 30.0
 # How long a refused connection is tried again. sshd closes its listening socket for a few
 # milliseconds when it re-executes itself on a reload (SIGHUP), and a package upgrade restarts it;
 # a step that connects right after either must not fail for that. A port that stays closed fails
@@ -458,7 +459,9 @@ def open_channel(conn: Connection, *, wait: float = 10.0) -> paramiko.Channel:
     delay = 0.02
     while True:
         try:
-            return conn.transport.open_session(timeout=DEFAULT_CONNECT_TIMEOUT)
+            # A loaded host answers a channel request late (a fleet run on 2 cores: one backup's channel took
+            # over 10 s); the request itself is cheap, so it gets more time than a new connection does.
+            return conn.transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
         except paramiko.ChannelException:
             if time.monotonic() + delay > deadline:
                 raise
