@@ -437,29 +437,18 @@ def ensure_absent(conn: Connection, paths: list[str]) -> list[str]:
 # append one; commented lines (the distro's documentation) stay as they are.
 _SETTINGS_SCRIPT = r"""
 set -eu
-file=$1; shift
+mode=$1 file=$2; shift 2
 changed=""
 while [ $# -ge 2 ]; do
   key=$1 value=$2; shift 2
   if grep -Eq "^$key[[:space:]]+$value[[:space:]]*$" "$file"; then continue; fi
+  changed="$changed $key"
+  [ "$mode" = check ] && continue  # a dry run: report only
   if grep -Eq "^$key[[:space:]]" "$file"; then
     sed -i -E "s|^$key[[:space:]].*|$key $value|" "$file"
   else
     echo "$key $value" >> "$file"
   fi
-  changed="$changed $key"
-done
-echo $changed
-"""
-# The same comparison, reporting only (a dry run).
-_SETTINGS_CHECK = r"""
-set -eu
-file=$1; shift
-changed=""
-while [ $# -ge 2 ]; do
-  key=$1 value=$2; shift 2
-  if grep -Eq "^$key[[:space:]]+$value[[:space:]]*$" "$file"; then continue; fi
-  changed="$changed $key"
 done
 echo $changed
 """
@@ -474,7 +463,7 @@ def ensure_settings(conn: Connection, path: str, settings: dict[str, str]) -> li
     args = [x for kv in settings.items() for x in kv]
     safe_files(conn, "check", [path])  # sed -i renames by name: only in root's own folders, never through a link
     dry = _DRY.get()
-    out = sh(conn, _SETTINGS_CHECK if dry else _SETTINGS_SCRIPT, [path, *args], reads=bool(dry)).stdout.split()
+    out = sh(conn, _SETTINGS_SCRIPT, ["check" if dry else "apply", path, *args], reads=bool(dry)).stdout.split()
     if dry is not None:
         dry.diffs += [{"path": path, "diff": "".join(f"# {path}: would set {k} {settings[k]}\n" for k in out)}] if out else []
     return [f"{path}: {key}" for key in out]
