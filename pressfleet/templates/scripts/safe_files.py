@@ -129,30 +129,40 @@ def owner_names(st):
     return user, group
 
 
+def with_regular_file(path, use):
+    """USE(open fd) on PATH when it is a regular file reached without following any link; None otherwise."""
+    vet(path)
+    folder, name = split(path)
+    opened = open_dir(folder)
+    if opened is None:
+        return None
+    fd, _ = opened
+    try:
+        st = entry(fd, name)
+        if st is None or not stat.S_ISREG(st.st_mode):
+            return None
+        f = os.open(name, FILE_FLAGS, dir_fd=fd)
+        try:
+            return use(f)
+        finally:
+            os.close(f)
+    finally:
+        os.close(fd)
+
+
+def _state_line(f):
+    fst = os.fstat(f)
+    digest = hashlib.sha256()
+    while chunk := os.read(f, 1 << 20):
+        digest.update(chunk)
+    user, group = owner_names(fst)
+    return f"{digest.hexdigest()}\t{stat.S_IMODE(fst.st_mode):o}\t{user}\t{group}"
+
+
 def state(paths):
     for path in paths:
-        vet(path)
-        folder, name = split(path)
-        opened = open_dir(folder)
-        line = f"{path}\t-"
-        if opened is not None:
-            fd, _ = opened
-            try:
-                st = entry(fd, name)
-                if st is not None and stat.S_ISREG(st.st_mode):
-                    f = os.open(name, FILE_FLAGS, dir_fd=fd)
-                    try:
-                        fst = os.fstat(f)
-                        digest = hashlib.sha256()
-                        while chunk := os.read(f, 1 << 20):
-                            digest.update(chunk)
-                        user, group = owner_names(fst)
-                        line = f"{path}\t{digest.hexdigest()}\t{stat.S_IMODE(fst.st_mode):o}\t{user}\t{group}"
-                    finally:
-                        os.close(f)
-            finally:
-                os.close(fd)
-        print(line)
+        line = with_regular_file(path, _state_line)
+        print(f"{path}\t{line or '-'}")
 
 
 def fresh(fd, name):
@@ -480,22 +490,7 @@ def _webread(user, home, root):
 def read(paths):
     """Each regular file's content as `path<TAB>base64` (at most 1 MiB; never through a link), for a dry run's diff."""
     for path in paths:
-        vet(path)
-        folder, name = split(path)
-        opened = open_dir(folder)
-        data = None
-        if opened is not None:
-            fd, _ = opened
-            try:
-                st = entry(fd, name)
-                if st is not None and stat.S_ISREG(st.st_mode):
-                    f = os.open(name, FILE_FLAGS, dir_fd=fd)
-                    try:
-                        data = os.read(f, 1 << 20)
-                    finally:
-                        os.close(f)
-            finally:
-                os.close(fd)
+        data = with_regular_file(path, lambda f: os.read(f, 1 << 20))
         print(f"{path}\t{'-' if data is None else base64.b64encode(data).decode()}")
 
 
