@@ -244,7 +244,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         elif step_name == "redis":
             results.append(configure_redis(server, files["redis"], cfg.name, secrets.redis_password))
         elif step_name == "php":
-            results.append(configure_php(server, cfg, files["php"], provision.php_remove(cfg)))
+            results.append(configure_php(server, cfg, files["php"], provision.php_remove(cfg), others))
         elif step_name == "wordpress":
             results.append(configure_wordpress(
                 server, cfg, title=site.title, admin_user=site.admin_user, admin_password=secrets.admin_password,
