@@ -9,7 +9,7 @@ from prefect.cache_policies import NONE
 from pressfleet import validate
 from pressfleet.fleet.secrets import SECRET_KINDS, secret_block_name
 from pressfleet.fleet.siteconfig import SiteConfig
-from pressfleet.ssh import converge
+from pressfleet.ssh import converge, pagecache
 from tasks.common import connected, script
 
 # Every Secret block kind pressfleet keeps per site (pressfleet.fleet.secrets, the Redis ACL user's password).
@@ -71,12 +71,13 @@ def remove_from_host(server, site: SiteConfig) -> list[str]:
     user; then check nothing of the site is left. Returns what was removed, one sentence each."""
     args = remove_args(site)
     with connected(server) as conn:
+        pages = pagecache.purge_site_pages(conn, list(site.server_names))
         result = converge.sh(conn, script("remove_site.sh"), args, check=False, timeout=900)
         refusal = [ln.removeprefix("refused: ") for ln in result.stderr.splitlines() if ln.startswith("refused: ")]
         if not result.ok:
             raise RuntimeError(f"{server.address}: removing site {site.name} stopped: "
                                f"{refusal[0] if refusal else result.stderr.strip()[-400:]} (run it again to finish)")
-        removed = [ln for ln in result.stdout.splitlines() if ln.strip()]
+        removed = pages + [ln for ln in result.stdout.splitlines() if ln.strip()]
         removed += _remove_redis_user(conn, site)
         left = leftovers(conn, site)
     if left:

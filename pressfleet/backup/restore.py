@@ -24,7 +24,7 @@ from pressfleet.backup.remote import make_staging, script, tree_listing
 from pressfleet.backup.streams import pipe_to_remote
 from pressfleet.fleet import dbnames
 from pressfleet.fleet.siteconfig import SiteConfig
-from pressfleet.ssh import redisacl
+from pressfleet.ssh import pagecache, redisacl
 from pressfleet.ssh.remote import RemoteError, run
 from pressfleet.storage.base import ObjectStore
 from pressfleet.validate import InvalidInput
@@ -145,8 +145,12 @@ class RestoreResult:
 
 def flush_caches(conn: Connection, site: SiteConfig) -> None:
     """After a database restore: cached pages and objects describe the old content (the one call site of the
-    cache flush). In Redis only the site's own keys go (`<site>:*`, pressfleet.ssh.redisacl); other sites keep theirs."""
-    run(conn, ["sh", "-c", "rm -rf /var/cache/nginx/pressfleet/* 2>/dev/null"], check=False)
+    cache flush). Only the site's own go: its pages in nginx's shared cache (pressfleet.ssh.pagecache) and its
+    Redis keys (`<site>:*`, pressfleet.ssh.redisacl); other sites keep theirs."""
+    try:
+        pagecache.purge_site_pages(conn, list(site.server_names))
+    except RemoteError:  # as before: a cache that cannot be purged (a linked folder) does not undo the restore
+        pass
     try:
         redisacl.flush_site_keys(conn, site.name, database=site.redis_database)
     except RemoteError:  # no Redis on this host (or it is down): there is no object cache to flush

@@ -10,7 +10,7 @@
 #   SITE             the site name (its user, group, pool, database, database user)
 #   PHP_VERSION      e.g. 8.2
 #   TLS_MODE         self-signed | provided | acme (acme: certbot's certificate for DOMAIN is deleted)
-#   DOMAIN ALIAS...  the site's server names (its cached pages, its /etc/hosts line)
+#   DOMAIN ALIAS...  the site's server names (its /etc/hosts line)
 # Prints one line per thing removed.
 set -euf  # no globbing: names come from checked arguments only
 fail() { echo "refused: $*" >&2; exit 3; }
@@ -132,24 +132,7 @@ drop_rotated /var/log/nginx "$site.access.log"
 drop_rotated /var/log/nginx "$site.error.log"
 drop_rotated /var/log "php$php-fpm-$site.slow.log"
 
-# 8. Its cached pages in nginx's shared page cache (the cache key is scheme, method, host and URI: a file
-# whose KEY line starts with one of the site's names followed by / is the site's). Fixed strings, no regex.
-cache=/var/cache/nginx/pressfleet
-if [ -d "$cache" ] && [ ! -L "$cache" ]; then
-  keys=$(mktemp)
-  trap 'rm -f "$keys"' EXIT
-  for name in "$@"; do
-    for pre in httpsGET httpsHEAD httpGET httpHEAD; do printf 'KEY: %s%s/\n' "$pre" "$name"; done
-  done > "$keys"
-  found=$(grep -rl -a -F -f "$keys" -- "$cache" 2>/dev/null | wc -l || true)
-  if [ "$found" -gt 0 ]; then
-    grep -rlZ -a -F -f "$keys" -- "$cache" 2>/dev/null | xargs -0 -r rm -f --
-    said "removed $found cached pages of $domain"
-  fi
-  left=$(grep -rl -a -F -f "$keys" -- "$cache" 2>/dev/null | wc -l || true)
-  rm -f "$keys"; trap - EXIT
-  [ "$left" -eq 0 ] || fail "$left cached pages of $domain are still in $cache"
-fi
+# 8. Its cached pages: tasks/remove.py runs purge_site_pages.sh before this script.
 
 # 9. Its certificate, when pressfleet made it: the self-signed or provided copy under /etc/ssl/pressfleet/SITE,
 # or certbot's for the domain (ACME).
