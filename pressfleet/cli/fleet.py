@@ -59,11 +59,17 @@ def apply(
     Everything is checked before anything changes (the file, its key files and Secret blocks, every server over
     SSH, collisions with saved blocks); a refusal names the file's line. Exits 1 when refused or when a host
     failed (the others finish; a re-run completes)."""
-    from flows.apply_fleet import FleetApplyFailed, apply_fleet
+    from flows.apply_fleet import FleetApplyFailed, add_progress_hook, apply_fleet
+    from pressfleet.cli import progress
     from pressfleet.validate import InvalidInput
 
     try:
-        result = apply_fleet(fleet_file=str(fleet_file), dry_run=dry_run)
+        with progress.tracker(0, "hosts") as bar:
+            remove_hook = add_progress_hook(progress.fleet_apply_events(bar))
+            try:
+                result = apply_fleet(fleet_file=str(fleet_file), dry_run=dry_run)
+            finally:
+                remove_hook()
     except InvalidInput as exc:  # FleetFileError: one line per problem, each with the file's line
         _fail("refused, nothing changed:\n" + str(exc))
     except FleetApplyFailed as exc:  # what the other hosts did, then which failed

@@ -77,6 +77,11 @@ class Tracker:
         self._items: TaskID = bar.add_task(counts.label(), total=counts.total)
         self._transfer: TaskID | None = None
 
+    def set_total(self, total: int) -> None:
+        """The count becomes known once the work is planned (fleet apply: the hosts with something to do)."""
+        self.counts.total = max(0, total)
+        self._bar.update(self._items, total=self.counts.total, description=self.counts.label())
+
     def done(self, name: str, ok: bool = True) -> None:
         self.counts.finish(name, ok)
         self._bar.update(self._items, completed=self.counts.done, description=self.counts.label())
@@ -108,3 +113,16 @@ def tracker(total: int, what: str, *, console: Console | None = None) -> Iterato
     )
     with bar:
         yield Tracker(Counts(total=total, what=what), bar)
+
+
+def fleet_apply_events(bar: Tracker) -> Callable[..., None]:
+    """A hook for the apply-fleet flow's progress events (flows.apply_fleet.add_progress_hook): the count of hosts
+    with something to do once planned, then each host as it finishes (or fails)."""
+
+    def on_event(event: str, host: str | None = None, site: str | None = None, detail=None) -> None:
+        if event == "hosts":
+            bar.set_total(int(detail or 0))
+        elif event in ("host-done", "host-failed"):
+            bar.done(host or "?", ok=event == "host-done")
+
+    return on_event

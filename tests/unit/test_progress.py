@@ -68,3 +68,15 @@ def test_each_provisioning_step_that_ends_advances_the_count():
     with step("php"):  # outside the block nobody listens
         pass
     assert bar.counts.done == 2
+
+
+def test_fleet_apply_events_count_the_planned_hosts_and_their_ends():
+    console, out = _terminal(True)
+    with progress.tracker(0, "hosts", console=console) as bar:
+        hook = progress.fleet_apply_events(bar)
+        hook("hosts", detail=3)
+        hook("site-start", "web1", "site-a")  # a site's start moves no host
+        hook("host-done", "web1")
+        hook("host-failed", "web2", None, "site-b: refused")
+    assert bar.counts.total == 3 and bar.counts.done == 2 and bar.counts.failed == ["web2"]
+    assert "2/3 hosts (last: web2; 1 failed)" in out.getvalue()
