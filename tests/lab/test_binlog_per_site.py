@@ -98,9 +98,22 @@ def test_site_a_storage_never_holds_site_b_rows_and_a_point_in_time_recovery_of_
 
     # Point-in-time recovery of A from its own stream: the state at `chosen`; B untouched.
     b_before = sql(host, db_b, "SELECT COUNT(*) FROM pf_bmark")
+    for site in (a, b):  # both home pages in nginx's shared page cache
+        site.curl("/")
+        assert cache_status(site) == "HIT"
     result = restore_site(site=a.site, storage=storage, parts=["database"], point_in_time=chosen)
+    # A's cached pages describe the old content and went; B's are B's and stayed (a restore emptied every site's)
+    assert cache_status(b) == "HIT"
+    assert cache_status(a) == "MISS"
     assert result["until"] and result["backup"] == full["backup"]
     assert sql(host, db_a, "SELECT id, note FROM pf_pitr ORDER BY id").splitlines() == ["1\tbefore"]
     assert sql(host, db_b, "SELECT COUNT(*) FROM pf_bmark") == b_before == "3"
     sql(host, db_a, "DROP TABLE pf_pitr;")
     sql(host, db_b, "DROP TABLE pf_bmark; DELETE FROM wp_options WHERE option_name LIKE 'pf\\_bmark\\_%';")
+
+
+def cache_status(site) -> str | None:
+    """The X-Cache-Status of the site's home page (nginx's FastCGI cache)."""
+    from tests.lab.test_provision import headers_of
+
+    return headers_of(site.curl("/", "-D", "-", "-o", "/dev/null").stdout)[1].get("x-cache-status")
