@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pressfleet.ssh.remote import run
+from tests.lab.conftest import only_server_blocks_named
 
 pytestmark = pytest.mark.lab
 
@@ -52,6 +53,17 @@ def _vhost_ttl(shared_host) -> str:
 
 
 def test_export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
+    from blocks.server import Server
+
+    host = shared_host.host
+    with only_server_blocks_named({SERVER}, host.address, host.port):
+        try:
+            _export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path)
+        finally:
+            Server.delete(SERVER)
+
+
+def _export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
     from blocks.server import Server
     from blocks.site import WordPressSite
     from pressfleet.fleet.sites import site_block_name
@@ -117,6 +129,18 @@ def test_export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
 
 
 def test_a_host_that_fails_does_not_stop_the_others(shared_host, lab_host, tmp_path):
+    from blocks.server import Server
+
+    host = shared_host.host
+    with only_server_blocks_named({SERVER}, host.address, host.port), \
+            only_server_blocks_named({"fleet-other"}, lab_host.address, lab_host.port):
+        try:
+            _a_host_that_fails_does_not_stop_the_others(shared_host, lab_host, tmp_path)
+        finally:
+            Server.delete(SERVER)
+
+
+def _a_host_that_fails_does_not_stop_the_others(shared_host, lab_host, tmp_path):
     """Two hosts: the shared host re-provisions a pending site (nothing changes there) while the other host's new
     site is refused at once (its site lock is held, the wait is 3 s), so nothing reaches that host. The apply
     finishes the shared host, exits non-zero naming the failed host, and keeps only the failed site pending

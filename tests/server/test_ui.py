@@ -47,11 +47,16 @@ def test_deployments_page_lists_our_deployments(prefect_api, browser, tmp_path):
     page = context.new_page()
     try:
         page.goto(f"{cfg.ui_url}/deployments", wait_until="domcontentloaded", timeout=60_000)
+        # The page shows one page of deployments (the project has about 20): search for each, as a person would.
+        search = page.get_by_placeholder("Search deployments").first
+        search.wait_for(state="visible", timeout=60_000)
+        text = ""
         for name in wanted:
+            search.fill(name)
             page.get_by_text(name, exact=True).first.wait_for(state="visible", timeout=60_000)
+            text += page.inner_text("body")
         shot = tmp_path / "deployments.png"
         page.screenshot(path=str(shot), full_page=True)
-        text = page.inner_text("body")
     finally:
         context.close()
     print(f"UI /deployments listed {wanted} in {time.monotonic() - t0:.1f} s; screenshot {shot}")
