@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import pytest
@@ -48,29 +47,3 @@ def shared_host(provisioned) -> SharedHost:
     one = Provisioned(provisioned.host, server, one_site, provisioned.report)
     two = Provisioned(provisioned.host, server, two_site, report)
     return SharedHost(provisioned.host, server, one, two)
-
-
-@contextlib.contextmanager
-def only_server_blocks_named(names: set[str], address: str, port: int):
-    """While the body runs, the saved Server blocks at ADDRESS:PORT other than NAMES are set aside (restored
-    after): a site block carries its server by value, so commands that name a site's server by its address
-    (site list, fleet export) would otherwise pick whichever saved name comes first (another test's)."""
-    from blocks.server import Server
-    from pressfleet.fleet.saved import saved_block_names
-
-    aside = {}
-    for name in saved_block_names("server"):
-        if name in names:
-            continue
-        try:
-            block = Server.load(name)
-        except Exception:  # noqa: BLE001 - not readable: not ours to move
-            continue
-        if block.address == address and block.port == port:
-            aside[name] = Server(**{k: getattr(block, k) for k in Server.model_fields})
-            Server.delete(name)
-    try:
-        yield
-    finally:
-        for name, block in aside.items():
-            block.save(name, overwrite=True)

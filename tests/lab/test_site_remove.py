@@ -35,14 +35,6 @@ def on_host(host, script: str, *args: str, check: bool = True) -> str:
 
 
 def test_server_add_list_site_list_and_remove_a_third_site(shared_host, prefect_harness, tmp_path):
-    from tests.lab.conftest import only_server_blocks_named
-
-    host = shared_host.host
-    with only_server_blocks_named({SERVER_BLOCK}, host.address, host.port):  # the sites' server is SERVER_BLOCK
-        _server_add_list_site_list_and_remove_a_third_site(shared_host, prefect_harness, tmp_path)
-
-
-def _server_add_list_site_list_and_remove_a_third_site(shared_host, prefect_harness, tmp_path):
     from blocks.server import Server
     from blocks.storage import LocalStorage
     from flows.provision_wordpress import provision_wordpress
