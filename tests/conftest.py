@@ -205,6 +205,15 @@ def make_site(**overrides):
     return WordPressSite(**fields)
 
 
+def save_copy(block, name: str):
+    """A new copy of BLOCK saved under NAME (returned). Prefect's `save(name, overwrite=True)` on a block object
+    that was saved or loaded before updates *that* document by its id (ObjectNotFound once it is deleted), so a
+    session fixture's block is never itself saved under a test's name."""
+    copy = type(block)(**block.model_dump())
+    copy.save(name, overwrite=True)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def provisioned(lab_pool, prefect_harness) -> Provisioned:
     """A pristine lab host turned into a WordPress server by provision_wordpress (once per session)."""

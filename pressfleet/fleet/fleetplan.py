@@ -108,7 +108,9 @@ def plan_fleet(desired: list[BlockRecord], saved: list[BlockRecord]) -> FleetPla
     saved_by = {(r.kind, r.name, r.type): r for r in saved}
     wanted = {(r.kind, r.name) for r in desired}
 
-    # identity collisions: one identity under two names
+    # identity collisions: one identity under two names (not one the saved blocks already hold under the file's
+    # name too: the apply adds no second name, so it leaves that as it is)
+    saved_identity = {(r.kind, r.name): set(r.identity) for r in saved}
     for kind, what in (("server", "address:port"), ("site", "domain")):
         owners: dict[str, str] = {}
         for r in saved:
@@ -120,7 +122,7 @@ def plan_fleet(desired: list[BlockRecord], saved: list[BlockRecord]) -> FleetPla
                 continue
             for ident in r.identity:
                 other = owners.get(ident)
-                if other is not None and other != r.name:
+                if other is not None and other != r.name and ident not in saved_identity.get((kind, r.name), ()):
                     plan.collisions.append((kind, r.name,
                         f"{kind} {r.name!r} in the file has the {what} {ident}, which the saved {kind} block "
                         f"{other!r} holds: use the name {other!r} in the file, or change or remove that block first"))

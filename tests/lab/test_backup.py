@@ -15,7 +15,7 @@ import pytest
 
 from pressfleet.backup import catalog
 from pressfleet.ssh.remote import run
-from tests.conftest import connect_lab, in_background, make_site
+from tests.conftest import connect_lab, in_background, make_site, save_copy
 
 pytestmark = pytest.mark.lab
 
@@ -348,7 +348,7 @@ def test_cli_backup_commands_run_the_flows_and_fail_non_zero(provisioned, prefec
 
     from prefect.settings import PREFECT_API_URL
 
-    site.save("site-blog", overwrite=True)
+    save_copy(site, "site-blog")
     local_storage.save("pt-backups", overwrite=True)
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
 
@@ -361,7 +361,7 @@ def test_cli_backup_commands_run_the_flows_and_fail_non_zero(provisioned, prefec
     listed = cli("backups", "blog", "--storage", "pt-backups", "--json")
     [entry] = json.loads(listed.stdout)
     assert entry["kind"] == "full" and entry["verified"] is False
-    provisioned.server.save("lab-pt-w", overwrite=True)
+    save_copy(provisioned.server, "lab-pt-w")
     tested = cli("restore-test", "blog", "--storage", "pt-backups", "--scratch", "lab-pt-w")
     assert tested.returncode == 0 and "verified" in tested.stdout, tested.stderr[-2000:]
     assert json.loads(cli("backups", "blog", "--storage", "pt-backups", "--json").stdout)[0]["verified"] is True

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.conftest import connect_lab, make_site
+from tests.conftest import connect_lab, make_site, save_copy
 
 pytestmark = pytest.mark.lab
 
@@ -112,7 +112,7 @@ def test_dry_run_shows_the_diff_of_a_changed_option_and_changes_nothing(provisio
     # The command: same site, same answer, printed.
     from prefect.settings import PREFECT_API_URL
 
-    server.save("lab-pf-dry", overwrite=True)
+    save_copy(server, "lab-pf-dry")
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     cli = subprocess.run([sys.executable, "-m", "pressfleet.cli.main", "provision", "lab-pf-dry", "--domain",
                           "blog.lab.test", "--name", "blog", "--email", "admin@lab.test", "--title", "pressfleet test",

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pressfleet.ssh.remote import run
+from tests.conftest import save_copy
 
 pytestmark = pytest.mark.lab
 
@@ -62,7 +63,7 @@ def test_export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
     from blocks.site import WordPressSite
     from pressfleet.fleet.sites import site_block_name
 
-    shared_host.server.save(SERVER, overwrite=True)  # the host as a saved server, as `pressfleet server add` would
+    save_copy(shared_host.server, SERVER)  # the host as a saved server, as `pressfleet server add` would
     two_block = site_block_name(shared_host.two.config.name)
 
     # export: every saved site of the host, its server, the key as a reference (never its text)
@@ -135,7 +136,7 @@ def test_a_host_that_fails_does_not_stop_the_others(shared_host, lab_host, tmp_p
     from pressfleet.fleet.saved import saved_block_names
     from pressfleet.fleet.sites import site_block_name
 
-    shared_host.server.save(SERVER, overwrite=True)
+    save_copy(shared_host.server, SERVER)
     one_block = site_block_name(shared_host.one.config.name)
     out = _cli("fleet", "export", str(tmp_path / "exported.yaml"))
     assert out.exit_code == 0, out.output

@@ -17,7 +17,7 @@ from pressfleet.ssh.converge import ManagedFile
 from pressfleet.ssh.remote import run
 from tasks.checks import REQUIRED_HEADERS
 from tasks.wordpress import bootstrap
-from tests.conftest import connect_lab, make_site
+from tests.conftest import connect_lab, make_site, save_copy
 
 pytestmark = pytest.mark.lab
 
@@ -325,7 +325,7 @@ def test_cli_provision_runs_the_same_flow_and_fails_non_zero(provisioned, prefec
 
     from prefect.settings import PREFECT_API_URL
 
-    provisioned.server.save("lab-pt-w", overwrite=True)
+    save_copy(provisioned.server, "lab-pt-w")
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     cli = [sys.executable, "-m", "pressfleet.cli.main", "provision"]
     ok = subprocess.run([*cli, "lab-pt-w", "--domain", "blog.lab.test", "--name", "blog", "-c", "nginx"],

@@ -220,6 +220,16 @@ def test_identity_collisions_refuse():
     assert storage.collisions and "rename one" in storage.collisions[0][2]
 
 
+def test_a_second_saved_name_for_one_address_is_left_when_the_file_uses_the_first():
+    """Two saved server blocks at one address (a person saved the host twice): a file naming one of them adds no
+    second name, so it is not refused; a third, new name for that address still is."""
+    saved = [server("web1", "10.0.0.9"), server("web1-copy", "10.0.0.9"), site("site-x", "x.test", "web1")]
+    plan = plan_fleet([server("web1", "10.0.0.9"), site("site-x", "x.test", "web1")], saved)
+    assert not plan.collisions and plan.nothing_to_do
+    third = plan_fleet([server("web1-new", "10.0.0.9")], saved)
+    assert [(k, n) for k, n, _ in third.collisions] == [("server", "web1-new")]
+
+
 def test_saved_blocks_the_file_does_not_name_are_left():
     plan = plan_fleet([server("web1")], [server("web1"), server("web9", "10.0.0.9")])
     assert plan.not_in_file == [("server", "web9")] and plan.nothing_to_do
