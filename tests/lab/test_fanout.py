@@ -53,6 +53,16 @@ def _wait_online(client, pool: str, names, timeout: float = 90.0) -> None:
     raise AssertionError(f"workers {names} did not come online in {timeout:.0f} s")
 
 
+def _worker_logs(*cfgs, lines: int = 200) -> str:
+    """The last lines of each worker's log (where the child runs' own logs and tracebacks are), for a failure."""
+    out = []
+    for c in cfgs:
+        path = c.run_dir / "worker.log"
+        text = path.read_text(errors="replace").splitlines()[-lines:] if path.exists() else ["(no log)"]
+        out.append(f"--- {path}\n" + "\n".join(text))
+    return "\n".join(out)
+
+
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -142,14 +152,14 @@ def test_one_nightly_backup_is_shared_by_two_workers_and_no_host_goes_over_its_l
                 t0 = time.monotonic()
                 parent = run_deployment("fleet-backup/fleet-backup", timeout=900, poll_interval=2)
                 timings["fleet-backup run"] = time.monotonic() - t0
-                assert parent.state.is_completed(), parent.state
+                assert parent.state.is_completed(), (parent.state, _worker_logs(cfg, cfg2))
 
                 # a metrics round over the same workers: one child per server
                 t0 = time.monotonic()
                 collect_parent = run_deployment("fleet-collect-metrics/fleet-collect-metrics", timeout=300,
                                                 poll_interval=2)
                 timings["fleet-collect-metrics run"] = time.monotonic() - t0
-                assert collect_parent.state.is_completed(), collect_parent.state
+                assert collect_parent.state.is_completed(), (collect_parent.state, _worker_logs(cfg, cfg2))
 
                 with get_client(sync_client=True) as client:
                     collect_children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
