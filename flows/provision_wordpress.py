@@ -191,7 +191,7 @@ def provision_wordpress(
         if dry_run:
             with converge.dry_run():
                 return _provision_locked(server, site, components, False, "", dry_run=True)
-        with site_lock([site.config().name], "provision-wordpress", hosts=[server],
+        with site_lock([site.config().name], "provision-wordpress", hosts=[server], host_files=True,
                        logger=get_run_logger()) as lock:
             return _provision_locked(server, site, components, verify, lock.note)
 

@@ -103,7 +103,7 @@ def remove_site(
     server = server_of(site)
     store = storage_block(storage)
     notes: list[str] = []
-    with run_connections(), site_lock([cfg.name], "remove-site", hosts=[server], logger=log) as lock:
+    with run_connections(), site_lock([cfg.name], "remove-site", hosts=[server], host_files=True, logger=log) as lock:
         if lock.note:
             notes.append(lock.note)
         final_id = _final_backup(site, store, encryption_key, server, notes)

@@ -46,6 +46,10 @@ from pressfleet.validate import InvalidInput, hostname, site_name
 
 LOCK_PREFIX = "pressfleet-site-"
 HOST_PREFIX = "pressfleet-host-"
+# one run at a time writes a host's shared files (nginx includes, fail2ban jails, firewall, PHP-FPM's global file
+# and every site's pool, all rendered from every site on the host): two provisions at once would each render
+# them without the other's new site
+HOST_FILES_PREFIX = "pressfleet-hostfiles-"
 DEFAULT_HOST_OPERATIONS = 2  # the Server block's max_operations when it does not say
 DEFAULT_WAIT_SECONDS = 3 * 3600.0  # a nightly backup of a large site can hold a site this long
 WAIT_ENV = "PRESSFLEET_SITE_LOCK_WAIT"  # seconds a run waits for a busy site (the default above when unset)
@@ -104,6 +108,18 @@ def host_limits(servers: Iterable) -> dict[str, int]:
     return out
 
 
+def host_files_limits(servers: Iterable) -> dict[str, int]:
+    """{limit name: 1} standing for the shared files of each host of `servers` (see HOST_FILES_PREFIX)."""
+    return {HOST_FILES_PREFIX + n.removeprefix(HOST_PREFIX): 1 for n in host_limits(servers)}
+
+
+def _split_hosts(names: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(hosts a slot is held of, hosts whose shared files are held), as addresses, from limit names."""
+    names = sorted(names)
+    return ([n.removeprefix(HOST_PREFIX) for n in names if n.startswith(HOST_PREFIX)],
+            [n.removeprefix(HOST_FILES_PREFIX) for n in names if n.startswith(HOST_FILES_PREFIX)])
+
+
 def to_acquire(sites: Iterable[str], held: Iterable[str] = ()) -> tuple[str, ...]:
     """The sites this run still has to lock: sorted, each once, without those it already holds."""
     mine = set(held)
@@ -127,20 +143,26 @@ def wait_note(sites: Iterable[str], waited: float, job: str) -> str:
 
 def held_sentence(sites: Iterable[str], hosts: Iterable[str], job: str) -> str:
     """'backup-site holds the lock of site 'a' and a slot of host 10.0.0.5.' for the run's log."""
-    sites, hosts = tuple(sites), [h.removeprefix(HOST_PREFIX) for h in sorted(hosts)]
+    sites, (hosts, files) = tuple(sites), _split_hosts(hosts)
     parts = [f"the lock of {_sites_text(sites)}"] if sites else []
     if hosts:
         parts.append(f"a slot of host{'s' if len(hosts) > 1 else ''} {', '.join(hosts)}")
+    if files:
+        parts.append(f"the shared files of host{'s' if len(files) > 1 else ''} {', '.join(files)}")
     return f"{job} holds {' and '.join(parts)}."
 
 
 def busy_sentence(sites: Iterable[str], waited: float, job: str, hosts: Iterable[str] = ()) -> str:
     """The refusal when the wait ran out: what, how long, and what to do."""
-    sites, hosts = tuple(sites), [h.removeprefix(HOST_PREFIX) for h in sorted(hosts)]
-    if hosts:
-        what = (f"{_sites_text(sites)} or host {', '.join(hosts)}" if sites else f"host {', '.join(hosts)}")
-        return (f"{job} did not start: {what} stayed busy with other runs (each host takes at most its Server "
-                f"block's max_operations at once) for {waited:.0f} s; nothing was changed, run it again when they "
+    sites, (hosts, files) = tuple(sites), _split_hosts(hosts)
+    if hosts or files:
+        what = [_sites_text(sites)] if sites else []
+        what += [f"host {', '.join(hosts)}"] if hosts else []
+        what += [f"the shared files of host {', '.join(files)} (one provisioning or site removal at a time "
+                 "writes them)"] if files else []
+        return (f"{job} did not start: {' or '.join(what)} stayed busy with other runs (each host takes at most "
+                f"its Server block's max_operations at once) for {waited:.0f} s; nothing was changed, run it again "
+                f"when they "
                 f"have finished (the Prefect UI's Concurrency page shows the holders).")
     return (f"{job} did not start: {_sites_text(sites)} stayed locked by another run (backup, restore, "
             f"restore-test, prune, binary-log shipping or provisioning) for {waited:.0f} s; nothing was changed, "
@@ -209,10 +231,12 @@ def _holder():
 
 
 @contextmanager
-def site_lock(sites: Iterable[str], job: str, *, hosts: Iterable = (), wait_seconds: float | None = None,
-              lease_seconds: float = LEASE_SECONDS, logger: logging.Logger | None = None) -> Iterator[LockInfo]:
+def site_lock(sites: Iterable[str], job: str, *, hosts: Iterable = (), host_files: bool = False,
+              wait_seconds: float | None = None, lease_seconds: float = LEASE_SECONDS,
+              logger: logging.Logger | None = None) -> Iterator[LockInfo]:
     """Hold the locks of `sites` and a slot of each host in `hosts` (Server blocks: the hosts the run works
-    on) for the block's duration, waiting up to `wait_seconds` for them (by default wait_limit()).
+    on) for the block's duration, waiting up to `wait_seconds` for them (by default wait_limit()). With
+    `host_files`, also the one writer's lock of each host's shared files (provisioning, site removal).
 
     Raises SiteBusy (one sentence, nothing changed) when another run holds one of them longer.
     """
@@ -220,7 +244,9 @@ def site_lock(sites: Iterable[str], job: str, *, hosts: Iterable = (), wait_seco
 
     wanted = to_acquire(sites)
     needed = to_acquire(wanted, _HELD.get())
-    host_sizes = {n: k for n, k in host_limits(hosts).items() if n not in _HELD_HOSTS.get()}
+    hosts = list(hosts)
+    wanted_hosts = {**host_limits(hosts), **(host_files_limits(hosts) if host_files else {})}
+    host_sizes = {n: k for n, k in wanted_hosts.items() if n not in _HELD_HOSTS.get()}
     if not needed and not host_sizes:  # nothing to lock, or this run already holds it all (a flow in a flow)
         yield LockInfo(wanted, 0.0, job)
         return

@@ -71,3 +71,43 @@ def test_a_full_host_makes_a_run_on_another_of_its_sites_wait_and_a_free_slot_le
         holder.join(60)
     with get_client(sync_client=True) as client:
         assert client.read_global_concurrency_limit_by_name(limit_name).active_slots == 0
+
+
+def test_one_provisioning_at_a_time_writes_a_hosts_shared_files(prefect_harness, monkeypatch):
+    """Provisioning site 'two' while another run provisions site 'one' on the same host (a thread here holds
+    what that run holds) is refused, nothing reached the host: both would render the host's jails, includes
+    and pools from every site on it, each without the other's. A backup of a third site still gets in."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from blocks.server import Server
+    from blocks.site import WordPressSite
+    from flows.provision_wordpress import provision_wordpress
+    from pressfleet.fleet.locks import SiteBusy, site_lock
+    from tests.storage.conftest import free_port
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    port = free_port()  # closed: had the run reached for the host, it would fail on a refused connection instead
+    server = Server(address="127.0.0.1", port=port, private_key=key, max_operations=3)
+    two = WordPressSite(name="two", domain="two.lab.test", admin_email="admin@lab.test", server=server)
+    monkeypatch.setenv("PRESSFLEET_SITE_LOCK_WAIT", "2")
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with site_lock(["one"], "provision-wordpress (this test)", hosts=[server], host_files=True):
+            held.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=other_run, daemon=True)
+    holder.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(SiteBusy, match=rf"provision-wordpress did not start: site 'two' or host 127\.0\.0\.1-{port} "
+                                           rf"or the shared files of host 127\.0\.0\.1-{port} \(one provisioning"):
+            provision_wordpress(server=server, site=two)
+        with site_lock(["three"], "backup-site (this test)", hosts=[server], wait_seconds=2):
+            pass  # a slot of the host is free, and a backup does not write the shared files
+    finally:
+        release.set()
+        holder.join(60)

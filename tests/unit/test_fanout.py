@@ -72,6 +72,16 @@ def test_the_log_and_refusal_name_the_hosts():
     text = locks.busy_sentence(("blog",), 61.2, "backup-site", hosts=["pressfleet-host-10.0.0.5"])
     assert text.startswith("backup-site did not start: site 'blog' or host 10.0.0.5 stayed busy")
     assert "max_operations" in text and "nothing was changed" in text and "\n" not in text
+    # the one writer's lock of a host's shared files (provisioning, site removal)
+    assert locks.host_files_limits([SimpleNamespace(address="10.0.0.5", port=2222, max_operations=4)]) == {
+        "pressfleet-hostfiles-10.0.0.5-2222": 1}
+    both = ["pressfleet-host-10.0.0.5", "pressfleet-hostfiles-10.0.0.5"]
+    assert locks.held_sentence(["blog"], both, "provision-wordpress") == (
+        "provision-wordpress holds the lock of site 'blog' and a slot of host 10.0.0.5 and the shared files of "
+        "host 10.0.0.5.")
+    text = locks.busy_sentence(("blog",), 3, "provision-wordpress", hosts=both)
+    assert text.startswith("provision-wordpress did not start: site 'blog' or host 10.0.0.5 or the shared files of "
+                           "host 10.0.0.5 (one provisioning or site removal at a time writes them) stayed busy")
     # without hosts, the sentence of a site lock is unchanged
     assert locks.busy_sentence(("blog",), 5, "x") == locks.busy_sentence(("blog",), 5, "x", hosts=())
 
