@@ -21,6 +21,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 
 
 def _free_port() -> int:
@@ -181,6 +182,7 @@ class Provisioned:
 
     def __init__(self, host, server, site, report):
         self.host, self.server, self.site, self.report = host, server, site, report
+        self.cut: dict = {}  # what cutting its first run's connection did (see the provisioned fixture)
 
     @property
     def config(self):
@@ -214,17 +216,61 @@ def save_copy(block, name: str):
     return copy
 
 
+# The PID of the sshd process serving the session that runs `apt-get install` (its nearest sshd ancestor).
+SSHD_OF_APT = r"""
+p=$(pgrep -f '^apt-get .*install' | head -1)
+while [ -n "$p" ] && [ "$p" != 1 ]; do
+  if [ "$(cat /proc/$p/comm)" = sshd ]; then echo "$p"; break; fi
+  p=$(ps -o ppid= -p "$p" | tr -d ' ')
+done
+"""
+
+
+def cut_while_apt_installs(host: lab.LabHost, call) -> dict:
+    """Run CALL in a thread and kill (SIGKILL) the sshd process serving its session once `apt-get install`
+    runs under it: the connection drops half-way. Returns {"killed": bool, "error": what CALL raised, if any}."""
+    from pressfleet.ssh.remote import run
+
+    outcome: dict = {"killed": False}
+
+    def target():
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - the failure is what the caller looks at
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    with connect_lab(host) as watcher:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and worker.is_alive():
+            sshd = run(watcher, ["sh", "-c", SSHD_OF_APT], check=False).stdout.strip()
+            if sshd.isdigit():
+                run(watcher, ["kill", "-9", sshd], check=False)
+                outcome["killed"] = True
+                break
+            time.sleep(0.2)
+    worker.join(600)
+    return outcome
+
+
 @pytest.fixture(scope="session")
 def provisioned(lab_pool, prefect_harness) -> Provisioned:
-    """A pristine lab host turned into a WordPress server by provision_wordpress (once per session)."""
+    """A pristine lab host turned into a WordPress server by provision_wordpress (once per session).
+
+    On the way its first run's SSH session is cut while apt-get installs the stack, and the re-run completes
+    it (test_provision.py's dropped-connection test checks `cut`): one pristine install serves both."""
     from flows.provision_wordpress import provision_wordpress
     from pressfleet.lab.blocks import server_for
 
     host = lab_pool.fresh("w")
     server = server_for(host)
     site = make_site()
+    cut = cut_while_apt_installs(host, lambda: provision_wordpress(server=server, site=site))
     report = provision_wordpress(server=server, site=site)
-    return Provisioned(host, server, site, report)
+    provisioned = Provisioned(host, server, site, report)
+    provisioned.cut = cut
+    return provisioned
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,18 @@ from tests.conftest import save_copy
 pytestmark = pytest.mark.lab
 
 SERVER = "fleet-shared"
-GHOST_ADDRESS = "10.201.0.250"  # on the test lab's bridge, no host there
+
+
+def _ghost_address() -> str:
+    """An address on the test lab's bridge with no host there and no saved Server block at it (other tests of
+    the session save blocks for addresses nobody answers at too)."""
+    from blocks.server import Server
+    from pressfleet.fleet.saved import saved_block_names
+    from pressfleet.lab import hosts as lab
+
+    taken = {Server.load(n).address for n in saved_block_names("server")} | {h["address"] for h in lab.list_hosts()}
+    net = lab.namespace().network
+    return next(a for a in (str(net.network_address + i) for i in range(240, 255)) if a not in taken)
 
 
 @dataclass
@@ -109,11 +120,12 @@ def test_export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
     assert _vhost_ttl(shared_host) == before and "3600s" in before
 
     # a second server that does not answer: refused at its line, before any change
-    changed["servers"]["fleet-ghost"] = {"address": GHOST_ADDRESS, "key_secret": server_entry["key_secret"],
+    ghost = _ghost_address()
+    changed["servers"]["fleet-ghost"] = {"address": ghost, "key_secret": server_entry["key_secret"],
                                          "trust_on_first_use": True}
     changed["sites"].append({"domain": "ghost.lab.test", "server": "fleet-ghost", "tls_mode": "self-signed"})
     fleet.write_text(yaml.safe_dump(changed, sort_keys=False))
-    ghost_line = next(i for i, line in enumerate(fleet.read_text().splitlines(), 1) if GHOST_ADDRESS in line)
+    ghost_line = next(i for i, line in enumerate(fleet.read_text().splitlines(), 1) if ghost in line)
     out = _cli("fleet", "apply", str(fleet))
     assert out.exit_code == 1, out.output
     assert f"{fleet}:{ghost_line}: servers.fleet-ghost: cannot reach" in out.output, out.output
