@@ -15,6 +15,7 @@ Under `make test` (PRESSFLEET_NO_SKIP=1) a skipped test fails: CI must really ru
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -205,6 +206,43 @@ def make_site(**overrides):
                   tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"])
     fields.update(overrides)
     return WordPressSite(**fields)
+
+
+@contextlib.contextmanager
+def held_by_another_run(sites, job: str, **lock_options):
+    """While the block runs, a thread holds `site_lock(sites, job, **lock_options)`, as a second flow run on
+    another worker would."""
+    from pressfleet.fleet.locks import site_lock
+
+    held, release = threading.Event(), threading.Event()
+
+    def other_run():
+        with site_lock(sites, job, **lock_options):
+            held.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=other_run, daemon=True)
+    holder.start()
+    try:
+        assert held.wait(60), "the other run never got its locks"
+        yield
+    finally:
+        release.set()
+        holder.join(60)
+
+
+def unreachable_server(**fields):
+    """A Server block for a closed port on this machine, with a fresh key: a run that reaches for the host
+    fails on a refused connection, so one that never gets there is seen."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from blocks.server import Server
+    from tests.storage.conftest import free_port
+
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
+    return Server(**{"address": "127.0.0.1", "port": free_port(), "private_key": key, **fields})
 
 
 def save_copy(block, name: str):

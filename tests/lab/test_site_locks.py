@@ -11,7 +11,7 @@ import pytest
 from pressfleet.backup import catalog
 from pressfleet.fleet.locks import lock_name
 from pressfleet.ssh.remote import run
-from tests.conftest import connect_lab, in_background, make_site
+from tests.conftest import connect_lab, held_by_another_run, in_background, make_site, unreachable_server
 
 pytestmark = pytest.mark.lab
 
@@ -93,45 +93,24 @@ def test_two_backups_of_one_site_at_once_one_waits_and_both_are_right(provisione
 def test_a_run_that_would_wait_too_long_is_refused_and_changes_nothing(prefect_harness, tmp_path, monkeypatch):
     """Another run (a thread here, as a second flow run would be) holds 'blog': backup and prune give up after
     PRESSFLEET_SITE_LOCK_WAIT with one sentence, before anything reaches the host (a closed port here) or storage."""
-    import threading
-
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from blocks.server import Server
     from blocks.site import WordPressSite
     from blocks.storage import LocalStorage
     from flows.backup_site import backup_site
     from flows.prune_backups import prune_backups
-    from pressfleet.fleet.locks import SiteBusy, site_lock
-    from tests.storage.conftest import free_port
+    from pressfleet.fleet.locks import SiteBusy
 
-    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()).decode()
-    server = Server(address="127.0.0.1", port=free_port(), private_key=key)
+    server = unreachable_server()
     site = WordPressSite(name="blog", domain="blog.lab.test", admin_email="admin@lab.test", server=server)
     folder = tmp_path / "backups"
     folder.mkdir()
     storage = LocalStorage(path=str(folder), encryption="none")
     monkeypatch.setenv("PRESSFLEET_SITE_LOCK_WAIT", "2")
-    held, release = threading.Event(), threading.Event()
 
-    def other_run():
-        with site_lock(["blog"], "a long restore of blog (this test)"):
-            held.set()
-            release.wait(120)
-
-    holder = threading.Thread(target=other_run, daemon=True)
-    holder.start()
-    try:
-        assert held.wait(60)
+    with held_by_another_run(["blog"], "a long restore of blog (this test)"):
         for call in (lambda: backup_site(site=site, storage=storage),
                      lambda: prune_backups(site=site, storage=storage)):
             # the run also asks a slot of the site's host (free here): the sentence names both
             with pytest.raises(SiteBusy, match=r" did not start: site 'blog' (stayed locked by another run|or host \S+ "
                                                r"stayed busy with other runs) .* for \d+ s; nothing was changed"):
                 call()
-    finally:
-        release.set()
-        holder.join(60)
     assert list(folder.iterdir()) == []
