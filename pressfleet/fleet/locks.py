@@ -162,8 +162,7 @@ def busy_sentence(sites: Iterable[str], waited: float, job: str, hosts: Iterable
                  "writes them)"] if files else []
         return (f"{job} did not start: {' or '.join(what)} stayed busy with other runs (each host takes at most "
                 f"its Server block's max_operations at once) for {waited:.0f} s; nothing was changed, run it again "
-                f"when they "
-                f"have finished (the Prefect UI's Concurrency page shows the holders).")
+                f"when they have finished (the Prefect UI's Concurrency page shows the holders).")
     return (f"{job} did not start: {_sites_text(sites)} stayed locked by another run (backup, restore, "
             f"restore-test, prune, binary-log shipping or provisioning) for {waited:.0f} s; nothing was changed, "
             f"run it again when that run has finished (the Prefect UI's Concurrency page shows the holder).")

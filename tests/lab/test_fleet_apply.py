@@ -62,6 +62,16 @@ def _only_this_host(data: dict, name: str) -> dict:
             "sites": [s for s in data.get("sites", []) if s["server"] == name]}
 
 
+@pytest.fixture
+def shared_server(shared_host):
+    """The shared host saved as SERVER, as `pressfleet server add` would (a copy), deleted after the test."""
+    from blocks.server import Server
+
+    save_copy(shared_host.server, SERVER)
+    yield SERVER
+    Server.delete(SERVER)
+
+
 def _vhost_ttl(shared_host) -> str:
     conn = shared_host.server.connect()
     try:
@@ -70,12 +80,11 @@ def _vhost_ttl(shared_host) -> str:
         conn.close()
 
 
-def test_export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
+def test_export_reapply_dry_run_and_unreachable_server(shared_host, shared_server, tmp_path):
     from blocks.server import Server
     from blocks.site import WordPressSite
     from pressfleet.fleet.sites import site_block_name
 
-    save_copy(shared_host.server, SERVER)  # the host as a saved server, as `pressfleet server add` would
     two_block = site_block_name(shared_host.two.config.name)
 
     # export: every saved site of the host, its server, the key as a reference (never its text)
@@ -137,7 +146,7 @@ def test_export_reapply_dry_run_and_unreachable_server(shared_host, tmp_path):
     assert _vhost_ttl(shared_host) == before
 
 
-def test_a_host_that_fails_does_not_stop_the_others(shared_host, lab_host, tmp_path):
+def test_a_host_that_fails_does_not_stop_the_others(shared_host, shared_server, lab_host, tmp_path):
     """Two hosts: the shared host re-provisions a pending site (nothing changes there) while the other host's new
     site is refused at once (its site lock is held, the wait is 3 s), so nothing reaches that host. The apply
     finishes the shared host, exits non-zero naming the failed host, and keeps only the failed site pending
@@ -149,7 +158,6 @@ def test_a_host_that_fails_does_not_stop_the_others(shared_host, lab_host, tmp_p
     from pressfleet.fleet.saved import saved_block_names
     from pressfleet.fleet.sites import site_block_name
 
-    save_copy(shared_host.server, SERVER)
     one_block = site_block_name(shared_host.one.config.name)
     out = _cli("fleet", "export", str(tmp_path / "exported.yaml"))
     assert out.exit_code == 0, out.output
@@ -189,7 +197,7 @@ def test_a_host_that_fails_does_not_stop_the_others(shared_host, lab_host, tmp_p
         assert f"provision on {other}: site-three-lab-test" in out.output, out.output
         assert f"provision on {name}" not in out.output
     finally:
-        made = [(WordPressSite, "site-three-lab-test"), (Server, SERVER)]
+        made = [(WordPressSite, "site-three-lab-test")]
         made += [(Server, other)] if other == "fleet-other" else []  # a saved block the lab made stays
         for cls, block in made:
             try:
