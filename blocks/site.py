@@ -31,6 +31,8 @@ class WordPressSite(Block):
                       description="Short name: the site's system user, PHP pool, database and user (a-z, 0-9, _; starts with a letter).")
     domain: str = Field(..., title="Domain", description="The site's domain, e.g. www.example.com.")
     aliases: list[str] = Field(default_factory=list, title="Aliases", description="Other names, redirected to the domain.")
+    tags: list[str] = Field(default_factory=list, title="Tags",
+                            description="Labels that select the site in fleet operations (`--select tag:T`), e.g. shop, eu.")
     title: str = Field("My WordPress site", title="Site title", max_length=200,
                        description="The title WordPress is installed with. Only the first run sets it: afterwards the "
                                    "title is the site's own (Settings > General), and a re-run never changes it.")
@@ -69,6 +71,13 @@ class WordPressSite(Block):
         description="Off: a re-run keeps the installed release even when an unpinned URL (latest.tar.gz) now "
                     "serves a newer one (the run notes it). On: install what the URL serves now and run "
                     "WordPress's database upgrade.")
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: list[str]) -> list[str]:
+        from pressfleet.fleet.selection import tag
+
+        return list(dict.fromkeys(tag(t) for t in value))
 
     @field_validator("acme_server")
     @classmethod

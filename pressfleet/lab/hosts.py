@@ -628,6 +628,26 @@ def ensure_mirror() -> dict:
     return {"url": mirror_url(archive.name), "sha256": sha256, "version": version}
 
 
+def ensure_catalogue() -> Path:
+    """The lab's release catalogue file for this namespace (its mirror's URLs): Debian 12's and 13's WordPress and
+    the plugins and themes they ship, all real releases served by the mirror (started here if it is not)."""
+    from pressfleet.lab.wpmirror import build_components
+    from pressfleet.updates import catalog
+
+    ensure_mirror()
+    with _lock("mirror-files"):
+        entries = build_components(_mirror_dir() / "files")
+    releases = [catalog.Release(e["kind"], e["slug"], e["version"], mirror_url(e["path"]), e["sha256"])
+                for e in entries]
+    path = namespace().dir / "catalog.json"
+    text = catalog.dump(releases)
+    if not path.exists() or path.read_text() != text:
+        partial = path.with_suffix(".partial")
+        partial.write_text(text)
+        partial.rename(path)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # keys
 

@@ -12,6 +12,7 @@ private apt state folder (this machine's own apt lists stay Debian 12's): a seco
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -25,6 +26,13 @@ DEBIAN_PACKAGES = ["wordpress", "libjs-cropper", "libjs-underscore", "php-getid3
 SUITE_PACKAGES = {
     "bookworm": DEBIAN_PACKAGES,
     "trixie": ["wordpress", "libjs-cropper", "libjs-underscore", "libjs-lodash", "php-getid3",
+               "wordpress-theme-twentytwentyfive"],
+}
+# Per Debian release: the packages whose wp-content/plugins and wp-content/themes become the catalogue's plugin
+# and theme releases (zips as wordpress.org ships them: one SLUG/ folder).
+COMPONENT_PACKAGES = {
+    "bookworm": ["wordpress", "wordpress-theme-twentytwentythree"],
+    "trixie": ["wordpress", "wordpress-theme-twentytwentythree", "wordpress-theme-twentytwentyfour",
                "wordpress-theme-twentytwentyfive"],
 }
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -58,9 +66,10 @@ def _private_apt(suite: str, root: Path) -> Path:
     return apt_dir
 
 
-def _download(debs: Path, suite: str = "bookworm", apt_dir: Path | None = None) -> None:
+def _download(debs: Path, suite: str = "bookworm", apt_dir: Path | None = None,
+              packages: list[str] | None = None) -> None:
     debs.mkdir(parents=True, exist_ok=True)
-    args = ["download", *SUITE_PACKAGES[suite]]
+    args = ["download", *(packages or SUITE_PACKAGES[suite])]
     proc = _apt(args, debs, apt_dir)
     if proc.returncode != 0:  # package lists may be missing on a fresh machine
         _apt(["update", "-q"], debs, apt_dir)
@@ -135,3 +144,84 @@ def build_release(out_dir: Path, suite: str = "bookworm") -> tuple[Path, str, st
         Path(str(archive) + ".sha256").write_text(f"{digest}  {archive.name}\n")
         shutil.rmtree(tmpd / "root", ignore_errors=True)
         return archive, digest, version
+
+
+_HEADER_VERSION = re.compile(rb"^[ \t/*#@]*Version:[ \t]*([0-9][0-9A-Za-z.-]*)", re.M)
+
+
+def _component_version(folder: Path, kind: str) -> str | None:
+    """A plugin's version from its main file's header, a theme's from style.css (as WordPress reads them)."""
+    files = [folder / "style.css"] if kind == "theme" else sorted(folder.glob("*.php"))
+    for f in files:
+        m = _HEADER_VERSION.search(f.read_bytes()[:8192]) if f.is_file() else None
+        if m:
+            return m.group(1).decode()
+    return None
+
+
+def _zip_folder(root: Path, folder: Path, slug: str, out: Path) -> None:
+    """SLUG/... into OUT with fixed timestamps and sorted names, so the same release always has one sha256."""
+    import zipfile
+
+    partial = out.with_suffix(".partial")
+    with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as zf:
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames + [d for d in dirnames if (Path(dirpath) / d).is_symlink()]):
+                src = _resolve(root, Path(dirpath) / name)
+                arc = f"{slug}/{(Path(dirpath) / name).relative_to(folder).as_posix()}"
+                paths = [(src, arc)] if src.is_file() else [
+                    (p, f"{arc}/{p.relative_to(src).as_posix()}") for p in sorted(src.rglob("*")) if p.is_file()]
+                for path, name_in_zip in paths:
+                    info = zipfile.ZipInfo(name_in_zip, date_time=(2020, 1, 1, 0, 0, 0))
+                    info.external_attr = 0o644 << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    zf.writestr(info, path.read_bytes())
+    partial.rename(out)
+
+
+def build_components(out_dir: Path) -> list[dict]:
+    """The real releases the lab's catalogue lists: both WordPress releases (Debian 12's and 13's) and the plugins
+    and themes their packages ship (akismet, the twenty* themes), each a zip under `components/` as
+    wordpress.org ships them. Returns entries with `path` (relative to OUT_DIR) where a catalogue has `url`.
+    Built once; the index `components.json` is reused while every archive it names is present."""
+    index = out_dir / "components.json"
+    if index.exists():
+        try:
+            entries = json.loads(index.read_text())
+            if entries and all((out_dir / e["path"]).exists() for e in entries):
+                return entries
+        except (ValueError, KeyError, TypeError):
+            pass
+    entries: list[dict] = []
+    components = out_dir / "components"
+    components.mkdir(parents=True, exist_ok=True)
+    for suite in ("bookworm", "trixie"):
+        archive, sha256, version = build_release(out_dir, suite)
+        entries.append({"kind": "core", "slug": "wordpress", "version": version, "path": archive.name,
+                        "sha256": sha256})
+        with tempfile.TemporaryDirectory(prefix="wpcomponents-") as tmp:
+            tmpd = Path(tmp)
+            _download(tmpd / "debs", suite, None if suite == "bookworm" else _private_apt(suite, out_dir.parent),
+                      COMPONENT_PACKAGES[suite])
+            root = tmpd / "root"
+            for deb in sorted((tmpd / "debs").glob("*.deb")):
+                subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+            content = root / "usr/share/wordpress/wp-content"
+            for kind, sub in (("plugin", "plugins"), ("theme", "themes")):
+                for entry in sorted((content / sub).iterdir()):
+                    folder = _resolve(root, entry)
+                    version = _component_version(folder, kind) if folder.is_dir() else None
+                    if not version:
+                        continue
+                    out = components / f"{entry.name}.{version}.zip"
+                    if not out.exists():
+                        _zip_folder(root, folder, entry.name, out)
+                    entries.append({"kind": kind, "slug": entry.name, "version": version,
+                                    "path": f"components/{out.name}",
+                                    "sha256": hashlib.sha256(out.read_bytes()).hexdigest()})
+    unique = list({(e["kind"], e["slug"], e["version"]): e for e in entries}.values())
+    partial = index.with_suffix(".partial")
+    partial.write_text(json.dumps(unique, indent=2) + "\n")
+    partial.rename(index)
+    return unique

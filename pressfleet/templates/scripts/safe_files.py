@@ -16,6 +16,10 @@ Usage: python3 -c "$(cat this)" MODE ARG...
   absent PATH...          remove these files or links; prints those removed
   check PATH...           refuse unless every folder on the way is root's own and the file is no link
   webread USER HOME ROOT  USER (nginx) may pass HOME and read everything under ROOT, new files included
+  swapin PARENT NAME STAGED
+                          folder STAGED (in a folder only root can change) takes the place of PARENT/NAME in one
+                          rename (an exchange when NAME exists: a link there is swapped out, never followed); the
+                          old entry is left at STAGED; prints `replaced` or `added`
 Exit status 3 with `refused: <sentence>` on stderr when a path is unsafe.
 """
 
@@ -494,6 +498,51 @@ def read(paths):
         print(f"{path}\t{'-' if data is None else base64.b64encode(data).decode()}")
 
 
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+
+
+def _renameat2(src_fd, src, dst_fd, dst, flags):
+    """Linux renameat2(2) (Python's os has no exchange): one atomic step, whatever the names point at."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.renameat2(src_fd, os.fsencode(src), dst_fd, os.fsencode(dst), flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def swapin(args):
+    parent, name, staged = args
+    if "/" in name or name in ("", ".", ".."):
+        raise Refused(f"{name!r} is not a folder name")
+    sfolder, sname = split(staged)
+    opened = open_dir(sfolder)
+    if opened is None:
+        raise Refused(f"{sfolder} is missing")
+    sfd, untrusted = opened
+    try:
+        if untrusted:
+            raise Refused(f"{sfolder} can be changed by a user other than root: nothing was changed")
+        st = entry(sfd, sname)
+        if st is None or not stat.S_ISDIR(st.st_mode):
+            raise Refused(f"{staged} is not a folder")
+        popened = open_dir(parent)
+        if popened is None:
+            raise Refused(f"{parent} is missing: nothing was changed")
+        pfd = popened[0]
+        try:
+            if entry(pfd, name) is None:
+                _renameat2(sfd, sname, pfd, name, RENAME_NOREPLACE)
+                print("added")
+            else:
+                _renameat2(sfd, sname, pfd, name, RENAME_EXCHANGE)
+                print("replaced")
+        finally:
+            os.close(pfd)
+    finally:
+        os.close(sfd)
+
+
 DRY = False
 
 
@@ -504,11 +553,11 @@ def main(argv):
         DRY, mode = True, mode[: -len("-dry")]
         if mode not in ("links", "absent", "webread"):
             raise Refused(f"{mode} has no dry form")
-    for path in args if mode != "webread" else args[1:]:
+    for path in args if mode not in ("webread", "swapin") else args[1:] if mode == "webread" else args[::2]:
         if not path.startswith("/") or os.path.normpath(path) != path or "\0" in path:
             raise Refused(f"{path!r} is not an absolute, normalized path")
     {"state": state, "install": install, "restore": restore, "commit": commit, "links": links,
-     "absent": absent, "check": check, "read": read, "webread": lambda a: webread(*a)}[mode](args)
+     "absent": absent, "check": check, "read": read, "webread": lambda a: webread(*a), "swapin": swapin}[mode](args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@
  *                  wp_upgrade() when core is newer than the database (db_version < $wp_db_version)
  *   check-login  - wp_authenticate() of a user and password (true/false)
  *   site-health  - runs WordPress's Site Health tests and returns each test's status
+ *   inventory    - core's version, every plugin (version, active) and theme (version), the active theme
+ *   upgrade      - wp_upgrade() when core is newer than the database (after a core update); never installs
+ *   activate     - activates the plugins named in `plugins` (slugs) that are installed and not active
  */
 
 if (PHP_SAPI !== 'cli') { exit(1); }
@@ -23,7 +26,7 @@ $_SERVER['SERVER_NAME'] = $pf_domain;
 $_SERVER['HTTPS'] = 'on';
 $_SERVER['REQUEST_URI'] = '/';
 $_SERVER['SERVER_PORT'] = 443;
-if ($pf_action === 'install' || $pf_action === 'status') {
+if ($pf_action === 'install' || $pf_action === 'status' || $pf_action === 'upgrade') {
     define('WP_INSTALLING', true);
 }
 define('ABSPATH', rtrim($pf_input['path'] ?? getcwd(), '/') . '/');
@@ -90,6 +93,42 @@ case 'site-health':
         }
     }
     pf_out($results);
+
+case 'inventory':
+    require_once ABSPATH . 'wp-admin/includes/plugin.php';
+    $plugins = [];
+    foreach (get_plugins() as $file => $data) {
+        $slug = strpos($file, '/') !== false ? dirname($file) : basename($file, '.php');
+        $plugins[$slug] = ['version' => $data['Version'], 'file' => $file, 'active' => is_plugin_active($file)];
+    }
+    $themes = [];
+    foreach (wp_get_themes() as $slug => $theme) { $themes[$slug] = ['version' => $theme->get('Version')]; }
+    pf_out(['core' => get_bloginfo('version'), 'plugins' => $plugins, 'themes' => $themes,
+            'stylesheet' => get_stylesheet(), 'template' => get_template()]);
+
+case 'upgrade':
+    require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+    if (!is_blog_installed()) { fwrite(STDERR, "WordPress is not installed here\n"); exit(2); }
+    $before = (int) get_option('db_version');
+    if ($before < (int) $GLOBALS['wp_db_version']) {
+        wp_upgrade();
+        wp_cache_flush();
+        pf_out(['upgraded' => [$before, (int) get_option('db_version')]]);
+    }
+    pf_out(['upgraded' => null]);
+
+case 'activate':
+    require_once ABSPATH . 'wp-admin/includes/plugin.php';
+    $done = [];
+    foreach (get_plugins() as $file => $data) {
+        $slug = strpos($file, '/') !== false ? dirname($file) : basename($file, '.php');
+        if (in_array($slug, $pf_input['plugins'] ?? [], true) && !is_plugin_active($file)) {
+            $r = activate_plugin($file);
+            if (is_wp_error($r)) { pf_out(['error' => $slug . ': ' . $r->get_error_message()]); }
+            $done[] = $slug;
+        }
+    }
+    pf_out(['activated' => $done]);
 
 default:
     fwrite(STDERR, "unknown action: " . $pf_action . "\n");

@@ -1,0 +1,175 @@
+"""Safe updates on real lab hosts (issue 11): four sites on WordPress 6.1.9 (Debian 12's) updated to Debian 13's
+release, with akismet and the twentytwentythree theme, in two waves; then a plugin release that fatals, written by
+this test, rolled back on the canary while the second wave never starts.
+
+The catalogue is the lab mirror's (real releases only, `pressfleet.lab.hosts.ensure_catalogue`); the test's own
+plugin is added as catalogue entries. The sites are on the session's two stack hosts (two per host); every
+restore-test runs on a third stack host given as the scratch server. The tests run in order on the same sites.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import subprocess
+import zipfile
+
+import pytest
+
+from pressfleet.lab import hosts as lab
+from pressfleet.ssh.remote import run
+from tests.conftest import TEST_PREFIX, connect_lab, make_site
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(1500)]
+
+SITES = [(f"u{i}", f"u{i}.lab.test") for i in range(1, 5)]
+PLUGIN = "pf-canary"
+GOOD = f"""<?php
+/**
+ * Plugin Name: pressfleet canary
+ * Version: {{version}}
+ */
+function pf_canary_footer() {{ echo '<!-- pf-canary {{version}} -->'; }}
+add_action('wp_footer', 'pf_canary_footer');
+"""
+FATAL = GOOD + "pf_canary_this_function_does_not_exist();\n"
+
+
+def _plugin_zip(version: str, body: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(f"{PLUGIN}/{PLUGIN}.php", body.replace("{version}", version))
+    return buf.getvalue()
+
+
+def _publish(name: str, data: bytes) -> dict:
+    """A file of this test on the lab mirror; its catalogue entry's url and sha256."""
+    files = lab._mirror_dir() / "files" / "components"
+    files.mkdir(parents=True, exist_ok=True)
+    (files / name).write_bytes(data)
+    (files / name).chmod(0o644)
+    return {"url": lab.mirror_url(f"components/{name}"), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def https_status(host, domain: str) -> str:
+    return subprocess.run(["curl", "-ksS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
+                           "--resolve", f"{domain}:443:{host.address}", f"https://{domain}/"],
+                          capture_output=True, text=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def fleet(stack_hosts, lab_pool, prefect_harness, tmp_path_factory):
+    """Four sites provisioned on 6.1.9 (two per stack host, the hosts in parallel), each with the test's plugin
+    1.0 installed and active and a post written; a local storage; the lab catalogue; a scratch server."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextvars import copy_context
+
+    from blocks.catalog import ReleaseCatalog
+    from blocks.storage import LocalStorage
+    from flows.provision_wordpress import provision_wordpress
+    from pressfleet.lab.blocks import server_for
+    from pressfleet.updates.catalog import load_file
+    from tasks import updates
+    from tasks.wordpress import bootstrap
+
+    lab_catalogue = lab.ensure_catalogue()
+    good = _publish(f"{TEST_PREFIX}{PLUGIN}.1.0.zip", _plugin_zip("1.0", GOOD))
+    servers = [server_for(h) for h in stack_hosts]
+    sites = []
+    for i, (name, domain) in enumerate(SITES):
+        site = make_site(name=name, domain=domain, server=servers[i % 2], tags=["canary"] if i == 0 else ["wave"])
+        sites.append((stack_hosts[i % 2], site))
+
+    def provision_host(index: int) -> None:
+        for host, site in sites[index::2]:
+            provision_wordpress(server=site.server, site=site)
+            conn = connect_lab(host)
+            try:
+                config = site.config()
+                updates.ensure_bootstrap(conn)
+                updates.install_component(conn, config, "plugin", PLUGIN, good["url"], good["sha256"])
+                bootstrap(conn, config, "activate", {"plugins": [PLUGIN]})
+                run(conn, ["runuser", "-u", config.user, "--", "php", "-r",
+                           f"define('ABSPATH', '{config.web_root}/'); $_SERVER['HTTP_HOST'] = '{config.domain}';"
+                           "require ABSPATH . 'wp-load.php'; wp_insert_post(['post_title' => 'Written before the "
+                           "update', 'post_status' => 'publish']);"])
+            finally:
+                conn.close()
+
+    with ThreadPoolExecutor(2) as pool:
+        for f in [pool.submit(copy_context().run, provision_host, i) for i in range(2)]:
+            f.result()
+    scratch = server_for(lab_pool.get("s3", stack=True))
+    storage = LocalStorage(path=str(tmp_path_factory.mktemp("update-backups")), encryption="none")
+    entries = [r.__dict__ for r in load_file(lab_catalogue).releases]
+    yield {"sites": sites, "storage": storage, "scratch": scratch,
+           "catalog": ReleaseCatalog(source="file", file=str(lab_catalogue)),
+           "releases": load_file(lab_catalogue), "entries": entries, "good": good}
+
+
+def _inventory(host, site):
+    from tasks import updates
+
+    conn = connect_lab(host)
+    try:
+        return updates.inventory(conn, site.config())
+    finally:
+        conn.close()
+
+
+def test_four_sites_are_updated_in_two_waves_with_a_proven_backup_each(fleet):
+    from flows.update_sites import update_sites
+    from pressfleet.backup.catalog import list_backups
+
+    releases = fleet["releases"]
+    core = releases.newest("core", "wordpress").version
+    before = {site.name: _inventory(host, site) for host, site in fleet["sites"]}
+    assert {i.core for i in before.values()} == {"6.1.9"}
+    assert core != "6.1.9"
+
+    result = update_sites(sites=[s for _, s in fleet["sites"]], waves="2,100%", catalog=fleet["catalog"],
+                          storage=fleet["storage"], scratch=fleet["scratch"], deployment=None)
+
+    assert result["waves"] == [["u1", "u2"], ["u3", "u4"]]
+    assert {r["site"]: r["state"] for r in result["sites"]} == {n: "updated" for n, _ in SITES}, result["sites"]
+    for host, site in fleet["sites"]:
+        now = _inventory(host, site)
+        assert now.core == core
+        assert now.plugins["akismet"] == releases.newest("plugin", "akismet").version
+        assert now.themes["twentytwentythree"] == releases.newest("theme", "twentytwentythree").version
+        assert now.plugins[PLUGIN] == "1.0" and PLUGIN in now.active_plugins  # not in the catalogue: left alone
+        assert set(now.active_plugins) >= set(before[site.name].active_plugins)
+        assert https_status(host, site.domain) == "200"
+        assert site.release_sha256 == releases.newest("core", "wordpress").sha256  # the block names the new core
+        [proof] = list(list_backups(fleet["storage"].store(), site.name))
+        assert proof.verified and proof.manifest.wordpress_version == "6.1.9"  # proven before the update
+        row = next(r for r in result["sites"] if r["site"] == site.name)
+        assert any(u.startswith("WordPress 6.1.9 -> ") for u in row["updates"]), row
+
+
+def test_a_plugin_release_that_fatals_is_rolled_back_and_the_next_wave_never_starts(fleet):
+    from blocks.catalog import ReleaseCatalog
+    from flows.update_sites import UpdateFailed, update_sites
+    from pressfleet.backup.catalog import list_backups
+
+    bad = _publish(f"{TEST_PREFIX}{PLUGIN}.2.0.zip", _plugin_zip("2.0", FATAL))
+    catalog = ReleaseCatalog(source="entries", entries=[
+        *fleet["entries"], {"kind": "plugin", "slug": PLUGIN, "version": "1.0", **fleet["good"]},
+        {"kind": "plugin", "slug": PLUGIN, "version": "2.0", **bad}])
+    counts = {s.name: len(list(list_backups(fleet["storage"].store(), s.name))) for _, s in fleet["sites"]}
+
+    with pytest.raises(UpdateFailed) as failed:
+        update_sites(sites=[s for _, s in fleet["sites"]], components=["plugins"], waves="1,100%", catalog=catalog,
+                     storage=fleet["storage"], scratch=fleet["scratch"], deployment=None)
+
+    message = str(failed.value)
+    assert "wave 1 stopped the update" in message and "waves 2-2 did not start" in message, message
+    assert "u1" in message and "rolled back to backup" in message and "answers as before" in message, message
+    assert "answered 500" in message or "fatal" in message.lower(), message
+    for host, site in fleet["sites"]:
+        now = _inventory(host, site)
+        assert now.plugins[PLUGIN] == "1.0" and PLUGIN in now.active_plugins, (site.name, now)
+        assert https_status(host, site.domain) == "200"
+        after = len(list(list_backups(fleet["storage"].store(), site.name)))
+        # the canary took a fresh, proven backup (the core changed since the last one); the others were not touched
+        assert after == counts[site.name] + (1 if site.name == "u1" else 0), (site.name, counts, after)
