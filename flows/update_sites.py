@@ -31,6 +31,8 @@ from pressfleet.fleet.children import block_ref, site_children
 from pressfleet.fleet.fanout import fan_out
 from pressfleet.fleet.locks import host_lock_name, site_lock
 from pressfleet.fleet.nothing import nothing_to_do
+from pressfleet.fleet.selection import select_saved
+from pressfleet.updates.imagediff import compare
 from pressfleet.updates.plan import outdated, plan_waves, regressions
 from tasks import updates
 from tasks.backup import backup_one, restore_one, restore_test_one
@@ -105,6 +107,7 @@ def update_site(
     scratch: Optional[Server] = None,
     sitemap_urls: int = 5,
     proof_max_age_minutes: int = 60,
+    screenshot_threshold: float = 0.25,
     dry_run: bool = False,
 ) -> dict:
     """Update one site to the catalogue's newest core, plugins and themes, or leave it as it was.
@@ -113,8 +116,10 @@ def update_site(
     a fresh backup restore-tested now on `scratch`, left empty a fresh lab host), and the home page and up to
     `sitemap_urls` pages of WordPress's sitemap checked (status, time) with the PHP error log. Then each update:
     the archive verified by sha256, swapped in atomically, wp_upgrade() for core, active plugins kept active.
-    After: the same checks. A page that answered 2xx no longer doing so, or a new PHP fatal error, rolls files
-    and database back to the proven backup, checks the site again and fails the run saying why. The catalogue
+    After: the same checks. A page that answered 2xx no longer doing so, a new PHP fatal error, or a home page
+    whose full-page screenshot (headless Chromium, before and after) differs in more than `screenshot_threshold`
+    of its pixels rolls files and database back to the proven backup, checks the site again and fails the run
+    saying why; the screenshots and the diff image are kept under the state folder's reports/update-site/. The catalogue
     left empty is the saved Release Catalog `pressfleet-catalog`. `dry_run` lists the updates and changes nothing.
     """
     log = get_run_logger()
@@ -144,6 +149,8 @@ def update_site(
             paths = updates.sitemap_paths(conn, config, sitemap_urls)
             before = updates.check_site(conn, config, paths)
             old_core = updates.recorded_core(conn, config)
+        shots = Screenshots(config.domain, server.address)
+        shots.take("before")
         row["before"] = _pages(before)
         core_changed, done = False, []
         try:
@@ -155,8 +162,10 @@ def update_site(
                 kept = _keep_active(conn, config, installed)
                 updates.reload_php(conn, config)
                 after = updates.check_site(conn, config, paths)
+            after = replace(after, screenshot_difference=shots.difference())
             row["after"] = _pages(after)
-            row["reasons"] = regressions(before, after) + kept
+            row["screenshots"] = shots.note
+            row["reasons"] = regressions(before, after, screenshot_threshold=screenshot_threshold) + kept
         except Exception as exc:  # noqa: BLE001 - any failure half-way is rolled back below
             row["reasons"] = [f"the update stopped half-way: {exc}"]
         row["updates"] = done or row["updates"]
@@ -184,6 +193,44 @@ def update_site(
         raise UpdateFailed(f"{site.name}: {'; '.join(row['reasons'])}; {verdict}")
 
 
+class Screenshots:
+    """The home page before and after, taken on the control side; the diff image beside them. A screenshot that
+    cannot be taken (no Chromium here, a page that never settles) is noted and judged by the other checks."""
+
+    def __init__(self, domain: str, address: str) -> None:
+        self.domain, self.address = domain, address
+        self.shots: dict[str, bytes] = {}
+        self.note = ""
+
+    def take(self, when: str) -> None:
+        try:
+            shot = updates.screenshot(self.domain, self.address)
+        except Exception as exc:  # noqa: BLE001 - the status and error-log checks still hold
+            shot, self.note = None, f"no {when} screenshot: {str(exc).splitlines()[0][:200]}"
+        if shot is None and not self.note:
+            self.note = f"no screenshot: {updates.CHROMIUM} is not installed on this control machine"
+        if shot is not None:
+            self.shots[when] = shot
+
+    def difference(self) -> float | None:
+        self.take("after")
+        if not {"before", "after"} <= set(self.shots):
+            return None
+        diff = compare(self.shots["before"], self.shots["after"])
+        folder = self._folder()
+        for name, data in (("before", self.shots["before"]), ("after", self.shots["after"]), ("diff", diff.diff_png)):
+            (folder / f"{name}.png").write_bytes(data)
+        self.note = f"{diff.share:.1%} of the home page's pixels changed (diff image {folder / 'diff.png'})"
+        return diff.share
+
+    def _folder(self):
+        from prefect.runtime import flow_run
+
+        from pressfleet.paths import private_dirs, state_dir
+
+        return private_dirs(state_dir() / "reports" / "update-site" / self.domain / str(flow_run.get_id() or "local"))
+
+
 def _keep_active(conn, config, installed) -> list[str]:
     """Activate again what was active; a plugin that cannot be (it fails to load) is a regression."""
     try:
@@ -209,6 +256,7 @@ def _finish(row: dict, started: float) -> dict:
              *([f"- rollback point: backup {row['backup']} ({row['proof']})"] if row["backup"] else []),
              *([f"- before: {row['before']}"] if row["before"] else []),
              *([f"- after: {row['after']}"] if row["after"] else []),
+             *([f"- screenshots: {row['screenshots']}"] if row.get("screenshots") else []),
              *[f"- **failed**: {r}" for r in row["reasons"]],
              *([f"- rollback took {row['rollback_seconds']} s"] if row["rollback_seconds"] is not None else []),
              f"- took {row['seconds']} s"]
@@ -237,6 +285,7 @@ def _run_wave_here(wave: list[WordPressSite], params: dict) -> list[dict]:
 @flow(name="update-sites")
 def update_sites(
     sites: Optional[list[WordPressSite]] = None,
+    select: list[str] = [],  # noqa: B006 - a form default, never mutated
     components: list[Component] = ["core", "plugins", "themes"],  # noqa: B006 - a form default, never mutated
     waves: str = "1,25%,100%",
     approve_waves: bool = False,
@@ -249,6 +298,8 @@ def update_sites(
 ) -> dict:
     """Update the fleet (or the picked sites) in waves, each site as `update-site` does.
 
+    Sites: `sites`, or `select` (site names or domains, `tag:T`, `server:S`, `template:T`, `all`), or left
+    both empty every saved site; a selector that matches nothing is refused before anything runs.
     `waves` gives each wave's cumulative reach: `1,25%,100%` updates one site (the canary), then up to a
     quarter of the fleet, then the rest. A wave in which any site failed (and was rolled back) stops the run:
     later waves never start and the run says which site and why. With `approve_waves` the run pauses after
@@ -256,9 +307,10 @@ def update_sites(
     of the `deployment` (shared by every worker); left empty, the sites run in this process.
     """
     log = get_run_logger()
-    targets = sites if sites is not None else saved_sites()
+    targets = sites if sites is not None else select_saved(select) if select else saved_sites()
     if not targets:
         return nothing_to_do("update-sites")
+    plan_waves([s.name for s in targets], waves)  # bad waves: refused before any site is touched
     load_catalog(catalog)  # no catalogue: refused before any site is touched
     plan = plan_waves([s.name for s in targets], waves)
     by_name = {s.name: s for s in targets}

@@ -158,3 +158,27 @@ def reload_php(conn, site) -> None:
     """PHP-FPM reloaded (gracefully: running requests finish), so OPcache drops the old code at once rather
     than within its revalidate interval, when old and new files would mix."""
     run(conn, ["systemctl", "reload", f"php{site.php_version}-fpm"])
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def screenshot(domain: str, address: str, *, timeout_s: float = 45.0) -> bytes | None:
+    """A full-page screenshot of https://DOMAIN/ as served by ADDRESS (the site's own server, not DNS or a CDN),
+    taken on the control side by headless Chromium; None when Chromium is not installed here."""
+    import os
+
+    if not os.path.exists(CHROMIUM):
+        return None
+    from playwright.sync_api import sync_playwright
+
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            f"--host-resolver-rules=MAP {domain} {address}"]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        try:
+            page = browser.new_page(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+            page.goto(f"https://{domain}/", wait_until="networkidle", timeout=timeout_s * 1000)
+            return page.screenshot(full_page=True, animations="disabled", caret="hide")
+        finally:
+            browser.close()

@@ -7,6 +7,8 @@ restarts and they start again from zero): analyses turn them into rates per seco
 ``backup_bytes`` (per site) is what the site's backups occupy in storage (written by the backup flow after each
 backup: the sum over its complete backups, full and incremental), labelled with where they are kept:
 ``{"provider": "s3", "storage_class": "standard"}`` (providers and classes as in the PriceTable block).
+``updates_pending`` (per site) is how many of its components (core, plugins, themes) the release catalogue has a
+newer release of (written by the check-updates flow).
 ``cpu_count`` (host) is the number of vCPUs, for sizing and cost; without it the cost report infers the size
 from the host's memory.
 """
@@ -49,6 +51,7 @@ TTFB_SECONDS = "ttfb_seconds"
 TLS_DAYS_LEFT = "tls_days_left"
 BACKUP_AGE_SECONDS = "backup_age_seconds"
 BACKUP_BYTES = "backup_bytes"
+UPDATES_PENDING = "updates_pending"
 
 MOUNT_LABEL = "mount"
 PROVIDER_LABEL = "provider"
@@ -92,6 +95,7 @@ METRICS: dict[str, MetricInfo] = {
     TLS_DAYS_LEFT: MetricInfo("gauge", "site", "days"),
     BACKUP_AGE_SECONDS: MetricInfo("gauge", "site", "s"),
     BACKUP_BYTES: MetricInfo("gauge", "site", "B"),
+    UPDATES_PENDING: MetricInfo("gauge", "site", "updates"),
 }
 
 COUNTERS = frozenset(m for m, i in METRICS.items() if i.kind == "counter")

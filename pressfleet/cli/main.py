@@ -296,6 +296,7 @@ def _register_more() -> None:
     from pressfleet.cli import fleet as cli_fleet
     from pressfleet.cli import server as cli_server
     from pressfleet.cli import site as cli_site
+    from pressfleet.cli import updates as cli_updates
 
     cli_backup.register(app)
     cli_server.register(app)
@@ -303,6 +304,7 @@ def _register_more() -> None:
     cli_collect.register(app)
     cli_fleet.register(app)
     cli_analysis.register(app)
+    cli_updates.register(app)
 
 
 _register_more()

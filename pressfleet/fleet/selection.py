@@ -66,3 +66,26 @@ def select(candidates: Sequence[Candidate], selectors: Iterable[str]) -> list[Ca
         for c in found:
             chosen.setdefault(c.block, c)
     return sorted(chosen.values(), key=lambda c: c.block)
+
+
+def saved_candidates() -> list[tuple[Candidate, object]]:
+    """Every saved WordPress Site block that names its server, as (Candidate, the loaded block)."""
+    from blocks.site import WordPressSite
+    from pressfleet.fleet.saved import saved_block_names
+
+    out = []
+    for block in saved_block_names("wordpress-site"):
+        site = WordPressSite.load(block)
+        if site.server is None:
+            continue
+        out.append((Candidate(block=block, name=site.name, domain=site.domain, aliases=tuple(site.aliases),
+                              tags=tuple(site.tags), server=getattr(site.server, "_block_document_name", None) or "",
+                              address=site.server.address, template=getattr(site, "template", None) or ""), site))
+    return out
+
+
+def select_saved(selectors: Iterable[str]) -> list:
+    """The saved WordPress Site blocks the selectors name (refused when one matches nothing)."""
+    pairs = saved_candidates()
+    blocks = {c.block: site for c, site in pairs}
+    return [blocks[c.block] for c in select([c for c, _ in pairs], selectors)]

@@ -372,6 +372,9 @@ def _more_site_series(seed: int, plan: _HostPlan, j: int, site: str, times: pd.D
     provider, storage_class = BACKUP_TARGETS[(int(plan.name.rsplit("-", 1)[-1]) - 1) % len(BACKUP_TARGETS)]
     lab = canonical_labels({mn.PROVIDER_LABEL: provider, mn.STORAGE_CLASS_LABEL: storage_class})
     out[(mn.BACKUP_BYTES, site, lab)] = np.round(size)
+    # a release comes out now and then; the site is updated within a few days
+    releases = np.floor(t_days / float(rs.uniform(7, 21)))
+    out[(mn.UPDATES_PENDING, site, "")] = np.where((t_days % 7) < float(rs.uniform(1, 4)), np.minimum(releases, 3), 0.0)
 
 
 def generate_series(metric: str = "cpu_percent", *, seed: int = 0, days: float = 30, freq: str = "1h",

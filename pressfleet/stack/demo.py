@@ -54,9 +54,14 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
 
     t = time.monotonic()
     release = lab.ensure_mirror()
+    name = sites.claim_site_name(DEMO_DOMAIN, None, sites.saved_sites())[0]  # blog_lab_test, or as saved before
+    try:  # a demo run before may have updated core: the block names the release installed now
+        saved = WordPressSite.load(sites.site_block_name(name))
+        release = {"url": saved.release_url, "sha256": saved.release_sha256}
+    except ValueError:
+        pass
     site = WordPressSite(
-        name=sites.claim_site_name(DEMO_DOMAIN, None, sites.saved_sites())[0],  # blog_lab_test, or as saved before
-        domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
+        name=name, domain=DEMO_DOMAIN, admin_email=f"admin@{DEMO_DOMAIN}",
         title="pressfleet demo", tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"],
         server=server,
     )
@@ -82,6 +87,24 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         "restore-test/nightly-restore-test", {"site": block_ref(site), "storage": block_ref(storage)})
     log(f"restore-test ran through its deployment: backup {proof['backup']} verified on {proof['target']} "
         f"in {proof['seconds']:.1f} s [{time.monotonic() - t:.1f} s]")
+
+    from blocks.catalog import DEFAULT_CATALOG_BLOCK, ReleaseCatalog
+
+    t = time.monotonic()
+    ReleaseCatalog(source="file", file=str(lab.ensure_catalogue())).save(DEFAULT_CATALOG_BLOCK, overwrite=True)
+    check_run, [row] = run_deployment_and_wait("check-updates/check-updates", {"sites": [block_ref(site)]})
+    pending = row["pending"]
+    log(f"check-updates ran through its deployment: {'; '.join(pending) or 'up to date'} "
+        f"(catalogue: Release Catalog block {DEFAULT_CATALOG_BLOCK!r}, the lab mirror's real releases) "
+        f"[{time.monotonic() - t:.1f} s]")
+    update_line = f"{DEMO_DOMAIN} is up to date with the catalogue"
+    if pending:
+        t = time.monotonic()
+        update_run, _ = run_deployment_and_wait(
+            "update-sites/update-sites", {"sites": [block_ref(site)], "waves": "1", "storage": block_ref(storage)},
+            timeout=1800)
+        update_line = f"{status.ui_url}/runs/flow-run/{update_run.id} ({'; '.join(pending)})"
+        log(f"update-sites ran through its deployment: {'; '.join(pending)} [{time.monotonic() - t:.1f} s]")
 
     from pressfleet.analysis.demo import fill
 
@@ -109,6 +132,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         f"backup:       {status.ui_url}/runs/flow-run/{backup_run.id} ({backup['kind']} {backup['backup']} in "
         f"{storage.path}); verified by {status.ui_url}/runs/flow-run/{test_run.id}\n"
         f"{key_note}\n"
+        f"updates:      {update_line}\n"
         f"forecast:     {status.ui_url}/runs/flow-run/{fc_run.id}; report {forecast.markdown}\n"
         f"demo took {time.monotonic() - started:.1f} s; `make down` stops everything."
     )

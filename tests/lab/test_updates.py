@@ -33,6 +33,8 @@ function pf_canary_footer() {{ echo '<!-- pf-canary {{version}} -->'; }}
 add_action('wp_footer', 'pf_canary_footer');
 """
 FATAL = GOOD + "pf_canary_this_function_does_not_exist();\n"
+# answers 200 with no PHP error, but paints every page black: only the screenshot check can see it
+BLACK = GOOD + "add_action('wp_head', function () { echo '<style>*{background:#000 !important;color:#000 !important}</style>'; });\n"
 
 
 def _plugin_zip(version: str, body: str) -> bytes:
@@ -145,6 +147,8 @@ def test_four_sites_are_updated_in_two_waves_with_a_proven_backup_each(fleet):
         assert proof.verified and proof.manifest.wordpress_version == "6.1.9"  # proven before the update
         row = next(r for r in result["sites"] if r["site"] == site.name)
         assert any(u.startswith("WordPress 6.1.9 -> ") for u in row["updates"]), row
+        assert "of the home page's pixels changed" in row["screenshots"], row  # both screenshots were taken
+        print(site.name, row["screenshots"], row["seconds"], "s")
 
 
 def test_a_plugin_release_that_fatals_is_rolled_back_and_the_next_wave_never_starts(fleet):
@@ -173,3 +177,22 @@ def test_a_plugin_release_that_fatals_is_rolled_back_and_the_next_wave_never_sta
         after = len(list(list_backups(fleet["storage"].store(), site.name)))
         # the canary took a fresh, proven backup (the core changed since the last one); the others were not touched
         assert after == counts[site.name] + (1 if site.name == "u1" else 0), (site.name, counts, after)
+
+
+def test_a_release_that_only_looks_broken_is_caught_by_the_screenshot_and_rolled_back(fleet):
+    from blocks.catalog import ReleaseCatalog
+    from flows.update_sites import UpdateFailed, update_site
+
+    host, site = fleet["sites"][1]
+    black = _publish(f"{TEST_PREFIX}{PLUGIN}.3.0.zip", _plugin_zip("3.0", BLACK))
+    catalog = ReleaseCatalog(source="entries", entries=[{"kind": "plugin", "slug": PLUGIN, "version": "3.0", **black}])
+
+    with pytest.raises(UpdateFailed) as failed:
+        update_site(site=site, components=["plugins"], catalog=catalog, storage=fleet["storage"],
+                    scratch=fleet["scratch"])
+
+    message = str(failed.value)
+    assert "the home page looks different" in message and "answers as before" in message, message
+    assert "answered" not in message and "fatal" not in message.lower(), message  # nothing else noticed it
+    assert _inventory(host, site).plugins[PLUGIN] == "1.0"
+    assert https_status(host, site.domain) == "200"
