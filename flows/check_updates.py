@@ -53,7 +53,7 @@ def check_updates(
     rows = [pending_for(s, cat) for s in targets]
     now = datetime.now(UTC)
     points = [{"time": now, "host": host_label(server_of(s)), "site": r["domain"], "metric": UPDATES_PENDING,
-               "value": float(len(r["pending"]))} for s, r in zip(targets, rows) if not r["error"]]
+               "labels": {"core": r["core"]}, "value": float(len(r["pending"]))} for s, r in zip(targets, rows) if not r["error"]]
     try:
         open_store().write_points(points)
     except Exception as exc:  # noqa: BLE001 - the list itself is the result

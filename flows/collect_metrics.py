@@ -248,6 +248,12 @@ def collect_metrics(
     )
     log.info("collected %d of %d servers in %.1f s; %d points, %d new", up, len(collections), seconds,
              len(points), stored)
+    try:  # the overview is read every morning: published after every round, never at the round's cost
+        from flows.fleet_overview import publish_overview
+
+        publish_overview(sites=[s for s in sites if s.server is not None], storage=storage, store_url=store_url)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("fleet overview not published: %s", exc)
     return summary
 
 

@@ -16,6 +16,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from pressfleet.plan import desired as provision
 from pressfleet.ssh.converge import StepResult
+from pressfleet.fleet.changes import record_change
 from pressfleet.fleet.locks import site_lock
 from pressfleet.plan.desired import Component, ProvisionReport
 from pressfleet.render.configs import LOGIN_DEFS
@@ -296,6 +297,8 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         raise RuntimeError(f"{site_url} is provisioned but these checks failed: {', '.join(failed)}")
     changed = any(r.did_change for r in results)
     log.info("%s: %s in %.1f s", site_url, "changed" if changed else "nothing to change", seconds)
+    if changed:
+        record_change(cfg.name, "provision-wordpress", ", ".join(r.name for r in results if r.did_change))
     return ProvisionReport(
         site_url=site_url, changed=changed, seconds=seconds,
         steps=[{"name": r.name, "changed": r.changed, "seconds": r.seconds, "notes": r.notes} for r in results],

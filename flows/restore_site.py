@@ -13,6 +13,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from pressfleet.backup.targets import server_of, storage_block
+from pressfleet.fleet.changes import record_change
 from pressfleet.fleet.locks import site_lock
 from tasks.backup import restore_one
 
@@ -61,4 +62,5 @@ def restore_site(
              f"- chain: {' → '.join(result['chain'])}", f"- database: {result['tables']} tables, {result['rows']} rows checked",
              *([f"- rolled forward to {result['until']}"] if result["until"] else []), *[f"- {s}" for s in steps]]
     create_markdown_artifact(key="restore-site", markdown="\n".join(lines), description="restore-site")
+    record_change(site.name, "restore-site", f"restored {', '.join(result['restored'])} from {result['backup']}")
     return {**result, "provisioned": provision}

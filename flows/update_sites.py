@@ -27,6 +27,7 @@ from blocks.storage import AnyStorage
 from flows.restore_test import scratch_server
 from pressfleet.backup import catalog as backups
 from pressfleet.backup.targets import encryption_secret, saved_sites, server_of, storage_block
+from pressfleet.fleet.changes import record_change
 from pressfleet.fleet.children import block_ref, site_children
 from pressfleet.fleet.fanout import fan_out
 from pressfleet.fleet.locks import host_lock_name, site_lock
@@ -251,6 +252,8 @@ def record_release(site: WordPressSite, url: str, sha256: str) -> None:
 
 def _finish(row: dict, started: float) -> dict:
     row["seconds"] = round(time.monotonic() - started, 1)
+    if row["state"] in ("updated", "rolled back", "rollback failed"):
+        record_change(row["site"], "update-site", f"{row['state']}: {'; '.join(row['updates'])}")
     lines = [f"# Update of {row['site']}: {row['state']}", "",
              *[f"- {u}" for u in row["updates"]],
              *([f"- rollback point: backup {row['backup']} ({row['proof']})"] if row["backup"] else []),

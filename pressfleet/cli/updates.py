@@ -63,6 +63,22 @@ def register(app: typer.Typer) -> None:
             what = r["error"] and f"not checked: {r['error']}" or "; ".join(r["pending"]) or "up to date"
             typer.echo(f"{r['domain']:<{width}}  WordPress {r['core'] or '?':<8} {what}")
 
+    @app.command("status")
+    def status_cmd(
+        storage: Optional[str] = typer.Option(None, "--storage", help="Storage block of the backups (default local-backups)."),
+    ) -> None:
+        """The fleet overview in the terminal: every site, its version, updates, backups, TLS, uptime, disk."""
+        from flows.fleet_overview import fleet_overview
+
+        store = None
+        if storage:
+            from pressfleet.cli.backup import _storage
+
+            store = _storage(storage)
+        result = _run("fleet-overview", lambda: fleet_overview(storage=store))
+        typer.echo(result["text"])
+        typer.echo(f"\npage: {result['path']}")
+
     @app.command("update")
     def update_cmd(
         sites: List[str] = typer.Argument(None, help="Sites (domain, site name or block name)."),

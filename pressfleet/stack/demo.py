@@ -106,6 +106,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         update_line = f"{status.ui_url}/runs/flow-run/{update_run.id} ({'; '.join(pending)})"
         log(f"update-sites ran through its deployment: {'; '.join(pending)} [{time.monotonic() - t:.1f} s]")
 
+    from flows.fleet_overview import overview_path
     from pressfleet.analysis.demo import fill
 
     t = time.monotonic()
@@ -134,6 +135,7 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         f"{key_note}\n"
         f"updates:      {update_line}\n"
         f"forecast:     {status.ui_url}/runs/flow-run/{fc_run.id}; report {forecast.markdown}\n"
+        f"overview:     {overview_path()} (artifact 'fleet-overview'; `.venv/bin/pressfleet status` in a terminal)\n"
         f"demo took {time.monotonic() - started:.1f} s; `make down` stops everything."
     )
     return {"flow_run_id": str(flow_run.id), "facts": facts, "provision_run_id": str(prov_run.id), "report": report,

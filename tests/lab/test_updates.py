@@ -196,3 +196,38 @@ def test_a_release_that_only_looks_broken_is_caught_by_the_screenshot_and_rolled
     assert "answered" not in message and "fatal" not in message.lower(), message  # nothing else noticed it
     assert _inventory(host, site).plugins[PLUGIN] == "1.0"
     assert https_status(host, site.domain) == "200"
+
+
+def test_the_overview_lists_every_site_after_a_collection_round_and_chromium_finds_them(fleet):
+    from playwright.sync_api import sync_playwright
+
+    from flows.check_updates import check_updates
+    from flows.collect_metrics import collect_metrics
+    from flows.fleet_overview import ARTIFACT_KEY, overview_path
+    from prefect.artifacts import Artifact
+    from tasks.updates import CHROMIUM
+
+    sites = [s for _, s in fleet["sites"]]
+    core = fleet["releases"].newest("core", "wordpress").version
+    rows = check_updates(sites=sites, catalog=fleet["catalog"])
+    assert [r["pending"] for r in rows] == [[]] * len(sites), rows  # all four were updated above
+    overview_path().unlink(missing_ok=True)
+
+    collect_metrics(servers=list({s.server.address: s.server for s in sites}.values()), sites=sites,
+                    storage=fleet["storage"])
+
+    artifact = Artifact.get(ARTIFACT_KEY)
+    assert artifact is not None and all(s.domain in artifact.data for s in sites), artifact
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto(overview_path().as_uri())
+            found = {r.get_attribute("data-site"): r.inner_text() for r in page.query_selector_all("tr.site")}
+        finally:
+            browser.close()
+    assert set(found) == {s.domain for s in sites}, found
+    for s in sites:
+        cells = found[s.domain]
+        assert core in cells and "up to date" in cells and "verified" in cells, cells
+        assert "update-site" in cells, cells  # the last run that changed it
