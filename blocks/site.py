@@ -7,6 +7,7 @@ from typing import Literal, Optional
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from blocks.mail import SmtpRelay
 from blocks.server import Server
 from pressfleet import validate
 from pressfleet.fleet.siteconfig import DEFAULT_CSP, SiteConfig
@@ -59,6 +60,9 @@ class WordPressSite(Block):
     php_open_basedir: bool = Field(False, title="Confine PHP to the site's folder (open_basedir)",
                                    description="Costs about 40 % on uncached pages (it defeats PHP's realpath cache).")
     csp: str = Field(DEFAULT_CSP, title="Content-Security-Policy")
+    mail_relay: Optional[SmtpRelay] = Field(
+        None, title="Mail relay", description="An SMTP Relay block: WordPress's mail goes there (msmtp on the host). "
+                                              "Empty: PHP's mail() as Debian ships it (no MTA: mail is not sent).")
     server: Optional[Server] = Field(
         None, title="Server", description="The host this site runs on: nightly backups and restores reach it there.")
     release_url: str = Field(OFFICIAL_RELEASE_URL, title="WordPress release archive URL")
@@ -108,7 +112,7 @@ class WordPressSite(Block):
             php_version=self.php_version, page_cache=self.page_cache, page_cache_ttl_s=self.page_cache_ttl_s,
             object_cache=self.object_cache, tls_mode=self.tls_mode, admin_allow=tuple(self.admin_allow),
             allow_xmlrpc=self.allow_xmlrpc, uploads_only_writable=self.uploads_only_writable, csp=self.csp,
-            php_open_basedir=self.php_open_basedir,
+            php_open_basedir=self.php_open_basedir, mail_relay=self.mail_relay is not None,
         )
 
 

@@ -164,6 +164,12 @@ def _report_markdown(site_url: str, results: list[StepResult], checks: list[Chec
     return "\n".join(lines)
 
 
+def _mail_files(site, cfg) -> list:
+    """The site's msmtp settings when it names a mail relay (with the relay's password: the site's user's alone)."""
+    relay = site.mail_relay
+    return provision.mail_files(cfg, relay.settings(cfg.domain) if relay else None, relay.ca_pem if relay else None)
+
+
 @flow(name="provision-wordpress")
 def provision_wordpress(
     server: Server,
@@ -224,6 +230,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
         db_password=secrets.db_password, salts=secrets.salts, host=host,
     )
+    files["php"] += _mail_files(site, cfg)
     log.info("Sizing for %.1f GiB RAM, %d CPUs, PHP worker %d MiB, %d site(s) (%s): %d PHP workers per pool, "
              "process.max %d, InnoDB buffer pool %d MiB",
              facts.mem_total_bytes / 2**30, facts.cpus, plan.php.worker_rss_bytes // 2**20, host.count,
@@ -273,6 +280,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
                 cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
                 db_password=secrets.db_password, salts=secrets.salts, host=host,
             )
+            files["php"] += _mail_files(site, cfg)
             resized = configure_php(server, cfg, files["php"], provision.php_remove(cfg), others)
             resized.name = "php (sized from measured workers)"
             results.append(resized)

@@ -22,6 +22,7 @@ def stack_packages(php: str = "8.2") -> list[str]:
         "nftables", "fail2ban", "python3-systemd",
         "unattended-upgrades", "certbot", "python3-certbot-nginx",
         "curl", "zstd", "ca-certificates", "netbase", "acl",  # acl: getfacl/setfacl to inspect nginx's read access
+        "msmtp",  # WordPress's mail to the site's SMTP relay (only when a site names one)
         *HARDENING_PACKAGES,  # one apt transaction for everything; the os step finds them there
     ]
 

@@ -123,7 +123,8 @@ def _constraints(info) -> dict:
     return out
 
 
-SiteOptions = _options_model(WordPressSite, "SiteOptions", exclude=SITE_OWN_KEYS)
+# A mail relay is a block of its own (its password a secret): set on the site block in the UI, not in the file yet.
+SiteOptions = _options_model(WordPressSite, "SiteOptions", exclude=(*SITE_OWN_KEYS, "mail_relay"))
 
 
 class ServerSpec(_Strict):

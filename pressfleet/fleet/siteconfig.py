@@ -71,6 +71,9 @@ class SiteConfig(BaseModel):
     admin_email: Email
     php_version: PhpVersion = "8.2"
 
+    # mail: PHP's mail() goes through msmtp to the site's SMTP relay (its settings are in the msmtp file)
+    mail_relay: bool = Field(default=False, description="WordPress mail through the site's SMTP relay (msmtp)")
+
     # caching
     page_cache: bool = Field(default=True, description="nginx fastcgi_cache for anonymous GET/HEAD")
     page_cache_ttl_s: int = Field(default=3600, ge=1, le=7 * 24 * 3600)
@@ -152,6 +155,17 @@ class SiteConfig(BaseModel):
     @property
     def tmp_dir(self) -> str:
         return f"{self.home}/tmp"
+
+    @property
+    def msmtp_config_path(self) -> str:
+        """The site's msmtp settings (relay and its password), the site's user's alone (0600): no other site
+        reads them, and PHP's mail() runs msmtp as that user."""
+        return f"/etc/pressfleet/msmtp/{self.name}.conf"
+
+    @property
+    def msmtp_password_path(self) -> str:
+        """The relay's password, alone in a file of the same owner and mode (msmtp's `passwordeval` reads it)."""
+        return f"/etc/pressfleet/msmtp/{self.name}.password"
 
     @property
     def wp_config_path(self) -> str:

@@ -180,8 +180,29 @@ NGINX_REMOVE = ["/etc/nginx/sites-enabled/default"]  # Debian's welcome page; 00
 
 
 def php_remove(site: SiteConfig) -> list[str]:
-    """Debian's stock `www` pool runs as www-data: each site has its own pool instead."""
-    return [f"/etc/php/{site.php_version}/fpm/pool.d/www.conf"]
+    """Debian's stock `www` pool runs as www-data: each site has its own pool instead. A site without a mail
+    relay (any more) has no msmtp settings."""
+    mail = [] if site.mail_relay else [site.msmtp_config_path, site.msmtp_password_path, mail_ca_path(site)]
+    return [f"/etc/php/{site.php_version}/fpm/pool.d/www.conf", *mail]
+
+
+def mail_ca_path(site: SiteConfig) -> str:
+    return f"/etc/pressfleet/msmtp/{site.name}.ca.pem"
+
+
+def mail_files(site: SiteConfig, relay: render.MailRelay | None, ca_pem: str | None = None) -> list[ManagedFile]:
+    """The site's msmtp settings (its user's alone: PHP's mail() runs msmtp as that user) and the relay's own CA
+    when it has one. Nothing without a relay."""
+    if relay is None:
+        return []
+    trust = mail_ca_path(site) if ca_pem else render.SYSTEM_CA_BUNDLE
+    files = [ManagedFile(site.msmtp_config_path, render.render_msmtp(site, relay, trust_file=trust).encode(), 0o600,
+                         site.user, site.group)]
+    if relay.user:
+        files.append(ManagedFile(site.msmtp_password_path, relay.password.encode(), 0o600, site.user, site.group))
+    if ca_pem:
+        files.append(ManagedFile(mail_ca_path(site), ca_pem.encode(), 0o644))
+    return files
 
 
 def wp_config(site: SiteConfig, db_password: str, salts: WpSalts, redis_password: str | None = None) -> bytes:

@@ -192,7 +192,14 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     finalize=_finalize,
 )
-_ENV.filters.update(php_str=_php_str, php_bool=_php_bool, mib=_mib, fragment=_fragment)
+def _msmtp_quote(value: Any) -> str:
+    """A msmtp configuration value in double quotes; msmtp has no escapes there, so a quote or backslash is refused."""
+    if not isinstance(value, str) or '"' in value or "\\" in value:
+        raise RenderError(f"a msmtp value may not hold a double quote or backslash: {str(value)[:40]!r}")
+    return f'"{value}"'
+
+
+_ENV.filters.update(php_str=_php_str, php_bool=_php_bool, mib=_mib, fragment=_fragment, msmtp_quote=_msmtp_quote)
 
 
 def _render(template: str, **context: Any) -> str:
@@ -338,6 +345,36 @@ def render_php_pool(
         error_log=php_error_log_path(site),
         disabled_functions=DISABLED_FUNCTIONS,
     )
+
+
+class MailRelay(BaseModel):
+    """Where a site's mail goes: the SMTP relay (the SmtpRelay block's values, the password in plain text here:
+    it is rendered into a file only the site's user can read)."""
+
+    host: str
+    port: int = 587
+    security: str = "starttls"  # starttls, tls (implicit, port 465) or none
+    user: str = ""
+    password: str = ""
+    from_address: str
+
+
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def render_msmtp(site: SiteConfig, relay: MailRelay, *, trust_file: str = SYSTEM_CA_BUNDLE) -> str:
+    """The site's msmtp settings: its relay, TLS (certificates checked against TRUST_FILE) and login."""
+    site = _valid(site, SiteConfig, "site")
+    relay = _valid(relay, MailRelay, "relay")
+    if relay.security not in ("starttls", "tls", "none"):
+        raise RenderError(f"mail relay security must be starttls, tls or none, not {relay.security!r}")
+    checked = relay.model_copy(update={"host": _v.hostname(relay.host), "port": _v.port(relay.port),
+                                       "from_address": _v.email(relay.from_address)})
+    if relay.user and not relay.password:
+        raise RenderError("a mail relay user needs its password")
+    if any(ord(c) < 32 or ord(c) == 127 for c in relay.password):
+        raise RenderError("a mail relay password may not hold control characters or newlines")
+    return _render("mail/msmtp.conf.j2", site=site, relay=checked, trust_file=remote_path(trust_file))
 
 
 def php_slowlog_path(site: SiteConfig, log_dir: str = "/var/log") -> str:

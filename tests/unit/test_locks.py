@@ -9,11 +9,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pressfleet.fleet import locks
-from pressfleet.validate import InvalidInput
+from pressfleet.validate import InvalidInput, site_name
 
 pytestmark = pytest.mark.unit
 
-SITE = st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True)
+def _is_site_name(text: str) -> bool:
+    try:
+        site_name(text)
+        return True
+    except InvalidInput:
+        return False
+
+
+# valid site names only: the generator also makes reserved ones ('lp', 'pf_x'), which lock_name rightly refuses
+SITE = st.from_regex(r"[a-z][a-z0-9_]{0,30}", fullmatch=True).filter(_is_site_name)
 
 
 def test_lock_names_are_the_checked_site_name_behind_one_prefix():
