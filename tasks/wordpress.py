@@ -114,7 +114,9 @@ def end_maintenance(conn, site: SiteConfig) -> None:
 def bootstrap(conn, site: SiteConfig, action: str, payload: dict | None = None) -> dict:
     """Run pressfleet's PHP bootstrap as the site's user; PAYLOAD (which may hold passwords) goes on stdin."""
     data = json.dumps({"domain": site.domain, "path": site.web_root, **(payload or {})})
-    result = run(conn, ["runuser", "-u", site.user, "--", "php", BOOTSTRAP, action], stdin=data, timeout=300)
+    mail = ["-d", f"sendmail_path=/usr/bin/msmtp -C {site.msmtp_config_path} -t"] if site.mail_relay else []
+    # (php-cli reads php.ini, not the pool: the site's mail relay is given here too)
+    result = run(conn, ["runuser", "-u", site.user, "--", "php", *mail, BOOTSTRAP, action], stdin=data, timeout=300)
     lines = [ln for ln in result.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         raise RuntimeError(f"WordPress bootstrap '{action}' printed no result (stderr: {result.stderr.strip()[-300:]})")

@@ -292,6 +292,7 @@ def down_everything() -> None:
 def _register_more() -> None:
     from pressfleet.cli import analysis as cli_analysis
     from pressfleet.cli import backup as cli_backup
+    from pressfleet.cli import bulk as cli_bulk
     from pressfleet.cli import collect as cli_collect
     from pressfleet.cli import fleet as cli_fleet
     from pressfleet.cli import server as cli_server
@@ -305,6 +306,7 @@ def _register_more() -> None:
     cli_fleet.register(app)
     cli_analysis.register(app)
     cli_updates.register(app)
+    cli_bulk.register(app)
 
 
 _register_more()

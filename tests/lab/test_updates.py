@@ -231,3 +231,27 @@ def test_the_overview_lists_every_site_after_a_collection_round_and_chromium_fin
         cells = found[s.domain]
         assert core in cells and "up to date" in cells and "verified" in cells, cells
         assert "update-site" in cells, cells  # the last run that changed it
+
+
+def test_bulk_operations_report_every_site_and_a_failed_one_fails_the_run_after_the_others(fleet):
+    from flows.bulk import AdminUser, BulkFailed, bulk
+    from prefect.artifacts import Artifact
+    from tests.conftest import unreachable_server
+
+    sites = [s for _, s in fleet["sites"]]
+    rows = bulk(operation="set", sites=sites, setting="wp:blogdescription=Managed by pressfleet")
+    assert [r["state"] for r in rows] == ["done"] * 4 and all("blogdescription set" in r["detail"] for r in rows), rows
+    again = bulk(operation="set", sites=sites[:1], setting="wp:blogdescription=Managed by pressfleet")
+    assert "already" in again[0]["detail"], again  # a second run changes nothing
+
+    added = bulk(operation="admin-user", sites=sites[:2], admin=AdminUser(login="ops2", email="ops2@lab.test"))
+    assert all(r["detail"].startswith("added administrator ops2") for r in added), added
+    removed = bulk(operation="admin-user", sites=sites[:2], admin=AdminUser(action="remove", login="ops2"))
+    assert all(r["detail"] == "removed ops2 (posts to admin)" for r in removed), removed
+
+    ghost = make_site(name="ghost", domain="ghost.lab.test", server=unreachable_server())
+    with pytest.raises(BulkFailed) as failed:
+        bulk(operation="purge-cache", sites=[*sites, ghost])
+    assert "1 of 5 sites failed: ghost:" in str(failed.value), failed.value
+    table = Artifact.get("bulk")
+    assert table is not None and table.data.count('"done"') == 4 and "ghost" in table.data, table

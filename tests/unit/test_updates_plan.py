@@ -116,3 +116,17 @@ def test_a_selector_that_matches_nothing_is_refused_by_name():
             select(CANDIDATES, [bad])
     with pytest.raises(InvalidInput, match="name them"):
         select(CANDIDATES, [])
+
+
+def test_bulk_settings_and_logins_are_checked_before_any_site_is_touched():
+    from tasks.bulk import login, parse_setting
+
+    assert parse_setting("wp:blogdescription=Hello, world") == ("blogdescription", "Hello, world")
+    assert parse_setting("wp:timezone_string=Europe/Paris") == ("timezone_string", "Europe/Paris")
+    for bad, says in (("blogdescription=x", "wp:OPTION=VALUE"), ("wp:siteurl=https://evil.example", "manages siteurl"),
+                      ("wp:Bad-Name=x", "option name"), ("wp:blogname=a\nb", "one line"), ("php:memory_limit=1G", "wp:")):
+        with pytest.raises(InvalidInput, match=says):
+            parse_setting(bad)
+    assert login("ops2") == "ops2"
+    with pytest.raises(InvalidInput):
+        login("x; drop table")

@@ -14,6 +14,11 @@
  *   inventory    - core's version, every plugin (version, active) and theme (version), the active theme
  *   upgrade      - wp_upgrade() when core is newer than the database (after a core update); never installs
  *   activate     - activates the plugins named in `plugins` (slugs) that are installed and not active
+ *   flush-cache  - wp_cache_flush() (the Redis object cache moves to a new generation)
+ *   set-option   - update_option(`name`, `value`); prints the value before and whether it changed
+ *   admin-user   - `action` add: an administrator `login` with `email` (a random password nobody keeps; WordPress's
+ *                  own new-user mail carries the link to set one), or remove: that user, their posts given to
+ *                  `reassign` (a login)
  */
 
 if (PHP_SAPI !== 'cli') { exit(1); }
@@ -129,6 +134,36 @@ case 'activate':
         }
     }
     pf_out(['activated' => $done]);
+
+case 'flush-cache':
+    pf_out(['flushed' => (bool) wp_cache_flush()]);
+
+case 'set-option':
+    $before = get_option($pf_input['name'], null);
+    $changed = $before !== $pf_input['value'] && update_option($pf_input['name'], $pf_input['value']);
+    pf_out(['before' => $before, 'changed' => (bool) $changed]);
+
+case 'admin-user':
+    require_once ABSPATH . 'wp-admin/includes/user.php';
+    $login = $pf_input['login'];
+    $user = get_user_by('login', $login);
+    if (($pf_input['action'] ?? 'add') === 'remove') {
+        if (!$user) { pf_out(['changed' => false]); }
+        $heir = get_user_by('login', $pf_input['reassign'] ?? '');
+        if (!$heir || $heir->ID === $user->ID) { pf_out(['error' => 'no other user to give the posts of ' . $login . ' to']); }
+        pf_out(['changed' => wp_delete_user($user->ID, $heir->ID)]);
+    }
+    if ($user) {
+        if (!in_array('administrator', (array) $user->roles, true)) { $user->set_role('administrator'); pf_out(['changed' => true, 'role' => 'set']); }
+        pf_out(['changed' => false]);
+    }
+    $id = wp_insert_user(['user_login' => $login, 'user_email' => $pf_input['email'], 'role' => 'administrator',
+                          'user_pass' => wp_generate_password(32, true, true)]);
+    if (is_wp_error($id)) { pf_out(['error' => $id->get_error_message()]); }
+    $mailed = true;
+    add_action('wp_mail_failed', function () use (&$mailed) { $mailed = false; });
+    wp_new_user_notification($id, null, 'user');
+    pf_out(['changed' => true, 'user_id' => $id, 'mailed' => $mailed]);
 
 default:
     fwrite(STDERR, "unknown action: " . $pf_action . "\n");
