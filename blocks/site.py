@@ -60,6 +60,11 @@ class WordPressSite(Block):
     php_open_basedir: bool = Field(False, title="Confine PHP to the site's folder (open_basedir)",
                                    description="Costs about 40 % on uncached pages (it defeats PHP's realpath cache).")
     csp: str = Field(DEFAULT_CSP, title="Content-Security-Policy")
+    template: Optional[str] = Field(
+        None, title="Site template", description="A Site Template block: its options apply to every field this site "
+                                                 "does not override, its plugins and themes are installed.")
+    overrides: list[str] = Field(default_factory=list, title="Own options",
+                                 description="The options this site sets itself, whatever its template says.")
     mail_relay: Optional[SmtpRelay] = Field(
         None, title="Mail relay", description="An SMTP Relay block: WordPress's mail goes there (msmtp on the host). "
                                               "Empty: PHP's mail() as Debian ships it (no MTA: mail is not sent).")
@@ -82,6 +87,19 @@ class WordPressSite(Block):
         from pressfleet.fleet.selection import tag
 
         return list(dict.fromkeys(tag(t) for t in value))
+
+    @field_validator("template")
+    @classmethod
+    def _check_template(cls, value: Optional[str]) -> Optional[str]:
+        return validate.block_name(value, "Site Template block") if value else None
+
+    @field_validator("overrides")
+    @classmethod
+    def _check_overrides(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(cls.model_fields))
+        if unknown:
+            raise ValueError(f"overrides name options the site block does not have: {', '.join(unknown)}")
+        return list(dict.fromkeys(value))
 
     @field_validator("acme_server")
     @classmethod

@@ -16,6 +16,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from pressfleet.plan import desired as provision
 from pressfleet.ssh.converge import StepResult
+from blocks.template import with_template
 from pressfleet.fleet.changes import record_change
 from pressfleet.fleet.locks import site_lock
 from pressfleet.plan.desired import Component, ProvisionReport
@@ -36,6 +37,7 @@ from tasks.php import configure_php, host_inventory, measured_worker_memory
 from tasks.redis import configure_redis
 from tasks.security import configure_fail2ban, configure_firewall, harden_ssh
 from tasks.wordpress import configure_wordpress
+from tasks.updates import ensure_template_components
 
 
 @task(name="sizing inputs", cache_policy=NONE)
@@ -194,17 +196,47 @@ def provision_wordpress(
     the packages it would install and the services and commands it would touch (like Ansible's check mode).
     It takes no lock and runs no checks of the live site.
     """
+    site = with_template(site)  # an unknown template is refused here, before anything runs
+    template_parts = template_components(site)
     with run_connections():
         if dry_run:
             with converge.dry_run():
-                return _provision_locked(server, site, components, False, "", dry_run=True)
+                return _provision_locked(server, site, components, False, "", dry_run=True,
+                                         template_parts=template_parts)
         with site_lock([site.config().name], "provision-wordpress", hosts=[server], host_files=True,
                        logger=get_run_logger()) as lock:
-            return _provision_locked(server, site, components, verify, lock.note)
+            return _provision_locked(server, site, components, verify, lock.note, template_parts=template_parts)
+
+
+def template_components(site: WordPressSite) -> tuple[list, list[str]] | None:
+    """The catalogue releases of the site's template's plugins and themes, and the plugins to activate; None
+    without a template. A slug the catalogue does not have is refused before anything runs."""
+    if not site.template:
+        return None
+    from blocks.catalog import ReleaseCatalog, load_catalog
+    from blocks.template import load_template
+    from pressfleet.updates.catalog import CatalogError
+
+    template = load_template(site.template)
+    if not template.plugins and not template.themes:
+        return None
+    try:
+        cat = load_catalog(ReleaseCatalog.load(template.catalog) if template.catalog else None)
+    except ValueError as exc:
+        raise CatalogError(f"template {site.template!r}: {exc}") from None
+    releases = []
+    for kind, slugs in (("plugin", template.plugins), ("theme", template.themes)):
+        for slug in slugs:
+            newest = cat.newest(kind, slug)
+            if newest is None:
+                raise CatalogError(f"template {site.template!r} installs {kind} {slug!r}, which the catalogue "
+                                   f"({cat.source}) does not list: add it there or take it out of the template")
+            releases.append(newest)
+    return releases, list(template.plugins)
 
 
 def _provision_locked(server: Server, site: WordPressSite, components: Optional[list[Component]], verify: bool,
-                      lock_note: str, *, dry_run: bool = False) -> ProvisionReport:
+                      lock_note: str, *, dry_run: bool = False, template_parts=None) -> ProvisionReport:
     """The provisioning run itself, with the site's lock held (or a dry run of it)."""
     log = get_run_logger()
     started = time.monotonic()
@@ -284,6 +316,9 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
             resized = configure_php(server, cfg, files["php"], provision.php_remove(cfg), others)
             resized.name = "php (sized from measured workers)"
             results.append(resized)
+
+    if template_parts and "wordpress" in steps:
+        results.append(ensure_template_components(server, cfg, *template_parts))
 
     php_results = [r for r in results if r.name.startswith("php")]
     if php_results and any(r.did_change for r in php_results):

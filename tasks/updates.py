@@ -12,14 +12,17 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from prefect import task
+from prefect.cache_policies import NONE
+
 from pressfleet.plan import wprelease
 from pressfleet.render.configs import php_error_log_path
 from pressfleet.ssh import converge
-from pressfleet.ssh.converge import ManagedFile
+from pressfleet.ssh.converge import ManagedFile, StepResult
 from pressfleet.ssh.pagecache import purge_site_pages
 from pressfleet.ssh.remote import run
 from pressfleet.updates.plan import Installed, PageCheck, Pending, SiteChecks
-from tasks.common import script, wordpress_file
+from tasks.common import connected, script, step, wordpress_file
 from tasks.nginx import NGINX_USER
 from tasks.wordpress import BOOTSTRAP, _release_script, bootstrap, end_maintenance  # noqa: F401 - flows use it here
 
@@ -182,3 +185,25 @@ def screenshot(domain: str, address: str, *, timeout_s: float = 45.0) -> bytes |
             return page.screenshot(full_page=True, animations="disabled", caret="hide")
         finally:
             browser.close()
+
+
+@task(name="template", cache_policy=NONE)
+def ensure_template_components(server, site, releases: list, activate: list[str]) -> StepResult:
+    """The plugins and themes of the site's template (RELEASES, from the catalogue) that the site lacks,
+    installed; its plugins (ACTIVATE) active. What the site already has is left as it is (updates are
+    update-site's job)."""
+    with step("template") as result, connected(server) as conn:
+        if converge.current_dry_run() is not None:
+            result.notes.append("dry run: the template's plugins and themes were not checked")
+            return result
+        ensure_bootstrap(conn)
+        have = inventory(conn, site)
+        for r in releases:
+            if r.slug not in (have.plugins if r.kind == "plugin" else have.themes):
+                how = install_component(conn, site, r.kind, r.slug, r.url, r.sha256)
+                result.changed.append(f"{r.kind} {r.slug} {how.split()[-1]} installed")
+        todo = [slug for slug in activate if slug not in have.active_plugins]
+        if todo:
+            done = bootstrap(conn, site, "activate", {"plugins": todo}).get("activated", [])
+            result.changed += [f"plugin {slug} activated" for slug in done]
+    return result

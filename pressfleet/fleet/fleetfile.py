@@ -123,8 +123,9 @@ def _constraints(info) -> dict:
     return out
 
 
-# A mail relay is a block of its own (its password a secret): set on the site block in the UI, not in the file yet.
-SiteOptions = _options_model(WordPressSite, "SiteOptions", exclude=(*SITE_OWN_KEYS, "mail_relay"))
+# A mail relay is a block of its own (its password a secret), and a Site Template block is the UI's own kind of
+# template (the file has `templates`): both are set on the site block in the UI, not in the file yet.
+SiteOptions = _options_model(WordPressSite, "SiteOptions", exclude=(*SITE_OWN_KEYS, "mail_relay", "template", "overrides"))
 
 
 class ServerSpec(_Strict):

@@ -255,3 +255,41 @@ def test_bulk_operations_report_every_site_and_a_failed_one_fails_the_run_after_
     assert "1 of 5 sites failed: ghost:" in str(failed.value), failed.value
     table = Artifact.get("bulk")
     assert table is not None and table.data.count('"done"') == 4 and "ghost" in table.data, table
+
+
+def test_a_site_template_applies_its_options_and_plugins_and_a_change_reaches_every_site_made_from_it(fleet):
+    from blocks.catalog import ReleaseCatalog
+    from blocks.template import SiteTemplate
+    from flows.bulk import bulk
+    from tests.conftest import save_copy
+
+    (h3, u3), (h4, u4) = fleet["sites"][2], fleet["sites"][3]
+    catalog_block = f"{TEST_PREFIX}catalog"
+    ReleaseCatalog(source="file", file=fleet["catalog"].file).save(catalog_block, overwrite=True)
+    template = f"{TEST_PREFIX}shop"
+    SiteTemplate(options={"page_cache_ttl_s": 600}, themes=["twentytwentyfour"], tags=["shop"],
+                 catalog=catalog_block).save(template, overwrite=True)
+    own = u4.model_copy(update={"page_cache_ttl_s": 1200})
+    made = [save_copy(u3.model_copy(update={"template": template}), f"{TEST_PREFIX}site-u3"),
+            save_copy(own.model_copy(update={"template": template, "overrides": ["page_cache_ttl_s"]}),
+                      f"{TEST_PREFIX}site-u4")]
+
+    def ttl(host, site) -> str:
+        conn = connect_lab(host)
+        try:
+            vhost = run(conn, ["cat", site.config().nginx_vhost_path]).stdout
+        finally:
+            conn.close()
+        return next(line.split()[-1] for line in vhost.splitlines() if "fastcgi_cache_valid 200 301" in line)
+
+    rows = bulk(operation="reprovision", select=[f"template:{template}"])
+    assert sorted(r["site"] for r in rows) == ["u3", "u4"] and all(r["state"] == "done" for r in rows), rows
+    assert ttl(h3, u3) == "600s;" and ttl(h4, u4) == "1200s;"  # u4 sets its own
+    for host, site in ((h3, u3), (h4, u4)):
+        assert _inventory(host, site).themes["twentytwentyfour"] == "1.3"
+
+    SiteTemplate(options={"page_cache_ttl_s": 900}, themes=["twentytwentyfour"], tags=["shop"],
+                 catalog=catalog_block).save(template, overwrite=True)
+    bulk(operation="reprovision", select=[f"template:{template}"])
+    assert ttl(h3, u3) == "900s;" and ttl(h4, u4) == "1200s;"
+    assert {s.name for s in made} == {"u3", "u4"}

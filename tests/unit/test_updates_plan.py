@@ -130,3 +130,24 @@ def test_bulk_settings_and_logins_are_checked_before_any_site_is_touched():
     assert login("ops2") == "ops2"
     with pytest.raises(InvalidInput):
         login("x; drop table")
+
+
+def test_a_template_sets_only_site_options_and_a_site_keeps_what_it_overrides(monkeypatch):
+    from blocks import template as tpl
+    from blocks.site import WordPressSite
+
+    shop = tpl.SiteTemplate(options={"page_cache_ttl_s": 600, "allow_xmlrpc": True}, tags=["shop"], plugins=["akismet"])
+    monkeypatch.setattr(tpl, "load_template", lambda name: shop)
+    base = dict(name="a", domain="a.example.com", admin_email="x@example.com", template="shop")
+    site = tpl.with_template(WordPressSite(**base, tags=["eu"]))
+    assert (site.page_cache_ttl_s, site.allow_xmlrpc, site.tags) == (600, True, ["eu", "shop"])
+    own = tpl.with_template(WordPressSite(**base, page_cache_ttl_s=120, overrides=["page_cache_ttl_s"]))
+    assert (own.page_cache_ttl_s, own.allow_xmlrpc) == (120, True)
+    plain = WordPressSite(name="b", domain="b.example.com", admin_email="x@example.com")
+    assert tpl.with_template(plain) is plain
+    for bad in ({"options": {"domain": "evil.example"}}, {"options": {"server": None}},
+                {"options": {"page_cache_ttl_s": 0}}, {"plugins": ["../x"]}):
+        with pytest.raises(ValueError):
+            tpl.SiteTemplate(**bad)
+    with pytest.raises(ValueError, match="overrides name options"):
+        WordPressSite(**base, overrides=["colour"])
