@@ -178,9 +178,14 @@ def screenshot(domain: str, address: str, *, timeout_s: float = 45.0) -> bytes |
     args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
             f"--host-resolver-rules=MAP {domain} {address}"]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=args)  # root: no sandbox
         try:
-            page = browser.new_page(ignore_https_errors=True, viewport={"width": 1280, "height": 900})
+            # The page is the site's, i.e. untrusted: no JavaScript runs, and no request leaves for any host but
+            # the site's own (never this machine's Prefect API on loopback, say).
+            page = browser.new_page(ignore_https_errors=True, viewport={"width": 1280, "height": 900},
+                                    java_script_enabled=False)
+            page.route("**/*", lambda route: route.continue_() if urlsplit(route.request.url).hostname == domain
+                       else route.abort())
             page.goto(f"https://{domain}/", wait_until="networkidle", timeout=timeout_s * 1000)
             return page.screenshot(full_page=True, animations="disabled", caret="hide")
         finally:
