@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
+from blocks.template import with_template
 from pressfleet.backup.targets import server_of
 from pressfleet.fleet.changes import record_change
 from pressfleet.fleet.locks import site_lock
@@ -24,7 +25,7 @@ from pressfleet.validate import InvalidInput
 from tasks import bulk as steps
 from tasks.common import connected
 
-Operation = Literal["backup", "restore-test", "reprovision", "purge-cache", "set", "admin-user"]
+Operation = Literal["backup", "restore-test", "reprovision", "purge-cache", "rotate-secrets", "set", "admin-user"]
 MAX_AT_ONCE = 4  # sites worked on at once by this run; each host's own limit (its Server block) holds as well
 
 
@@ -60,9 +61,11 @@ def _one(operation: str, site: WordPressSite, *, setting, admin, storage, scratc
     config = site.config()
     server = server_of(site)
     with site_lock([site.name], f"bulk-{operation}", hosts=[server]), connected(server) as conn:
-        if operation == "purge-cache":
+        if operation == "rotate-secrets":
+            done = steps.rotate_secrets(conn, with_template(site).config())
+        elif operation == "purge-cache":
             return steps.purge_cache(conn, config)
-        if operation == "set":
+        elif operation == "set":
             done = steps.set_option(conn, config, *setting)
         else:
             done = steps.admin_user(conn, config, admin.action, admin.login, admin.email, site.admin_user)
@@ -85,7 +88,9 @@ def bulk(
 
     `select`: site names or domains, `tag:T`, `server:S`, `template:T` or `all` (or `sites`, picked blocks).
     Operations: `backup`, `restore-test` (on `scratch`, left empty a fresh lab host), `reprovision` (provision
-    again from the site's block), `purge-cache` (its pages in nginx's cache and its object cache), `set` with
+    again from the site's block), `purge-cache` (its pages in nginx's cache and its object cache),
+    `rotate-secrets` (its database and Redis passwords and WordPress salts, with no downtime: both sets work
+    while wp-config.php changes; every login ends), `set` with
     `setting` `wp:OPTION=VALUE` (a WordPress option; those pressfleet manages itself are refused), `admin-user`
     with `admin` (add an administrator, whom WordPress mails a link to set a password, or remove one, their posts
     given to the site's admin). The `bulk` table artifact has one row per site; when any site failed the run

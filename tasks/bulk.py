@@ -61,3 +61,13 @@ def purge_cache(conn, site) -> str:
     removed = purge_site_pages(conn, list(site.server_names))
     flushed = bootstrap(conn, site, "flush-cache")
     return "; ".join([*removed, "object cache flushed" if flushed.get("flushed") else "no object cache"]) or "nothing cached"
+
+
+def rotate_secrets(conn, site) -> str:
+    """New database and Redis passwords and salts for SITE (its config as provisioning applies it), no downtime."""
+    from pressfleet.plan.desired import wp_config
+    from tasks import rotate
+    from tasks.updates import ensure_bootstrap
+
+    ensure_bootstrap(conn)  # the host's bootstrap knows end-sessions
+    return rotate.rotate(conn, site, lambda db, salts, redis: wp_config(site, db, salts, redis))

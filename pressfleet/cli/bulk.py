@@ -13,7 +13,7 @@ from pressfleet.cli.common import run_or_fail as _run
 def register(app: typer.Typer) -> None:
     @app.command("bulk")
     def bulk_cmd(
-        operation: str = typer.Argument(..., help="backup, restore-test, reprovision, purge-cache, set or admin-user."),
+        operation: str = typer.Argument(..., help="backup, restore-test, reprovision, purge-cache, rotate-secrets, set or admin-user."),
         select: List[str] = typer.Option([], "--select", help="Sites: names or domains, tag:T, server:S, template:T, all."),
         setting: Optional[str] = typer.Option(None, "--setting", help="For set: wp:OPTION=VALUE."),
         login: Optional[str] = typer.Option(None, "--login", help="For admin-user: the administrator's login."),

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pressfleet.fleet.siteconfig import WpSalts, generate_secret
 
 # Every Secret block a site has (`secret_block_name(site, kind)`): site removal deletes them all.
-SECRET_KINDS: tuple[str, ...] = ("db-password", "admin-password", "salts", "redis-password")
+# (`rotation` exists only while a secret rotation is under way: the new values, saved before the host changes.)
+SECRET_KINDS: tuple[str, ...] = ("db-password", "admin-password", "salts", "redis-password", "rotation")
 
 
 @dataclass(frozen=True)

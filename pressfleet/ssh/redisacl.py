@@ -158,3 +158,9 @@ def flush_site_keys(conn, site: str, *, database: int = 0) -> int:
 def count_site_keys(conn, site: str, *, database: int = 0) -> int:
     """How many keys `<site>:*` DATABASE holds (as the admin)."""
     return int(_script(conn, ["keys", _database(database), key_pattern(site), "count"]).stdout.strip() or 0)
+
+
+def add_site_password(conn, site: str, password: str) -> None:
+    """One more password for the site's user (its hash, on stdin), the others kept: both work while a rotation
+    changes wp-config.php; set_site_user with the new one alone ends it."""
+    _script(conn, ["setuser", acl_user(site)], stdin=f"#{password_hash(password)}")

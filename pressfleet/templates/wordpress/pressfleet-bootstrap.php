@@ -19,6 +19,7 @@
  *   admin-user   - `action` add: an administrator `login` with `email` (a random password nobody keeps; WordPress's
  *                  own new-user mail carries the link to set one), or remove: that user, their posts given to
  *                  `reassign` (a login)
+ *   end-sessions - every user's login sessions destroyed (WP_Session_Tokens), after new salts: nobody stays logged in
  */
 
 if (PHP_SAPI !== 'cli') { exit(1); }
@@ -164,6 +165,14 @@ case 'admin-user':
     add_action('wp_mail_failed', function () use (&$mailed) { $mailed = false; });
     wp_new_user_notification($id, null, 'user');
     pf_out(['changed' => true, 'user_id' => $id, 'mailed' => $mailed]);
+
+case 'end-sessions':
+    $count = 0;
+    foreach (get_users(['fields' => 'ID', 'meta_key' => 'session_tokens']) as $id) {
+        $count += count(WP_Session_Tokens::get_instance((int) $id)->get_all());
+    }
+    WP_Session_Tokens::destroy_all_for_all_users();
+    pf_out(['ended' => $count]);
 
 default:
     fwrite(STDERR, "unknown action: " . $pf_action . "\n");
