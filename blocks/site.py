@@ -8,6 +8,7 @@ from prefect.blocks.core import Block
 from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from blocks.mail import SmtpRelay
+from pressfleet.updates.policy import UpdatePolicy
 from blocks.server import Server
 from pressfleet import validate
 from pressfleet.fleet.siteconfig import DEFAULT_CSP, SiteConfig
@@ -65,6 +66,10 @@ class WordPressSite(Block):
                                                  "does not override, its plugins and themes are installed.")
     overrides: list[str] = Field(default_factory=list, title="Own options",
                                  description="The options this site sets itself, whatever its template says.")
+    update_policy: UpdatePolicy = Field(
+        default_factory=UpdatePolicy, title="Update policy",
+        description="What the scheduled auto-update run does with security, minor and major releases: install "
+                    "them (auto), ask a person in the Prefect UI (approval), or leave them (never).")
     mail_relay: Optional[SmtpRelay] = Field(
         None, title="Mail relay", description="An SMTP Relay block: WordPress's mail goes there (msmtp on the host). "
                                               "Empty: PHP's mail() as Debian ships it (no MTA: mail is not sent).")

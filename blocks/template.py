@@ -1,5 +1,5 @@
 """The SiteTemplate block: a named set of site options (PHP, caches, hardening), the plugins and themes to install
-from the release catalogue, and tags, shared by every site made from it."""
+from the release catalogue, an update policy, and tags, shared by every site made from it."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, field_validator, model_validator
 
 from pressfleet import validate
+from pressfleet.updates.policy import UpdatePolicy
 
 # What a template may not set: who the site is, where it runs, its secrets, and the template bookkeeping itself.
 NOT_TEMPLATE_KEYS = frozenset({"name", "domain", "aliases", "admin_email", "admin_user", "title", "server",
@@ -34,6 +35,9 @@ class SiteTemplate(Block):
     plugins: list[str] = Field(default_factory=list, title="Plugins", description="Slugs, installed from the catalogue and activated.")
     themes: list[str] = Field(default_factory=list, title="Themes", description="Slugs, installed from the catalogue.")
     tags: list[str] = Field(default_factory=list, title="Tags")
+    update_policy: Optional[UpdatePolicy] = Field(
+        None, title="Update policy", description="For every site made from it that does not set its own "
+                                                 "(auto, approval or never per security, minor and major release).")
     catalog: Optional[str] = Field(None, title="Release Catalog block",
                                    description="Where plugins and themes come from; empty: pressfleet-catalog.")
 
@@ -79,6 +83,8 @@ def with_template(site):
         return site
     template = load_template(site.template)
     update = {k: v for k, v in template.options.items() if k not in set(site.overrides)}
+    if template.update_policy is not None and "update_policy" not in site.overrides:
+        update["update_policy"] = template.update_policy
     merged = site.model_copy(update={**update, "tags": list(dict.fromkeys([*site.tags, *template.tags]))})
     return type(site)(**{name: getattr(merged, name) for name in type(site).model_fields})  # checked as a whole
 

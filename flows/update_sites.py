@@ -35,6 +35,7 @@ from pressfleet.fleet.nothing import nothing_to_do
 from pressfleet.fleet.selection import select_saved
 from pressfleet.updates.imagediff import compare
 from pressfleet.updates.plan import outdated, plan_waves, regressions
+from pressfleet.updates.policy import Level, pending_at
 from tasks import updates
 from tasks.backup import backup_one, restore_one, restore_test_one
 from tasks.common import connected, run_connections
@@ -109,6 +110,7 @@ def update_site(
     sitemap_urls: int = 5,
     proof_max_age_minutes: int = 60,
     screenshot_threshold: float = 0.25,
+    levels: Optional[list[Level]] = None,
     dry_run: bool = False,
 ) -> dict:
     """Update one site to the catalogue's newest core, plugins and themes, or leave it as it was.
@@ -121,7 +123,11 @@ def update_site(
     whose full-page screenshot (headless Chromium, before and after) differs in more than `screenshot_threshold`
     of its pixels rolls files and database back to the proven backup, checks the site again and fails the run
     saying why; the screenshots and the diff image are kept under the state folder's reports/update-site/. The catalogue
-    left empty is the saved Release Catalog `pressfleet-catalog`. `dry_run` lists the updates and changes nothing.
+    left empty is the saved Release Catalog `pressfleet-catalog`. `levels` (security, minor, major; see the
+    update policy) takes only releases of those levels, each component's newest of them; left empty, the
+    newest release of each. `dry_run` lists the updates and changes nothing. While an update runs the host keeps
+    a record of it; a run that was cut half-way (a dropped connection, a killed worker) is found by the next
+    update of the site, which first rolls it back to that run's proven backup.
     """
     log = get_run_logger()
     cat = load_catalog(catalog)  # refused before anything runs when there is none
@@ -134,10 +140,15 @@ def update_site(
     started = time.monotonic()
     with site_lock([config.name], "update-site", hosts=[server], logger=log), run_connections():
         with connected(server) as conn:
+            left = updates.underway(conn, config)
+        if left is not None and not dry_run:
+            row["recovered"] = finish_cut_update(site, store, server, left, encryption_key)
+            log.warning("%s: %s", site.name, row["recovered"])
+        with connected(server) as conn:
             if not dry_run:
                 updates.ensure_bootstrap(conn)
             installed = updates.inventory(conn, config)
-        pending = outdated(installed, cat, kinds)
+        pending = outdated(installed, cat, kinds) if levels is None else pending_at(installed, cat, levels, kinds)
         row["updates"] = [p.describe() for p in pending]
         if not pending or dry_run:
             row["state"] = "would update" if pending else "up to date"
@@ -156,6 +167,7 @@ def update_site(
         core_changed, done = False, []
         try:
             with connected(server) as conn:
+                updates.mark_underway(conn, config, underway_record(row, old_core, pending, paths))
                 for p in pending:
                     core_changed = core_changed or p.kind == "core"
                     done.append(updates.apply_update(conn, config, p))
@@ -175,6 +187,8 @@ def update_site(
             core = next((p.release for p in pending if p.kind == "core"), None)
             if core is not None:
                 record_release(site, core.url, core.sha256)
+            with connected(server) as conn:
+                updates.clear_underway(conn, config)
             return _finish(row, started)
         log.error("%s: %s; rolling back to backup %s", site.name, "; ".join(row["reasons"]), row["backup"])
         try:
@@ -186,12 +200,42 @@ def update_site(
             raise UpdateFailed(f"{site.name}: the update failed ({'; '.join(row['reasons'])}) and so did the "
                                f"rollback to backup {row['backup']}: {exc}") from None
         row["after"] = _pages(checks)
+        with connected(server) as conn:
+            updates.clear_underway(conn, config)  # rolled back: nothing is left half-way
         still = regressions(replace(before, fatals=fatals), checks)
         row["state"] = "rolled back" if not still else "rollback failed"
         _finish(row, started)
         verdict = ("rolled back to backup %s in %.1f s, and the site answers as before" % (row["backup"], row["rollback_seconds"])
                    if not still else f"rolled back, but the site still differs: {'; '.join(still)}")
         raise UpdateFailed(f"{site.name}: {'; '.join(row['reasons'])}; {verdict}")
+
+
+def underway_record(row: dict, old_core, pending, paths: list[str]) -> dict:
+    """What the host keeps while an update runs: enough for the next run to roll it back."""
+    from prefect.runtime import flow_run
+
+    return {"backup": row["backup"], "core_changed": any(p.kind == "core" for p in pending),
+            "old_core": {"url": old_core.url, "sha256": old_core.sha256} if old_core is not None else None,
+            "paths": paths, "updates": [p.describe() for p in pending], "run": str(flow_run.id or ""),
+            "started": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def finish_cut_update(site: WordPressSite, storage, server: Server, left: dict, key_block) -> str:
+    """An update of SITE that a cut run left half-way (its record on the host): files and database back to its
+    proven backup, checked, the record removed. Raises (the record kept for the next run) if that fails."""
+    from pressfleet.plan.wprelease import Recorded
+
+    old_core = Recorded(**left["old_core"]) if left.get("old_core") else None
+    checks, _, seconds = roll_back(site, storage, server, left["backup"], old_core, bool(left.get("core_changed")),
+                                   key_block, list(left.get("paths") or ["/"]))
+    broken = [p for p in checks.pages if not 200 <= p.status < 300]
+    if broken:
+        raise UpdateFailed(f"{site.name}: an update cut half-way (run {left.get('run') or '?'}) was rolled back to "
+                           f"backup {left['backup']}, but {_pages(checks)}")
+    with connected(server) as conn:
+        updates.clear_underway(conn, site.config())
+    return (f"an update cut half-way ({'; '.join(left.get('updates') or [])}, run {left.get('run') or '?'}, started "
+            f"{left.get('started', '?')}) was rolled back to backup {left['backup']} in {seconds:.1f} s")
 
 
 class Screenshots:
@@ -297,6 +341,7 @@ def update_sites(
     encryption_key: Optional[Secret] = None,
     scratch: Optional[Server] = None,
     sitemap_urls: int = 5,
+    levels: Optional[list[Level]] = None,
     deployment: Optional[str] = UPDATE_DEPLOYMENT,
 ) -> dict:
     """Update the fleet (or the picked sites) in waves, each site as `update-site` does.
@@ -306,7 +351,8 @@ def update_sites(
     `waves` gives each wave's cumulative reach: `1,25%,100%` updates one site (the canary), then up to a
     quarter of the fleet, then the rest. A wave in which any site failed (and was rolled back) stops the run:
     later waves never start and the run says which site and why. With `approve_waves` the run pauses after
-    every wave but the last until a person chooses continue or stop in the Prefect UI. Each site is a child run
+    every wave but the last until a person chooses continue or stop in the Prefect UI. `levels` as for
+    update-site (only releases of those levels). Each site is a child run
     of the `deployment` (shared by every worker); left empty, the sites run in this process.
     """
     log = get_run_logger()
@@ -317,7 +363,8 @@ def update_sites(
     load_catalog(catalog)  # no catalogue: refused before any site is touched
     plan = plan_waves([s.name for s in targets], waves)
     by_name = {s.name: s for s in targets}
-    params = {"components": list(components), "sitemap_urls": sitemap_urls}
+    params = {"components": list(components), "sitemap_urls": sitemap_urls,
+              **({"levels": list(levels)} if levels is not None else {})}
     refs = {k: v for k, v in {"catalog": catalog, "storage": storage, "encryption_key": encryption_key,
                               "scratch": scratch}.items() if v is not None}
     rows, stopped = [], ""

@@ -212,3 +212,33 @@ def ensure_template_components(server, site, releases: list, activate: list[str]
             done = bootstrap(conn, site, "activate", {"plugins": todo}).get("activated", [])
             result.changed += [f"plugin {slug} activated" for slug in done]
     return result
+
+
+# --- an update under way, as the host remembers it ---------------------------------------------------------
+# Written just before the first file changes and removed once the site is updated or rolled back, so a run cut
+# half-way (a dropped connection, a killed worker) is found by the next update of the site, which rolls it back
+# to the same proven backup before anything else. Root's own folder: no site's PHP can write or replace it.
+UNDERWAY_DIR = "/var/lib/pressfleet/updates"
+
+
+def _underway_path(site) -> str:
+    return f"{UNDERWAY_DIR}/{site.name}.json"  # the site name is a validated identifier
+
+
+def mark_underway(conn, site, record: dict) -> None:
+    import json
+
+    run(conn, ["sh", "-c", 'install -d -o root -g root -m 0700 "$1" && umask 077 && cat > "$2.new" && mv -f "$2.new" "$2"',
+               "sh", UNDERWAY_DIR, _underway_path(site)], stdin=json.dumps(record))
+
+
+def underway(conn, site) -> dict | None:
+    """The record of an update of SITE that started and never finished (None: there is none)."""
+    import json
+
+    out = run(conn, ["sh", "-c", 'test ! -e "$1" || cat "$1"', "sh", _underway_path(site)]).stdout.strip()
+    return json.loads(out) if out else None
+
+
+def clear_underway(conn, site) -> None:
+    run(conn, ["rm", "-f", _underway_path(site)])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from pressfleet.fleet.fleetfile import (
     SITE_ENTRY_KEYS, STORAGE_TYPES, FleetDoc, FleetFile, FleetFileError, SecretRef, secret_refs, site_options,
@@ -39,6 +39,8 @@ def digest(value: str) -> str:
 
 def _plain(value: Any) -> Any:
     """A block field's value as the plan compares it: secrets as digests, blocks by name, tuples as lists."""
+    from prefect.blocks.core import Block
+
     from blocks.server import Server
 
     if isinstance(value, SecretStr):
@@ -49,6 +51,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, BaseModel) and not isinstance(value, Block):  # a plain model field: an update policy
+        return value.model_dump(mode="json")
     return value
 
 

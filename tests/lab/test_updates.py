@@ -9,7 +9,6 @@ restore-test runs on a third stack host given as the scratch server. The tests r
 
 from __future__ import annotations
 
-import hashlib
 import io
 import subprocess
 import zipfile
@@ -44,18 +43,12 @@ def _plugin_zip(version: str, body: str) -> bytes:
     return buf.getvalue()
 
 
-def _publish(name: str, data: bytes) -> dict:
-    """A file of this test on the lab mirror; its catalogue entry's url and sha256."""
-    files = lab._mirror_dir() / "files" / "components"
-    files.mkdir(parents=True, exist_ok=True)
-    (files / name).write_bytes(data)
-    (files / name).chmod(0o644)
-    return {"url": lab.mirror_url(f"components/{name}"), "sha256": hashlib.sha256(data).hexdigest()}
+_publish = lab.publish_component  # a file of this module's on the lab mirror: its catalogue entry's url and sha256
 
 
-def https_status(host, domain: str) -> str:
+def https_status(host, domain: str, path: str = "/") -> str:
     return subprocess.run(["curl", "-ksS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "30",
-                           "--resolve", f"{domain}:443:{host.address}", f"https://{domain}/"],
+                           "--resolve", f"{domain}:443:{host.address}", f"https://{domain}{path}"],
                           capture_output=True, text=True, timeout=60).stdout
 
 
@@ -290,3 +283,106 @@ def test_a_site_template_reaches_every_site_made_from_it_and_a_site_keeps_its_ow
         assert _inventory(host, site).themes["twentytwentyfour"] == "1.3"
 
     assert {s.name for s in made} == {"u3", "u4"}
+
+
+def test_the_update_policy_installs_a_security_release_itself_and_asks_a_person_about_a_major_one(fleet):
+    """auto-update on u1 (the default policy) and u2 (its own: security releases never): the plugin's security
+    release goes onto u1 alone while the run pauses for approval of its major release; approved in the run's
+    input (as the Prefect UI sends it), the major release goes onto both."""
+    import threading
+    import time
+    from contextvars import copy_context
+
+    from blocks.catalog import ReleaseCatalog
+    from flows.auto_update import auto_update
+    from prefect import get_client
+    from prefect.artifacts import Artifact
+    from prefect.client.schemas.filters import FlowFilter, FlowRunFilter
+    from prefect.flow_runs import resume_flow_run
+    from pressfleet.updates.policy import UpdatePolicy
+
+    (h1, u1), (h2, u2) = fleet["sites"][:2]
+    fix = _publish(f"{TEST_PREFIX}{PLUGIN}.1.0.1.zip", _plugin_zip("1.0.1", GOOD))
+    major = _publish(f"{TEST_PREFIX}{PLUGIN}.4.0.zip", _plugin_zip("4.0", GOOD))
+    catalog = ReleaseCatalog(source="entries", entries=[
+        *fleet["entries"], {"kind": "plugin", "slug": PLUGIN, "version": "1.0", **fleet["good"]},
+        {"kind": "plugin", "slug": PLUGIN, "version": "1.0.1", "security": True, **fix},
+        {"kind": "plugin", "slug": PLUGIN, "version": "4.0", **major}])
+    strict = u2.model_copy(update={"update_policy": UpdatePolicy(security="never")})
+    box: dict = {}
+
+    def run() -> None:
+        try:
+            box["result"] = auto_update(sites=[u1, strict], waves="100%", catalog=catalog, storage=fleet["storage"],
+                                        scratch=fleet["scratch"], deployment=None, approval_timeout_minutes=15)
+        except Exception as exc:  # noqa: BLE001 - the assertions below say what happened
+            box["error"] = exc
+
+    worker = threading.Thread(target=copy_context().run, args=(run,), daemon=True)
+    worker.start()
+    paused, deadline = [], time.monotonic() + 600
+    while not paused and time.monotonic() < deadline and worker.is_alive():
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(flow_filter=FlowFilter(name={"any_": ["auto-update"]}),
+                                           flow_run_filter=FlowRunFilter(state={"type": {"any_": ["PAUSED"]}}))
+        time.sleep(1)
+    assert paused, box
+    # while it waits: the security release is on u1 only, the major release on neither
+    assert _inventory(h1, u1).plugins[PLUGIN] == "1.0.1" and _inventory(h2, u2).plugins[PLUGIN] == "1.0"
+    asked = Artifact.get("auto-update-approval")
+    # asked as the sites are now: u1 from the security release it just got, u2 from the release it kept
+    assert asked is not None and f"plugin {PLUGIN} 1.0.1 -> 4.0" in asked.data and f"{PLUGIN} 1.0 -> 4.0" in asked.data, asked.data
+
+    resume_flow_run(paused[0].id, run_input={"decision": "approve"})
+    worker.join(600)
+    assert "result" in box, box
+    assert box["result"]["decision"] == "approve"
+    for host, site in ((h1, u1), (h2, u2)):
+        assert _inventory(host, site).plugins[PLUGIN] == "4.0"
+        assert https_status(host, site.domain) == "200"
+
+
+def test_an_update_cut_half_way_is_found_and_rolled_back_by_the_next_run(fleet):
+    """A run that died after swapping in a plugin's new files (its record left on the host, as mark_underway
+    writes it) is rolled back to its backup by the next update of the site before anything else."""
+    from blocks.catalog import ReleaseCatalog
+    from flows.bulk import bulk
+    from flows.update_sites import underway_record, update_site
+    from pressfleet.backup.catalog import list_backups
+    from pressfleet.updates.plan import Pending
+    from pressfleet.updates.catalog import release
+    from tasks import updates
+
+    host, site = fleet["sites"][3]
+    config = site.config()
+    bulk(operation="backup", sites=[site], storage=fleet["storage"])
+    backup = list(list_backups(fleet["storage"].store(), site.name))[-1].manifest.backup_id
+    half = _publish(f"{TEST_PREFIX}{PLUGIN}.5.0.zip", _plugin_zip("5.0", FATAL))
+    conn = connect_lab(host)
+    try:
+        old_core = updates.recorded_core(conn, config)
+        new = release({"kind": "plugin", "slug": PLUGIN, "version": "5.0", **half})
+        updates.mark_underway(conn, config, underway_record({"backup": backup}, old_core,
+                                                            [Pending("plugin", PLUGIN, "1.0", new)], ["/"]))
+        updates.install_component(conn, config, "plugin", PLUGIN, half["url"], half["sha256"])  # ...and it died here
+    finally:
+        conn.close()
+    conn = connect_lab(host)
+    try:  # the new files are in place (PHP-FPM, not reloaded, may still run the old ones for a while)
+        text = run(conn, ["cat", f"{config.web_root}/wp-content/plugins/{PLUGIN}/{PLUGIN}.php"]).stdout
+    finally:
+        conn.close()
+    assert "Version: 5.0" in text
+
+    only_old = ReleaseCatalog(source="entries", entries=[{"kind": "plugin", "slug": PLUGIN, "version": "1.0", **fleet["good"]}])
+    row = update_site(site=site, components=["plugins"], catalog=only_old, storage=fleet["storage"],
+                      scratch=fleet["scratch"])
+    assert f"rolled back to backup {backup}" in row["recovered"] and f"{PLUGIN} 1.0 -> 5.0" in row["recovered"], row
+    assert row["state"] == "up to date", row
+    assert _inventory(host, site).plugins[PLUGIN] == "1.0"
+    assert https_status(host, site.domain, "/?pf=rolled-back") == "200"
+    conn = connect_lab(host)
+    try:
+        assert updates.underway(conn, config) is None  # the record is gone
+    finally:
+        conn.close()

@@ -84,8 +84,9 @@ def test_the_deployed_schedules_and_parameters_come_from_deployments_folder(demo
         scheduled += bool(crons)
         for key, value in (d.get("parameters") or {}).items():
             assert got[name].parameters.get(key) == value, (name, key)
-    assert scheduled == 11  # schedules.yaml lists 11 (check-updates the newest)
+    assert scheduled == 12  # schedules.yaml lists 12 (auto-update the newest)
     assert got["check-updates"].schedules, "check-updates runs every morning"
+    assert got["auto-update"].schedules, "auto-update applies the sites' update policies every morning"
     assert got["weekly-prune"].parameters["dry_run"] is False  # from deployments/lab.yaml
     pool_env = stack._api(cfg, "GET", f"/work_pools/{cfg.work_pool}")["base_job_template"]
     assert pool_env["variables"]["properties"]["env"]["default"] == {"PYTHONUNBUFFERED": "1"}  # work-pool.json
