@@ -15,6 +15,7 @@ from typing import Optional
 import typer
 
 from pressfleet.cli.common import fail as _fail
+from pressfleet.cli.common import load_block
 from pressfleet.cli.common import load_site
 from pressfleet.cli.common import run_or_fail as _run
 
@@ -38,14 +39,9 @@ def _storage(name: Optional[str]):
 
 
 def _server(name: Optional[str]):
-    if not name:
-        return None
     from blocks.server import Server
 
-    try:
-        return Server.load(name)
-    except ValueError:
-        _fail(f"no Server block {name!r}")
+    return load_block(Server, name, "Server")
 
 
 def _key(name: Optional[str]):

@@ -40,3 +40,14 @@ def load_site(text: str):
         return WordPressSite.load(block)
     except ValueError as exc:  # a block saved with values that are no longer valid
         fail(f"site block {block!r} cannot be loaded: {str(exc).splitlines()[0]}")
+
+
+def load_block(cls, name: str | None, what: str):
+    """The saved block NAME of CLS (None when no name was given); a name nothing is saved under fails in one
+    sentence naming WHAT kind of block it should be."""
+    if not name:
+        return None
+    try:
+        return cls.load(name)
+    except ValueError:
+        fail(f"no {what} block {name!r}")

@@ -12,6 +12,7 @@ from typing import List, Optional
 import typer
 
 from pressfleet.cli.common import fail as _fail
+from pressfleet.cli.common import load_block
 from pressfleet.cli.common import run_or_fail as _run
 
 
@@ -31,14 +32,9 @@ def _chosen(selectors: list[str]):
 
 
 def _catalog(name: Optional[str]):
-    if not name:
-        return None
     from blocks.catalog import ReleaseCatalog
 
-    try:
-        return ReleaseCatalog.load(name)
-    except ValueError:
-        _fail(f"no Release Catalog block {name!r}")
+    return load_block(ReleaseCatalog, name, "Release Catalog")
 
 
 def register(app: typer.Typer) -> None:
@@ -109,14 +105,9 @@ def register(app: typer.Typer) -> None:
             plan_waves([s.name for s in chosen], waves)
         except CatalogError as exc:
             _fail(str(exc))
-        scratch_block = None
-        if scratch:
-            from blocks.server import Server
+        from blocks.server import Server
 
-            try:
-                scratch_block = Server.load(scratch)
-            except ValueError:
-                _fail(f"no Server block {scratch!r}")
+        scratch_block = load_block(Server, scratch, "Server")
         if dry_run:
             from flows.update_sites import update_site
 

@@ -18,13 +18,9 @@ _TAG = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
 
 
 @dataclass(frozen=True)
-class Candidate:
-    """A saved site as selection sees it."""
+class Candidate(SavedSite):
+    """A saved site as selection sees it: its identity, and what a selector may name it by."""
 
-    block: str
-    name: str
-    domain: str
-    aliases: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     server: str = ""  # the Server block's name ("" when unknown)
     address: str = ""

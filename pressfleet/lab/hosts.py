@@ -628,6 +628,16 @@ def ensure_mirror() -> dict:
     return {"url": mirror_url(archive.name), "sha256": sha256, "version": version}
 
 
+def publish_component(name: str, data: bytes) -> dict:
+    """DATA (a plugin or theme zip a test or benchmark wrote) served by the lab mirror as components/NAME: the
+    `url` and `sha256` of its catalogue entry."""
+    folder = _mirror_dir() / "files" / "components"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_bytes(data)
+    (folder / name).chmod(0o644)
+    return {"url": mirror_url(f"components/{name}"), "sha256": hashlib.sha256(data).hexdigest()}
+
+
 def ensure_catalogue() -> Path:
     """The lab's release catalogue file for this namespace (its mirror's URLs): Debian 12's and 13's WordPress and
     the plugins and themes they ship, all real releases served by the mirror (started here if it is not)."""
