@@ -1,12 +1,12 @@
 """The SiteTemplate block: a named set of site options (PHP, caches, hardening), the plugins and themes to install
-from the release catalogue, an update policy, and tags, shared by every site made from it."""
+from the release catalogue, administrators, an update policy, and tags, shared by every site made from it."""
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from prefect.blocks.core import Block
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from pressfleet import validate
 from pressfleet.updates.policy import UpdatePolicy
@@ -16,6 +16,13 @@ NOT_TEMPLATE_KEYS = frozenset({"name", "domain", "aliases", "admin_email", "admi
                                "certificate_pem", "certificate_key", "mail_relay", "template", "overrides", "tags",
                                "release_url", "release_sha256", "update_core"})
 _SLUG = r"^[a-z0-9][a-z0-9_-]{0,99}$"
+
+
+class TemplateAdmin(BaseModel):
+    """An administrator every site made from the template has."""
+
+    login: str = Field(..., pattern=r"^[a-z][a-z0-9_.-]{2,59}$")
+    email: str = Field(..., pattern=r"^[^@\s]{1,64}@[a-z0-9.-]{1,253}$")
 
 
 class SiteTemplate(Block):
@@ -35,6 +42,10 @@ class SiteTemplate(Block):
     plugins: list[str] = Field(default_factory=list, title="Plugins", description="Slugs, installed from the catalogue and activated.")
     themes: list[str] = Field(default_factory=list, title="Themes", description="Slugs, installed from the catalogue.")
     tags: list[str] = Field(default_factory=list, title="Tags")
+    admins: list[TemplateAdmin] = Field(
+        default_factory=list, title="Administrators",
+        description="Added to every site made from it (WordPress mails each the link to set a password); "
+                    "never removed by provisioning: `pressfleet bulk admin-user --remove` does that.")
     update_policy: Optional[UpdatePolicy] = Field(
         None, title="Update policy", description="For every site made from it that does not set its own "
                                                  "(auto, approval or never per security, minor and major release).")

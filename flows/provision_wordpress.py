@@ -208,9 +208,10 @@ def provision_wordpress(
             return _provision_locked(server, site, components, verify, lock.note, template_parts=template_parts)
 
 
-def template_components(site: WordPressSite) -> tuple[list, list[str]] | None:
-    """The catalogue releases of the site's template's plugins and themes, and the plugins to activate; None
-    without a template. A slug the catalogue does not have is refused before anything runs."""
+def template_components(site: WordPressSite) -> tuple[list, list[str], list[tuple[str, str]]] | None:
+    """The catalogue releases of the site's template's plugins and themes, the plugins to activate and the
+    administrators to add (login, e-mail); None without a template. A slug the catalogue does not have is
+    refused before anything runs."""
     if not site.template:
         return None
     from blocks.catalog import ReleaseCatalog, load_catalog
@@ -218,7 +219,7 @@ def template_components(site: WordPressSite) -> tuple[list, list[str]] | None:
     from pressfleet.updates.catalog import CatalogError
 
     template = load_template(site.template)
-    if not template.plugins and not template.themes:
+    if not template.plugins and not template.themes and not template.admins:
         return None
     try:
         cat = load_catalog(ReleaseCatalog.load(template.catalog) if template.catalog else None)
@@ -232,7 +233,7 @@ def template_components(site: WordPressSite) -> tuple[list, list[str]] | None:
                 raise CatalogError(f"template {site.template!r} installs {kind} {slug!r}, which the catalogue "
                                    f"({cat.source}) does not list: add it there or take it out of the template")
             releases.append(newest)
-    return releases, list(template.plugins)
+    return releases, list(template.plugins), [(a.login, a.email) for a in template.admins]
 
 
 def _provision_locked(server: Server, site: WordPressSite, components: Optional[list[Component]], verify: bool,
@@ -318,7 +319,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
             results.append(resized)
 
     if template_parts and "wordpress" in steps:
-        results.append(ensure_template_components(server, cfg, *template_parts))
+        results.append(ensure_template_components(server, cfg, *template_parts, reassign=site.admin_user))
 
     php_results = [r for r in results if r.name.startswith("php")]
     if php_results and any(r.did_change for r in php_results):

@@ -193,10 +193,11 @@ def screenshot(domain: str, address: str, *, timeout_s: float = 45.0) -> bytes |
 
 
 @task(name="template", cache_policy=NONE)
-def ensure_template_components(server, site, releases: list, activate: list[str]) -> StepResult:
+def ensure_template_components(server, site, releases: list, activate: list[str],
+                               admins: list[tuple[str, str]] = (), *, reassign: str = "admin") -> StepResult:
     """The plugins and themes of the site's template (RELEASES, from the catalogue) that the site lacks,
-    installed; its plugins (ACTIVATE) active. What the site already has is left as it is (updates are
-    update-site's job)."""
+    installed; its plugins (ACTIVATE) active; its ADMINS (login, e-mail) administrators. What the site already
+    has is left as it is (updates are update-site's job; removing an administrator is bulk admin-user's)."""
     with step("template") as result, connected(server) as conn:
         if converge.current_dry_run() is not None:
             result.notes.append("dry run: the template's plugins and themes were not checked")
@@ -211,6 +212,12 @@ def ensure_template_components(server, site, releases: list, activate: list[str]
         if todo:
             done = bootstrap(conn, site, "activate", {"plugins": todo}).get("activated", [])
             result.changed += [f"plugin {slug} activated" for slug in done]
+        for login, email in admins:
+            from tasks.bulk import admin_user
+
+            done = admin_user(conn, site, "add", login, email, reassign)
+            if not done.endswith("is already an administrator"):
+                result.changed.append(done)
     return result
 
 

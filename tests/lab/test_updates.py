@@ -261,6 +261,7 @@ def test_a_site_template_reaches_every_site_made_from_it_and_a_site_keeps_its_ow
     ReleaseCatalog(source="file", file=fleet["catalog"].file).save(catalog_block, overwrite=True)
     template = f"{TEST_PREFIX}shop"
     SiteTemplate(options={"page_cache_ttl_s": 600}, themes=["twentytwentyfour"], tags=["shop"],
+                 admins=[{"login": "shopops", "email": "shopops@lab.test"}],
                  catalog=catalog_block).save(template, overwrite=True)
     own = u4.model_copy(update={"page_cache_ttl_s": 1200})
     made = [save_copy(u3.model_copy(update={"template": template}), f"{TEST_PREFIX}site-u3"),
@@ -281,6 +282,10 @@ def test_a_site_template_reaches_every_site_made_from_it_and_a_site_keeps_its_ow
     assert ttl(h3, u3) == "600s;" and ttl(h4, u4) == "1200s;"  # the template's, but u4 sets its own
     for host, site in ((h3, u3), (h4, u4)):
         assert _inventory(host, site).themes["twentytwentyfour"] == "1.3"
+    from flows.bulk import AdminUser
+
+    again = bulk(operation="admin-user", sites=[u3, u4], admin=AdminUser(login="shopops", email="shopops@lab.test"))
+    assert [r["detail"] for r in again] == ["shopops is already an administrator"] * 2, again  # the template's
 
     assert {s.name for s in made} == {"u3", "u4"}
 
