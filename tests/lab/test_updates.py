@@ -294,15 +294,9 @@ def test_the_update_policy_installs_a_security_release_itself_and_asks_a_person_
     """auto-update on u1 (the default policy) and u2 (its own: security releases never): the plugin's security
     release goes onto u1 alone while the run pauses for approval of its major release; approved in the run's
     input (as the Prefect UI sends it), the major release goes onto both."""
-    import threading
-    import time
-    from contextvars import copy_context
-
     from blocks.catalog import ReleaseCatalog
     from flows.auto_update import auto_update
-    from prefect import get_client
     from prefect.artifacts import Artifact
-    from prefect.client.schemas.filters import FlowFilter, FlowRunFilter
     from prefect.flow_runs import resume_flow_run
     from pressfleet.updates.policy import UpdatePolicy
 
@@ -315,23 +309,9 @@ def test_the_update_policy_installs_a_security_release_itself_and_asks_a_person_
         {"kind": "plugin", "slug": PLUGIN, "version": "4.0", **major}])
     strict = u2.model_copy(update={"update_policy": UpdatePolicy(security="never")})
     box: dict = {}
-
-    def run() -> None:
-        try:
-            box["result"] = auto_update(sites=[u1, strict], waves="100%", catalog=catalog, storage=fleet["storage"],
-                                        scratch=fleet["scratch"], deployment=None, approval_timeout_minutes=15)
-        except Exception as exc:  # noqa: BLE001 - the assertions below say what happened
-            box["error"] = exc
-
-    worker = threading.Thread(target=copy_context().run, args=(run,), daemon=True)
-    worker.start()
-    paused, deadline = [], time.monotonic() + 600
-    while not paused and time.monotonic() < deadline and worker.is_alive():
-        with get_client(sync_client=True) as client:
-            paused = client.read_flow_runs(flow_filter=FlowFilter(name={"any_": ["auto-update"]}),
-                                           flow_run_filter=FlowRunFilter(state={"type": {"any_": ["PAUSED"]}}))
-        time.sleep(1)
-    assert paused, box
+    worker = _in_thread(lambda: auto_update(sites=[u1, strict], waves="100%", catalog=catalog, storage=fleet["storage"],
+                                            scratch=fleet["scratch"], deployment=None, approval_timeout_minutes=15), box)
+    paused = [_paused_run("auto-update", worker, box)]
     # while it waits: the security release is on u1 only, the major release on neither
     assert _inventory(h1, u1).plugins[PLUGIN] == "1.0.1" and _inventory(h2, u2).plugins[PLUGIN] == "1.0"
     asked = Artifact.get("auto-update-approval")
@@ -345,6 +325,55 @@ def test_the_update_policy_installs_a_security_release_itself_and_asks_a_person_
     for host, site in ((h1, u1), (h2, u2)):
         assert _inventory(host, site).plugins[PLUGIN] == "4.0"
         assert https_status(host, site.domain) == "200"
+
+
+def _paused_run(flow_name: str, worker, box: dict):
+    """The PAUSED run of FLOW_NAME that WORKER (a thread running it) waits in, within 10 minutes."""
+    import time
+
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowRunFilter
+
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and worker.is_alive():
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(flow_filter=FlowFilter(name={"any_": [flow_name]}),
+                                           flow_run_filter=FlowRunFilter(state={"type": {"any_": ["PAUSED"]}}))
+        if paused:
+            return paused[0]
+        time.sleep(1)
+    raise AssertionError(f"no paused {flow_name} run: {box}")
+
+
+def _in_thread(call, box: dict):
+    import threading
+    from contextvars import copy_context
+
+    def body() -> None:
+        try:
+            box["result"] = call()
+        except Exception as exc:  # noqa: BLE001 - the test's assertions say what happened
+            box["error"] = exc
+
+    worker = threading.Thread(target=copy_context().run, args=(body,), daemon=True)
+    worker.start()
+    return worker
+
+
+def test_waves_that_wait_for_approval_pause_and_a_person_stopping_them_stops_the_run(fleet):
+    from flows.update_sites import UpdateFailed, update_sites
+    from prefect.flow_runs import resume_flow_run
+
+    sites = [s for _, s in fleet["sites"][2:]]
+    box: dict = {}
+    worker = _in_thread(lambda: update_sites(sites=sites, waves="1,100%", approve_waves=True, catalog=fleet["catalog"],
+                                             storage=fleet["storage"], scratch=fleet["scratch"], deployment=None), box)
+    run = _paused_run("update-sites", worker, box)
+    assert "result" not in box and "error" not in box  # waiting after the first wave
+    resume_flow_run(run.id, run_input={"decision": "stop"})
+    worker.join(300)
+    assert isinstance(box.get("error"), UpdateFailed), box
+    assert "stopped by a person after wave 1: waves 2-2 did not start" in str(box["error"])
 
 
 def test_an_update_cut_half_way_is_found_and_rolled_back_by_the_next_run(fleet):
