@@ -39,6 +39,11 @@ os.environ["PRESSFLEET_PREFECT_PORT"] = str(_free_port())
 os.environ.pop("PREFECT_API_URL", None)
 
 import pytest  # noqa: E402 - after the environment above, which prefect reads when imported
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+# Under `make test` the unit tier runs beside the lab tier: an example's wall time says nothing about the code.
+hypothesis_settings.register_profile("pressfleet", deadline=None)
+hypothesis_settings.load_profile("pressfleet")
 
 from pressfleet.lab import hosts as lab  # noqa: E402
 

@@ -1,7 +1,7 @@
-"""WordPress mail through an SMTP relay (issue 11): a site on a stack host names an SMTP Relay block; a password
+"""WordPress mail through an SMTP relay (issue 11): the shared host's second site names an SMTP Relay block; a password
 reset asked on its wp-login.php (a real request, through nginx and PHP-FPM) reaches a real SMTP server this test
 runs (aiosmtpd on the lab bridge, STARTTLS with its own CA, a login), and the test reads it there. The relay's
-settings are the site's user's alone."""
+settings are the site's user's alone (not nginx's, not the other site's)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import pytest
 
 from pressfleet.lab import hosts as lab
 from pressfleet.ssh.remote import run
-from tests.conftest import connect_lab, make_site
+from tests.conftest import connect_lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(900)]
 
@@ -92,22 +92,30 @@ def relay(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def mail_site(stack_hosts, prefect_harness, relay):
+def mail_site(shared_host, prefect_harness, relay):
+    """The session's shared host's second site (two.lab.test) given the relay: its PHP step provisioned again
+    (the pool's sendmail_path, msmtp's files as the site's user); afterwards provisioned again without one,
+    which takes them away."""
     from blocks.mail import SmtpRelay
     from flows.provision_wordpress import provision_wordpress
-    from pressfleet.lab.blocks import server_for
 
-    host = stack_hosts[1]
     smtp = SmtpRelay(host=relay["address"], port=relay["port"], security="starttls", user=RELAY_USER,
                      password=RELAY_PASSWORD, ca_pem=relay["pem"])
-    site = make_site(name="mailer", domain="mailer.lab.test", server=server_for(host), mail_relay=smtp)
-    report = provision_wordpress(server=site.server, site=site)
+    plain = shared_host.two.site
+    site = plain.model_copy(update={"mail_relay": smtp})
+    report = provision_wordpress(server=shared_host.server, site=site, components=["php"])
     assert all(c["passed"] for c in report.checks), report.checks
-    return host, site
+    yield shared_host.host, site, shared_host.one.config
+    provision_wordpress(server=shared_host.server, site=plain, components=["php"])
+    conn = connect_lab(shared_host.host)
+    try:
+        assert not run(conn, ["test", "-e", site.config().msmtp_config_path], check=False).ok  # taken away
+    finally:
+        conn.close()
 
 
 def test_a_password_reset_reaches_the_relay_over_starttls_with_the_sites_login(mail_site, relay):
-    host, site = mail_site
+    host, site, _ = mail_site
     handler = relay["handler"]
     handler.messages.clear()
     handler.arrived.clear()
@@ -127,16 +135,15 @@ def test_a_password_reset_reaches_the_relay_over_starttls_with_the_sites_login(m
 
 
 def test_the_relay_settings_are_the_sites_users_alone(mail_site):
-    host, site = mail_site
+    host, site, neighbour = mail_site
     config = site.config()
     conn = connect_lab(host)
     try:
         for path in (config.msmtp_config_path, config.msmtp_password_path):
             assert run(conn, ["stat", "-c", "%U:%G %a", path]).stdout.split() == [f"{config.user}:{config.group}", "600"]
-            for other in ("www-data", "u2", "nobody"):  # nginx, another site's user (if on the host), anyone
-                if run(conn, ["id", "-u", other], check=False).ok:
-                    denied = run(conn, ["runuser", "-u", other, "--", "cat", path], check=False)
-                    assert not denied.ok and "Permission denied" in denied.stderr, (other, path, denied)
+            for other in ("www-data", neighbour.user, "nobody"):  # nginx, the other site's user, anyone
+                denied = run(conn, ["runuser", "-u", other, "--", "cat", path], check=False)
+                assert not denied.ok and "Permission denied" in denied.stderr, (other, path, denied)
         assert run(conn, ["cat", config.msmtp_password_path]).stdout == RELAY_PASSWORD
         assert RELAY_PASSWORD not in run(conn, ["cat", config.msmtp_config_path]).stdout
         pool = run(conn, ["cat", f"/etc/php/8.2/fpm/pool.d/{config.name}.conf"]).stdout

@@ -16,7 +16,14 @@ for n in "$@"; do
   if [ -L "$dir/$n" ] || [ ! -f "$dir/$n" ]; then echo "binary log $n is not staged in $dir" >&2; exit 2; fi
   files+=("$dir/$n")
 done
-case "$stop" in pos:*) until=(--stop-position="${stop#pos:}");; *) until=(--stop-datetime="$stop");; esac
+case "$stop" in
+  pos:*)
+    # A last log that ends exactly at the stop position (an increment read up to where the server had written)
+    # is replayed to its end: mariadb-binlog would otherwise fail with "Did not reach stop position".
+    last=${files[${#files[@]}-1]}
+    if [ "$(stat -c %s -- "$last")" = "${stop#pos:}" ]; then until=(); else until=(--stop-position="${stop#pos:}"); fi;;
+  *) until=(--stop-datetime="$stop");;
+esac
 TZ=UTC mariadb-binlog --start-position="$pos" "${until[@]}" \
   --database="$source_db" --rewrite-db="$source_db->$target_db" "${files[@]}" \
   | mariadb --default-character-set=utf8mb4
