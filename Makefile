@@ -64,17 +64,8 @@ down:
 
 # Every test runs: a skip (a missing tool, say) fails the run (tests/conftest.py). The suite uses its own lab
 # namespace and a temporary state folder, so it leaves the demo's hosts and Prefect state alone.
-# The unit tier (pure functions: CPU, seconds each) runs beside the rest (lab hosts, servers, emulators: mostly
-# waiting on them), at a lower priority, its report printed at the end; both must pass.
 test: setup
-	@unit_log=$$(mktemp -d)/unit-tier.log; \
-	PRESSFLEET_NO_SKIP=1 nice -n 10 $(VENV)/bin/pytest -m unit -p no:cacheprovider > $$unit_log 2>&1 & unit=$$!; \
-	echo "make test: the unit tier runs beside the others (pid $$unit, report $$unit_log)"; \
-	PRESSFLEET_NO_SKIP=1 $(VENV)/bin/pytest -m "not unit"; rest=$$?; \
-	wait $$unit; fast=$$?; \
-	echo "== the unit tier ($$unit_log) =="; \
-	if [ $$fast -eq 0 ]; then tail -n 45 $$unit_log; else cat $$unit_log; fi; \
-	[ $$rest -eq 0 ] && [ $$fast -eq 0 ]
+	PRESSFLEET_NO_SKIP=1 $(VENV)/bin/pytest
 
 test-unit: venv
 	$(VENV)/bin/pytest -m unit -q

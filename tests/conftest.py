@@ -41,7 +41,7 @@ os.environ.pop("PREFECT_API_URL", None)
 import pytest  # noqa: E402 - after the environment above, which prefect reads when imported
 from hypothesis import settings as hypothesis_settings  # noqa: E402
 
-# Under `make test` the unit tier runs beside the lab tier: an example's wall time says nothing about the code.
+# An example's wall time on a loaded 2-core machine (the lab's hosts share it) says nothing about the code.
 hypothesis_settings.register_profile("pressfleet", deadline=None)
 hypothesis_settings.load_profile("pressfleet")
 
