@@ -144,6 +144,7 @@ def _measure(hosts: dict, state: str) -> dict:
             f.result()
     provision_seconds = time.monotonic() - t0
     every = [s for n in HOSTS for s in sites[n]]
+    os.makedirs(os.path.join(state, "bench-backups"), mode=0o700)
     storage = LocalStorage(path=os.path.join(state, "bench-backups"), encryption="none")
     scratch = server_for(hosts[SCRATCH])
     catalog = ReleaseCatalog(source="file", file=str(catalogue))
