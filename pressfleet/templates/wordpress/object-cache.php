@@ -98,6 +98,8 @@ class WP_Object_Cache {
     }
 
     private function group($group) { return $group === '' || $group === null ? 'default' : (string) $group; }
+    /** This request's own copy is scoped like Redis's keys: on a network, subsite 2's options are never subsite 3's. */
+    private function bucket($group) { return (isset($this->global_groups[$group]) ? 'global' : $this->blog_prefix) . ':' . $group; }
     private function persistent($group) { return $this->redis !== null && !isset($this->non_persistent_groups[$group]); }
     private function rkey($key, $group) {
         $scope = isset($this->global_groups[$group]) ? 'global' : $this->blog_prefix;
@@ -113,7 +115,7 @@ class WP_Object_Cache {
     public function add($key, $data, $group = 'default', $expire = 0) {
         if (wp_suspend_cache_addition() || !$this->valid_key($key)) { return false; }
         $group = $this->group($group);
-        if (isset($this->cache[$group][$key])) { return false; }
+        if (isset($this->cache[$this->bucket($group)][$key])) { return false; }
         if ($this->persistent($group)) {
             $ttl = $this->ttl($expire);
             $opts = $ttl > 0 ? ['nx', 'ex' => $ttl] : ['nx'];
@@ -121,7 +123,7 @@ class WP_Object_Cache {
                 if (!$this->redis->set($this->rkey($key, $group), serialize($data), $opts)) { return false; }
             } catch (Exception $e) { return false; }
         }
-        $this->cache[$group][$key] = is_object($data) ? clone $data : $data;
+        $this->cache[$this->bucket($group)][$key] = is_object($data) ? clone $data : $data;
         return true;
     }
 
@@ -135,7 +137,7 @@ class WP_Object_Cache {
     public function set($key, $data, $group = 'default', $expire = 0) {
         if (!$this->valid_key($key)) { return false; }
         $group = $this->group($group);
-        $this->cache[$group][$key] = is_object($data) ? clone $data : $data;
+        $this->cache[$this->bucket($group)][$key] = is_object($data) ? clone $data : $data;
         if ($this->persistent($group)) {
             $ttl = $this->ttl($expire);
             try {
@@ -149,10 +151,10 @@ class WP_Object_Cache {
     public function get($key, $group = 'default', $force = false, &$found = null) {
         if (!$this->valid_key($key)) { $found = false; return false; }
         $group = $this->group($group);
-        if (!$force && isset($this->cache[$group]) && array_key_exists($key, $this->cache[$group])) {
+        if (!$force && isset($this->cache[$this->bucket($group)]) && array_key_exists($key, $this->cache[$this->bucket($group)])) {
             $found = true;
             $this->cache_hits++;
-            $v = $this->cache[$group][$key];
+            $v = $this->cache[$this->bucket($group)][$key];
             return is_object($v) ? clone $v : $v;
         }
         if ($this->persistent($group)) {
@@ -161,7 +163,7 @@ class WP_Object_Cache {
                 $found = true;
                 $this->cache_hits++;
                 $v = unserialize($raw);
-                $this->cache[$group][$key] = $v;
+                $this->cache[$this->bucket($group)][$key] = $v;
                 return is_object($v) ? clone $v : $v;
             }
         }
@@ -175,7 +177,7 @@ class WP_Object_Cache {
         $out = [];
         $fetch = [];
         foreach ($keys as $k) {
-            if (!$force && $this->valid_key($k) && isset($this->cache[$group]) && array_key_exists($k, $this->cache[$group])) {
+            if (!$force && $this->valid_key($k) && isset($this->cache[$this->bucket($group)]) && array_key_exists($k, $this->cache[$this->bucket($group)])) {
                 $out[$k] = $this->get($k, $group);
             } elseif ($this->valid_key($k) && $this->persistent($group)) {
                 $fetch[] = $k;
@@ -192,7 +194,7 @@ class WP_Object_Cache {
                 if ($raw === false) { $this->cache_misses++; continue; }
                 $this->cache_hits++;
                 $v = unserialize($raw);
-                $this->cache[$group][$k] = $v;
+                $this->cache[$this->bucket($group)][$k] = $v;
                 $out[$k] = is_object($v) ? clone $v : $v;
             }
         }
@@ -201,8 +203,8 @@ class WP_Object_Cache {
 
     public function delete($key, $group = 'default') {
         $group = $this->group($group);
-        $had = isset($this->cache[$group]) && array_key_exists($key, $this->cache[$group]);
-        unset($this->cache[$group][$key]);
+        $had = isset($this->cache[$this->bucket($group)]) && array_key_exists($key, $this->cache[$this->bucket($group)]);
+        unset($this->cache[$this->bucket($group)][$key]);
         if ($this->persistent($group)) {
             try { return (bool) $this->redis->del($this->rkey($key, $group)) || $had; } catch (Exception $e) { return $had; }
         }
@@ -237,7 +239,9 @@ class WP_Object_Cache {
     /** One group cannot be found without SCAN: the whole site's cache goes (more than asked, never less). */
     public function flush_group($group) {
         $group = $this->group($group);
-        unset($this->cache[$group]);
+        foreach (array_keys($this->cache) as $b) {  // every subsite's copy of the group
+            if (substr($b, -strlen(':' . $group)) === ':' . $group) { unset($this->cache[$b]); }
+        }
         return $this->persistent($group) ? $this->flush() : true;
     }
 
