@@ -11,7 +11,7 @@ from blocks.mail import SmtpRelay
 from pressfleet.updates.policy import UpdatePolicy
 from blocks.server import Server
 from pressfleet import validate
-from pressfleet.fleet.siteconfig import DEFAULT_CSP, SiteConfig
+from pressfleet.fleet.siteconfig import DEFAULT_CSP, MappedDomain, SiteConfig
 
 OFFICIAL_RELEASE_URL = "https://wordpress.org/latest.tar.gz"
 
@@ -51,6 +51,18 @@ class WordPressSite(Block):
     acme_ca_bundle: Optional[str] = Field(
         None, title="ACME server's CA (PEM)",
         description="Only for a private ACME server whose HTTPS certificate is not publicly trusted (e.g. step-ca).")
+    dns01_api_url: Optional[str] = Field(
+        None, title="DNS-01 API URL",
+        description="A subdomain network's wildcard certificate is validated over DNS-01: the DNS API that puts "
+                    "certbot's token in the zone (pebble-challtestsrv's set-txt and clear-txt calls).")
+    multisite: Optional[Literal["subdirectory", "subdomain"]] = Field(
+        None, title="Network (multisite)",
+        description="A WordPress network: subsites at /slug/ (subdirectory) or slug.<domain> (subdomain). An existing "
+                    "single site converts on the next provisioning run; a network never becomes a single site again.")
+    mapped_domains: list[MappedDomain] = Field(
+        default_factory=list, title="Mapped domains",
+        description="Subsites served under a domain of their own (set by `pressfleet network map-domain`, which "
+                    "checks DNS, issues the certificate and proves the subsite serves there first).")
     certificate_pem: Optional[str] = Field(None, title="Certificate chain (PEM)", description="For TLS 'provided'.")
     certificate_key: Optional[SecretStr] = Field(None, title="Certificate private key (PEM)", description="For TLS 'provided'.")
     admin_allow: list[str] = Field(default_factory=list, title="wp-admin allow-list",
@@ -111,6 +123,13 @@ class WordPressSite(Block):
     def _check_acme_url(cls, value: Optional[str]) -> Optional[str]:
         return _release_url(value) if value else None
 
+    @field_validator("dns01_api_url")
+    @classmethod
+    def _check_dns01_url(cls, value: Optional[str]) -> Optional[str]:
+        if value and "?" in value:  # certbot runs its hooks through a shell: no query (`&`) in the hook's command
+            raise ValueError("the DNS-01 API URL takes no query: scheme, host, port and path only")
+        return _release_url(value) if value else None
+
     @field_validator("acme_ca_bundle", "certificate_pem")
     @classmethod
     def _check_pem(cls, value: Optional[str]) -> Optional[str]:
@@ -136,6 +155,7 @@ class WordPressSite(Block):
             object_cache=self.object_cache, tls_mode=self.tls_mode, admin_allow=tuple(self.admin_allow),
             allow_xmlrpc=self.allow_xmlrpc, uploads_only_writable=self.uploads_only_writable, csp=self.csp,
             php_open_basedir=self.php_open_basedir, mail_relay=self.mail_relay is not None,
+            multisite=self.multisite, mapped_domains=tuple(self.mapped_domains),
         )
 
 

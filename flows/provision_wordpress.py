@@ -298,7 +298,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
                 server, files["nginx"], site=cfg, remove=provision.NGINX_REMOVE, links=provision.nginx_links(cfg),
                 cache_dirs=[provision.NGINX_CACHE_DIR],
                 certificate=(site.certificate_pem, site.certificate_key.get_secret_value() if site.certificate_key else None),
-                acme_server=site.acme_server, acme_ca_bundle=site.acme_ca_bundle,
+                acme_server=site.acme_server, acme_ca_bundle=site.acme_ca_bundle, dns01_api=site.dns01_api_url,
             ))
 
     if "php" in steps and not inputs["samples"] and not dry_run:

@@ -30,6 +30,7 @@ __all__ = [
     "hostname",
     "domain",
     "site_name",
+    "subsite_slug",
     "unix_user",
     "remote_path",
     "email",
@@ -42,6 +43,7 @@ __all__ = [
     "Hostname",
     "Domain",
     "SiteName",
+    "SubsiteSlug",
     "UnixUser",
     "RemotePath",
     "Email",
@@ -218,6 +220,29 @@ def site_name(value: Any) -> str:
             f"{_show(raw)} cannot be a site name: names starting with {RESERVED_PREFIX!r} or ending in "
             f"{' or '.join(map(repr, RESERVED_SUFFIXES))} are kept for pressfleet's staging databases."
         )
+    return raw
+
+
+_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+# WordPress's own reserved subsite names (wpmu_validate_blog_signup, get_subdirectory_reserved_names) and the
+# first path segments a subdirectory network's rewrites give to WordPress itself.
+RESERVED_SLUGS: frozenset[str] = frozenset({
+    "www", "web", "root", "admin", "main", "invite", "administrator", "files", "page", "comments", "blog",
+    "feed", "embed", "purge", "wp-admin", "wp-content", "wp-includes", "wp-json", "xmlrpc", "cgi-bin",
+})
+
+
+def subsite_slug(value: Any) -> str:
+    """A network subsite's slug: its path (`/slug/`) on a subdirectory network, its first label (`slug.example.com`)
+    on a subdomain one. 1-50 lower-case letters, digits or inner hyphens; not one of WordPress's reserved names;
+    not all digits (WordPress refuses those: they would look like a year archive)."""
+    raw = _require_str(value, "A subsite slug")
+    if not _SLUG.fullmatch(raw) or raw.isdigit():
+        raise InvalidInput(f"{_show(raw)} is not a valid subsite slug: use 1-50 lower-case letters, digits or inner "
+                           "hyphens, not only digits.")
+    if raw in RESERVED_SLUGS or raw.startswith("wp-"):
+        raise InvalidInput(f"{_show(raw)} is reserved by WordPress (or by pressfleet's nginx rules) and cannot be a "
+                           "subsite slug.")
     return raw
 
 
@@ -401,6 +426,7 @@ def secret(value: Any) -> str:
 Hostname = Annotated[str, AfterValidator(hostname)]
 Domain = Annotated[str, AfterValidator(domain)]
 SiteName = Annotated[str, AfterValidator(site_name)]
+SubsiteSlug = Annotated[str, AfterValidator(subsite_slug)]
 UnixUser = Annotated[str, AfterValidator(unix_user)]
 RemotePath = Annotated[str, AfterValidator(remote_path)]
 Email = Annotated[str, AfterValidator(email)]

@@ -123,6 +123,34 @@ def bootstrap(conn, site: SiteConfig, action: str, payload: dict | None = None) 
     return json.loads(lines[-1])
 
 
+MULTISITE_LINE = "define( 'MULTISITE', true );"
+
+
+def network_configured(conn, site: SiteConfig) -> bool | None:
+    """Whether the host's wp-config.php starts WordPress as a network (None: there is no wp-config.php yet)."""
+    if not run(conn, ["test", "-f", site.wp_config_path], check=False).ok:
+        return None
+    return run(conn, ["grep", "-qF", "--", MULTISITE_LINE, site.wp_config_path], check=False).ok
+
+
+def network_tables(conn, site: SiteConfig) -> bool:
+    """Whether the network's own tables hold the network (WordPress's network_domain_check())."""
+    out = bootstrap(conn, site, "status", {"no_network": True})
+    return bool(out.get("network"))
+
+
+def install_network(conn, site: SiteConfig) -> bool:
+    """WordPress's own network install (the tables, the network and its super admin) while wp-config.php still
+    starts WordPress as a single site. True if it made the network, False if it was there."""
+    out = bootstrap(conn, site, "network-install", {"no_network": True, "subdomain": site.multisite == "subdomain",
+                                                    "admin_email": site.admin_email})
+    if out.get("not_installed"):  # a first run cut before wp_install(): the install below comes first
+        return False
+    if out.get("error"):
+        raise RuntimeError(f"site {site.name}: the network install failed: {out['error']}")
+    return bool(out.get("changed"))
+
+
 def wordpress_files(site: SiteConfig, wp_config: bytes) -> list[ManagedFile]:
     group = site.group
     content = f"{site.web_root}/wp-content"
@@ -153,12 +181,37 @@ def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str
         result.notes += notes
         if maintenance:  # new core files came in by rename: nginx may read them now, not only at the nginx step
             converge.ensure_webread(conn, NGINX_USER, site.home, site.web_root)
-        result.changed += converge.ensure_files(conn, wordpress_files(site, wp_config))
+        dry = converge.current_dry_run() is not None
+        network = network_configured(conn, site)
+        if network and not site.multisite:
+            raise RuntimeError(f"site {site.name} is a WordPress network on the host: a network does not become a "
+                               "single site again (set its block's multisite to subdirectory or subdomain)")
+        converting = bool(site.multisite) and network is False  # a single site becomes a network
+        if converting and dry:
+            converge.would(f"would install a {site.multisite} network (WordPress's network install) on {site.domain}")
+            result.changed.append(f"{site.multisite} network")
+        elif converting and install_network(conn, site):  # before wp-config.php names it a network: no request fails
+            result.changed.append(f"{site.multisite} network installed (the site is its main site)")
+        written = converge.ensure_files(conn, wordpress_files(site, wp_config))
+        result.changed += written
+        if site.wp_config_path in written and not dry:
+            # OPcache keeps the old wp-config.php for its revalidate interval: a running pool reloads (gracefully)
+            # so every request has the new one at once (a converted network's subsites 404 until then)
+            run(conn, ["sh", "-c", 'if systemctl is-active --quiet "$1"; then systemctl reload "$1"; fi', "sh",
+                       f"php{site.php_version}-fpm"])
+        install = {"title": title, "admin_user": admin_user, "admin_email": site.admin_email,
+                   "admin_password": admin_password}
         try:
-            outcome = {} if converge.current_dry_run() is not None else bootstrap(conn, site, "install", {
-                "title": title, "admin_user": admin_user, "admin_email": site.admin_email,
-                "admin_password": admin_password,
-            })
+            if site.multisite and not dry:
+                # a network's tables come first (a re-run after a cut one finishes them): wp_install() runs before
+                # them on a new site, as a single site (PRESSFLEET_NO_NETWORK), then the network install
+                if network is None or not network_tables(conn, site):
+                    made = bootstrap(conn, site, "install", {**install, "no_network": True})
+                    if made.get("user_id"):
+                        result.changed.append("WordPress installed")
+                    if install_network(conn, site):
+                        result.changed.append(f"{site.multisite} network installed")
+            outcome = {} if dry else bootstrap(conn, site, "install", install)
         finally:
             if maintenance:  # also when wp_upgrade() failed: the site serves (WordPress says what is wrong)
                 end_maintenance(conn, site)
@@ -167,6 +220,8 @@ def configure_wordpress(server, site: SiteConfig, *, title: str, admin_user: str
         if outcome.get("upgraded"):
             before, after = outcome["upgraded"]
             result.changed.append(f"database upgraded by wp_upgrade() (db_version {before} -> {after})")
+        if outcome.get("subsites_upgraded"):
+            result.changed.append(f"{outcome['subsites_upgraded']} subsites' tables upgraded by wp_upgrade()")
         if cron_units:
             result.changed += converge.ensure_files(conn, cron_units, on_change=["systemctl", "daemon-reload"])
             result.changed += converge.ensure_service(conn, f"{wp_cron_unit(site)}.timer")

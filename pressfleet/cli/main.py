@@ -181,6 +181,11 @@ def provision(
     release_url: str = typer.Option(None, "--release-url", help="WordPress archive URL (default: the official latest; the lab mirror on lab hosts)."),
     release_sha256: str = typer.Option(None, "--release-sha256"),
     components: list[str] = typer.Option(None, "--component", "-c", help="Run only these steps (repeatable)."),
+    multisite: str = typer.Option(None, "--multisite", help="subdirectory or subdomain: a WordPress network (an "
+                                                           "existing single site converts)."),
+    dns01_api: str = typer.Option(None, "--dns01-api", help="A subdomain network's DNS-01 API URL (its wildcard "
+                                                           "certificate; pebble-challtestsrv's in the lab)."),
+    acme_server: str = typer.Option(None, "--acme-server", help="ACME directory URL (default: Let's Encrypt)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Read the host and print the diff of every file, the packages "
                                                            "and the services provisioning would change; change nothing."),
     check: bool = typer.Option(False, "--check", help="Check the input and say which site and block it would be; "
@@ -203,6 +208,13 @@ def provision(
         fields = dict(name=site_name, domain=domain, admin_email=email or f"admin@{domain}", title=title)
         release = lab_blocks.lab_release_for(server) if not release_url else None
         fields["tls_mode"] = tls or ("self-signed" if release else "acme")
+        fields = {**_kept_fields(block_name), **fields}
+        if multisite:
+            fields["multisite"] = multisite
+        if dns01_api:
+            fields["dns01_api_url"] = dns01_api
+        if acme_server:
+            fields["acme_server"] = acme_server
         if release_url or release:
             fields["release_url"] = release_url or release["url"]
             fields["release_sha256"] = release_sha256 or (release["sha256"] if release else None)
@@ -230,6 +242,21 @@ def provision(
     typer.echo(f"{report.site_url} on {server_block.address}: {'changed' if report.changed else 'nothing to change'} "
                f"in {report.seconds:.1f} s; {len(report.checks) - len(failed)}/{len(report.checks)} checks passed; "
                f"site block {block_name!r}")
+
+
+KEPT_FIELDS = ("multisite", "mapped_domains", "dns01_api_url", "acme_server", "acme_ca_bundle")
+
+
+def _kept_fields(block_name: str) -> dict:
+    """What a person (or a network flow) set on the saved block that a re-run of `provision` keeps: a network's
+    kind and mapped domains, its ACME settings."""
+    from blocks.site import WordPressSite
+
+    try:
+        saved = WordPressSite.load(block_name)
+    except ValueError:
+        return {}
+    return {k: getattr(saved, k) for k in KEPT_FIELDS if getattr(saved, k)}
 
 
 def _provision_dry_run(server_block, site, components) -> None:
@@ -295,6 +322,7 @@ def _register_more() -> None:
     from pressfleet.cli import bulk as cli_bulk
     from pressfleet.cli import collect as cli_collect
     from pressfleet.cli import fleet as cli_fleet
+    from pressfleet.cli import network as cli_network
     from pressfleet.cli import server as cli_server
     from pressfleet.cli import site as cli_site
     from pressfleet.cli import updates as cli_updates
@@ -307,6 +335,7 @@ def _register_more() -> None:
     cli_analysis.register(app)
     cli_updates.register(app)
     cli_bulk.register(app)
+    cli_network.register(app)
 
 
 _register_more()

@@ -14,11 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pressfleet.validate import Cidr, Domain, Email, HeaderValue, PhpVersion, Secret, SiteName
+from pressfleet.validate import Cidr, Domain, Email, HeaderValue, PhpVersion, Secret, SiteName, SubsiteSlug
 
-__all__ = ["SiteConfig", "WpSalts", "TlsMode", "DEFAULT_CSP", "generate_secret", "WWW_ROOT"]
+__all__ = ["SiteConfig", "MappedDomain", "NetworkKind", "WpSalts", "TlsMode", "DEFAULT_CSP", "generate_secret", "WWW_ROOT"]
 
 TlsMode = Literal["self-signed", "provided", "acme"]
+NetworkKind = Literal["subdirectory", "subdomain"]
 
 WWW_ROOT = "/var/www"
 
@@ -58,6 +59,16 @@ class WpSalts(BaseModel):
     def as_constants(self) -> dict[str, str]:
         """`{"AUTH_KEY": ..., ...}` in WordPress's order."""
         return {name.upper(): getattr(self, name) for name in type(self).model_fields}
+
+
+class MappedDomain(BaseModel):
+    """A network subsite served under a domain of its own (WordPress's own domain mapping: the subsite's row in
+    wp_blogs carries the domain). Its old address (`/slug/` or `slug.<network domain>`) redirects there."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    slug: SubsiteSlug
+    domain: Domain
 
 
 class SiteConfig(BaseModel):
@@ -109,6 +120,12 @@ class SiteConfig(BaseModel):
     system_cron: bool = Field(default=True, description="DISABLE_WP_CRON: a timer runs wp-cron instead")
     table_prefix: str = Field(default="wp_", pattern=r"^[a-z][a-z0-9]{0,14}_$")
 
+    # multisite
+    multisite: NetworkKind | None = Field(
+        default=None, description="a WordPress network: subsites at /slug/ (subdirectory) or slug.<domain> (subdomain)")
+    mapped_domains: tuple[MappedDomain, ...] = Field(
+        default=(), description="subsites served under their own domains, each with its own certificate")
+
     @model_validator(mode="after")
     def _coherent(self) -> SiteConfig:
         if self.domain in self.aliases:
@@ -117,6 +134,16 @@ class SiteConfig(BaseModel):
             raise ValueError("aliases must not repeat")
         if self.hsts_preload and not (self.hsts and self.hsts_include_subdomains):
             raise ValueError("HSTS preload requires hsts and hsts_include_subdomains")
+        if self.mapped_domains and not self.multisite:
+            raise ValueError("only a network (multisite) maps domains to subsites")
+        mapped = [m.domain for m in self.mapped_domains]
+        if len(set(mapped)) != len(mapped) or len({m.slug for m in self.mapped_domains}) != len(mapped):
+            raise ValueError("a domain is mapped once, and a subsite has one mapped domain")
+        taken = set(mapped) & {self.domain, *self.aliases}
+        if taken:
+            raise ValueError(f"{sorted(taken)[0]} is the network's own domain (or an alias) and cannot be mapped")
+        if self.multisite == "subdomain" and any(d.endswith("." + self.domain) for d in mapped):
+            raise ValueError("a subdomain of the network's domain is a subsite's own address already: map another domain")
         if len(set(self.admin_allow)) != len(self.admin_allow):
             raise ValueError("admin_allow must not repeat a network")
         return self
@@ -189,7 +216,28 @@ class SiteConfig(BaseModel):
 
     @property
     def server_names(self) -> tuple[str, ...]:
-        return (self.domain, *self.aliases)
+        """Every name the site answers to by name: its domain, aliases and mapped domains (not the wildcard)."""
+        return (self.domain, *self.aliases, *(m.domain for m in self.mapped_domains))
+
+    @property
+    def network_names(self) -> tuple[str, ...]:
+        """The names of the main HTTPS server: the domain, and `*.domain` on a subdomain network."""
+        return (self.domain, f"*.{self.domain}") if self.multisite == "subdomain" else (self.domain,)
+
+    def subsite_address(self, slug: str) -> tuple[str, str]:
+        """(domain, path) of subsite SLUG before any mapping, as WordPress's wp_blogs row holds it."""
+        if self.multisite == "subdomain":
+            return f"{slug}.{self.domain}", "/"
+        return self.domain, f"/{slug}/"
+
+    def mapped_cert_paths(self, domain: str) -> tuple[str, str]:
+        """(certificate chain, key) of a mapped domain: certbot's (ACME; also when the network's own certificate
+        is provided) or a self-signed pair for tests."""
+        if self.tls_mode == "self-signed":
+            base = f"/etc/ssl/pressfleet/{self.name}/mapped/{domain}"
+        else:
+            base = f"/etc/letsencrypt/live/{domain}"
+        return f"{base}/fullchain.pem", f"{base}/privkey.pem"
 
     @property
     def tls_cert_path(self) -> str:

@@ -20,6 +20,18 @@
  *                  own new-user mail carries the link to set one), or remove: that user, their posts given to
  *                  `reassign` (a login)
  *   end-sessions - every user's login sessions destroyed (WP_Session_Tokens), after new salts: nobody stays logged in
+ * Networks (multisite):
+ *   network-install - with `no_network` (wp-config.php then leaves MULTISITE out): WordPress's own network install,
+ *                  as wp-admin/network.php runs it (install_network(), populate_network()); `subdomain` true or false
+ *   site-list    - every subsite: blog_id, domain, path, title, home, whether it is the main site
+ *   site-add     - wp_insert_site() of `slug` at `domain` and `path`, titled `title`, with `admin_email`'s user (made
+ *                  if there is none) as its administrator
+ *   site-remove  - wp_delete_site() of `blog_id` (its tables and uploads/sites/N go); never the main site
+ *   site-address - the subsite `blog_id` moved to `domain` and `path` (wp_blogs) with its home and siteurl set to
+ *                  `url`; prints the address it had, so a failed mapping can put it back
+ * `upgrade` and `install` upgrade every subsite's tables too on a network (as wp-admin/network/upgrade.php does).
+ *
+ * With `no_network` in the input, PRESSFLEET_NO_NETWORK is defined: WordPress starts as a single site.
  */
 
 if (PHP_SAPI !== 'cli') { exit(1); }
@@ -32,7 +44,11 @@ $_SERVER['SERVER_NAME'] = $pf_domain;
 $_SERVER['HTTPS'] = 'on';
 $_SERVER['REQUEST_URI'] = '/';
 $_SERVER['SERVER_PORT'] = 443;
-if ($pf_action === 'install' || $pf_action === 'status' || $pf_action === 'upgrade') {
+$_SERVER['REMOTE_ADDR'] = '127.0.0.1';  // WordPress logs who made a subsite (wp_insert_site)
+if (!empty($pf_input['no_network'])) {
+    define('PRESSFLEET_NO_NETWORK', true);
+}
+if ($pf_action === 'install' || $pf_action === 'status' || $pf_action === 'upgrade' || $pf_action === 'network-install') {
     define('WP_INSTALLING', true);
 }
 define('ABSPATH', rtrim($pf_input['path'] ?? getcwd(), '/') . '/');
@@ -40,13 +56,52 @@ require ABSPATH . 'wp-load.php';
 
 function pf_out($data) { echo json_encode($data), "\n"; exit(0); }
 
+/** wp_upgrade() of the main site and then, on a network, of every subsite whose tables are older than core (the
+ * network's own tables are upgraded by the main site's wp_upgrade(): upgrade_network()). Returns [before, after]
+ * of the main site, or null when nothing needed it, and how many subsites were upgraded. */
+function pf_upgrade_all() {
+    $before = (int) get_option('db_version');
+    $main = null;
+    if ($before < (int) $GLOBALS['wp_db_version']) {
+        wp_upgrade();
+        $main = [$before, (int) get_option('db_version')];
+    }
+    $subsites = 0;
+    if (is_multisite()) {
+        foreach (get_sites(['number' => 0, 'fields' => 'ids']) as $id) {
+            if (is_main_site($id)) { continue; }
+            switch_to_blog($id);
+            if ((int) get_option('db_version') < (int) $GLOBALS['wp_db_version']) { wp_upgrade(); $subsites++; }
+            restore_current_blog();
+        }
+    }
+    if ($main !== null || $subsites) { wp_cache_flush(); }
+    return [$main, $subsites];
+}
+
+/** The network's own tables by name even while WordPress runs as a single site (as wp-admin/network.php does). */
+function pf_network_tables() {
+    global $wpdb;
+    foreach ($wpdb->tables('ms_global') as $table => $prefixed) { $wpdb->$table = $prefixed; }
+}
+
+function pf_site($id) {
+    $site = get_site((int) $id);
+    if (!$site) { return null; }
+    return ['blog_id' => (int) $site->blog_id, 'domain' => $site->domain, 'path' => $site->path,
+            'title' => get_blog_option($site->blog_id, 'blogname'), 'home' => get_blog_option($site->blog_id, 'home'),
+            'main' => is_main_site($site->blog_id)];
+}
+
 /** Each action in a function scope, so nothing here overwrites one of WordPress's globals. */
 function pf_main($pf_action, $pf_input, $pf_domain) {
 switch ($pf_action) {
 case 'status':
     require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+    require_once ABSPATH . 'wp-admin/includes/network.php';
+    pf_network_tables();
     $installed = is_blog_installed();
-    pf_out(['installed' => $installed, 'version' => get_bloginfo('version'),
+    pf_out(['network' => $installed && network_domain_check() !== false, 'installed' => $installed, 'version' => get_bloginfo('version'), 'multisite' => is_multisite(),
             'siteurl' => $installed ? get_option('siteurl') : null,
             'db_version' => $installed ? (int) get_option('db_version') : null,
             'wp_db_version' => (int) $GLOBALS['wp_db_version']]);
@@ -56,12 +111,10 @@ case 'install':
     $url = 'https://' . $pf_domain;
     if (is_blog_installed()) {
         // The site's content is its own: nothing here touches the title or any option a person can change.
-        $before = (int) get_option('db_version');
-        if ($before < (int) $GLOBALS['wp_db_version']) {
-            wp_upgrade();  // WordPress's own database upgrade, as wp-admin/upgrade.php runs it
-            wp_cache_flush();
-            pf_out(['changed' => true, 'installed' => true,
-                    'upgraded' => [$before, (int) get_option('db_version')]]);
+        // WordPress's own database upgrade, as wp-admin/upgrade.php (and on a network, network/upgrade.php) runs it
+        [$main, $subsites] = pf_upgrade_all();
+        if ($main !== null || $subsites) {
+            pf_out(['changed' => true, 'installed' => true, 'upgraded' => $main, 'subsites_upgraded' => $subsites]);
         }
         pf_out(['changed' => false, 'installed' => true]);
     }
@@ -115,13 +168,8 @@ case 'inventory':
 case 'upgrade':
     require_once ABSPATH . 'wp-admin/includes/upgrade.php';
     if (!is_blog_installed()) { fwrite(STDERR, "WordPress is not installed here\n"); exit(2); }
-    $before = (int) get_option('db_version');
-    if ($before < (int) $GLOBALS['wp_db_version']) {
-        wp_upgrade();
-        wp_cache_flush();
-        pf_out(['upgraded' => [$before, (int) get_option('db_version')]]);
-    }
-    pf_out(['upgraded' => null]);
+    [$main, $subsites] = pf_upgrade_all();
+    pf_out(['upgraded' => $main, 'subsites_upgraded' => $subsites]);
 
 case 'activate':
     require_once ABSPATH . 'wp-admin/includes/plugin.php';
@@ -173,6 +221,81 @@ case 'end-sessions':
     }
     WP_Session_Tokens::destroy_all_for_all_users();
     pf_out(['ended' => $count]);
+
+case 'network-install':
+    require_once ABSPATH . 'wp-admin/includes/upgrade.php';
+    require_once ABSPATH . 'wp-admin/includes/network.php';
+    if (!is_blog_installed()) { pf_out(['error' => 'WordPress is not installed here', 'not_installed' => true]); }
+    pf_network_tables();
+    if (network_domain_check()) { pf_out(['changed' => false]); }  // the network's tables are there already
+    $admin = get_user_by('email', $pf_input['admin_email']) ?: get_user_by('id', 1);
+    if (!$admin) { pf_out(['error' => 'no administrator to make the network\'s super admin']); }
+    wp_set_current_user($admin->ID);
+    $permalinks = get_option('permalink_structure');
+    install_network();
+    $r = populate_network(1, $pf_domain, $admin->user_email, get_option('blogname'), '/', !empty($pf_input['subdomain']));
+    // populate_network() finishes, then reports a missing wildcard DNS record of a subdomain network as an error:
+    // pressfleet's control side checks each subsite's name itself
+    if (is_wp_error($r) && $r->get_error_code() !== 'no_wildcard_dns') { pf_out(['error' => $r->get_error_message()]); }
+    // populate_network() gives a subdirectory network's main site /blog/... permalinks: a site that converts keeps its
+    // own, so no address it published breaks
+    if ($permalinks !== '' && get_option('permalink_structure') !== $permalinks) {
+        update_option('permalink_structure', $permalinks);
+        delete_option('rewrite_rules');
+    }
+    wp_cache_flush();  // a lookup cached before the network's rows were written must not hide them
+    pf_out(['changed' => true]);
+
+case 'site-list':
+    if (!is_multisite()) { pf_out(['error' => 'this site is not a network']); }
+    $sites = [];
+    foreach (get_sites(['number' => 0, 'fields' => 'ids']) as $id) { $sites[] = pf_site($id); }
+    pf_out(['sites' => $sites]);
+
+case 'site-add':
+    if (!is_multisite()) { pf_out(['error' => 'this site is not a network']); }
+    if (domain_exists($pf_input['site_domain'], $pf_input['site_path'], 1)) {
+        pf_out(['error' => 'a subsite at ' . $pf_input['site_domain'] . $pf_input['site_path'] . ' exists already']);
+    }
+    $email = $pf_input['admin_email'];
+    $user = get_user_by('email', $email);
+    $made = false;
+    if (!$user) {
+        $login = sanitize_user(strtolower(preg_replace('/@.*/', '', $email)) . '-' . $pf_input['slug'], true);
+        $id = wpmu_create_user($login, wp_generate_password(32, true, true), $email);
+        if (!$id) { pf_out(['error' => 'the administrator ' . $email . ' could not be created']); }
+        $user = get_user_by('id', $id);
+        $made = true;
+    }
+    $blog_id = wp_insert_site(['domain' => $pf_input['site_domain'], 'path' => $pf_input['site_path'],
+                               'title' => $pf_input['title'], 'user_id' => $user->ID, 'network_id' => 1]);
+    if (is_wp_error($blog_id)) { pf_out(['error' => $blog_id->get_error_message()]); }
+    if ($made) { wp_new_user_notification($user->ID, null, 'user'); }
+    pf_out(['changed' => true, 'site' => pf_site($blog_id), 'admin_made' => $made]);
+
+case 'site-remove':
+    if (!is_multisite()) { pf_out(['error' => 'this site is not a network']); }
+    $id = (int) $pf_input['blog_id'];
+    if (!get_site($id)) { pf_out(['changed' => false]); }
+    if (is_main_site($id)) { pf_out(['error' => 'the main site is the network itself: it is never removed alone']); }
+    require_once ABSPATH . 'wp-admin/includes/admin.php';
+    $r = wp_delete_site($id);
+    if (is_wp_error($r)) { pf_out(['error' => $r->get_error_message()]); }
+    pf_out(['changed' => true]);
+
+case 'site-address':
+    if (!is_multisite()) { pf_out(['error' => 'this site is not a network']); }
+    $before = pf_site($pf_input['blog_id']);
+    if (!$before) { pf_out(['error' => 'no subsite ' . (int) $pf_input['blog_id']]); }
+    $r = wp_update_site($before['blog_id'], ['domain' => $pf_input['site_domain'], 'path' => $pf_input['site_path']]);
+    if (is_wp_error($r)) { pf_out(['error' => $r->get_error_message()]); }
+    switch_to_blog($before['blog_id']);
+    $siteurl = get_option('siteurl');
+    update_option('home', $pf_input['url']);
+    update_option('siteurl', $pf_input['url']);
+    restore_current_blog();
+    clean_blog_cache($before['blog_id']);
+    pf_out(['changed' => true, 'before' => $before, 'siteurl_before' => $siteurl, 'site' => pf_site($before['blog_id'])]);
 
 default:
     fwrite(STDERR, "unknown action: " . $pf_action . "\n");
