@@ -1,0 +1,1 @@
+"""WordPress networks (multisite): subsite addresses, domain checks before a mapping, ACME rate limits."""
