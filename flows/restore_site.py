@@ -34,7 +34,8 @@ def restore_site(
     """Restore a backup of SITE onto its own server or onto TARGET.
 
     parts: database, files (wp-content and the web root's own files: ads.txt, robots.txt, .user.ini...),
-    uploads, themes, plugins, webroot (those web-root files alone), or table:NAME for one table.
+    uploads, themes, plugins, webroot (those web-root files alone), table:NAME for one table, or, on a network,
+    subsite:N for subsite N alone (its wp_N_ tables and uploads/sites/N; the other subsites keep what they have).
     backup_id left empty: the newest backup (or, with point_in_time, the newest taken before it; the
     database is then rolled forward to that moment from the shipped binary logs, and refused, naming the
     missing log or how far they reach, when they cannot get there). Everything is loaded

@@ -154,7 +154,10 @@ def restore_one(site, storage, target, backup_id: Optional[str], parts: list[str
     secret = encryption_secret(key_block, storage)
     store = storage.store()
     config = site.config()
-    restore.parse_parts(parts)  # refuse bad parts before anything is read
+    rest, blog_ids = restore.split_subsites(parts)  # refuse bad parts before anything is read
+    restore.subsite_scope(config, blog_ids)
+    if rest or not blog_ids:
+        restore.parse_parts(rest)
     if backup_id:
         manifest = catalog.load_manifest(store, config.name, backup_id, secret)
     elif until is not None:

@@ -133,6 +133,31 @@ def parse_parts(parts: Iterable[str]) -> tuple[bool, list[str], list[str]]:
     return database, tables, subdirs
 
 
+def split_subsites(parts: Iterable[str]) -> tuple[list[str], list[int]]:
+    """(the other parts, the blog ids of `subsite:N` parts): one network subsite alone is its tables
+    (`wp_N_...`) and its uploads (wp-content/uploads/sites/N). The main site (1) is the network's database."""
+    rest, ids = [], []
+    for raw in parts:
+        part = str(raw).strip()
+        if not part.startswith("subsite:"):
+            rest.append(part)
+            continue
+        number = part[len("subsite:"):]
+        if not number.isdigit() or not 2 <= int(number) <= 10**9:
+            raise InvalidInput(f"{part!r} does not name a subsite: subsite:N with its blog id N (2 or more; the main "
+                               "site is the network's database part)")
+        ids.append(int(number))
+    return rest, list(dict.fromkeys(ids))
+
+
+def subsite_scope(site: SiteConfig, blog_ids: list[int]) -> tuple[tuple[str, ...], list[str]]:
+    """(table prefixes, upload folders) of the subsites BLOG_IDS of the network SITE."""
+    if blog_ids and not site.multisite:
+        raise InvalidInput(f"site {site.name} is not a network: it has no subsites to restore alone")
+    return (tuple(f"{site.table_prefix}{n}_" for n in blog_ids),
+            [f"wp-content/uploads/sites/{n}" for n in blog_ids])
+
+
 @dataclass
 class RestoreResult:
     backup_id: str
@@ -167,7 +192,11 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
     Files are extracted into a root-only staging folder and checked against the index (type and size)
     before they are swapped in. An in-place database restore is recorded on the database server first,
     so the next backup is a full one."""
-    database, tables, subdirs = parse_parts(parts)
+    parts, blog_ids = split_subsites(parts)
+    prefixes, subsite_dirs = subsite_scope(site, blog_ids)
+    database, tables, subdirs = parse_parts(parts) if parts or not blog_ids else (False, [], [])
+    if "wp-content" not in subdirs:
+        subdirs += [d for d in subsite_dirs if not any(d.startswith(s + "/") for s in subdirs)]
     t0 = time.monotonic()
     chain = catalog.chain(store, site.name, manifest, secret=secret)
     restored: list[str] = []
@@ -184,7 +213,7 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
             staging = make_staging(conn, site.home, "pfrestore", need + need // 10)
             extract_files(conn, store, chain, wanted, secret, staging)
             check_staged(conn, f"{staging}/tree", wanted, manifest.backup_id, hashes=False)
-        if database or tables:
+        if database or tables or prefixes:
             rows = load_database(conn, store, manifest, secret, staging_db)
             if logs is not None:
                 try:
@@ -192,7 +221,12 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
                 except BaseException:
                     drop_database(conn, staging_db)
                     raise
-            swap = list(rows) if database else tables
+            swap = list(rows) if database else tables + [t for t in rows if t.startswith(prefixes)]
+            absent = [p for p in prefixes if not any(t.startswith(p) for t in rows)]
+            if absent and not database:
+                drop_database(conn, staging_db)
+                raise InvalidInput(f"backup {manifest.backup_id!r} holds no tables of subsite "
+                                   f"{absent[0][len(site.table_prefix):-1]} ({absent[0]}...)")
             missing = [t for t in swap if t not in rows]
             if missing:
                 drop_database(conn, staging_db)
@@ -200,6 +234,8 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
             mark_restore(conn, site.db_name, manifest.backup_id)  # before the swap: the next backup is full
             swap_tables(conn, site.db_name, staging_db, swap, all_tables=database)  # drops staging afterwards
             restored += ["database"] if database else [f"table:{t}" for t in tables]
+            restored += [f"subsite:{n} ({sum(1 for t in swap if t.startswith(p))} tables)"
+                         for n, p in zip(blog_ids, prefixes) if not database]
         if subdirs:
             finish_files(conn, site.web_root, f"{staging}/tree", wanted, subdirs)
             from pressfleet.ssh.converge import ensure_webread  # nginx reads restored files through ACLs too (tasks.nginx)
@@ -209,7 +245,7 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
         for folder in (staging, logs.folder if logs else None):
             if folder:
                 run(conn, ["rm", "-rf", "--", folder], check=False)
-    if database:
+    if database or prefixes:
         flush_caches(conn, site)
     return RestoreResult(manifest.backup_id, restored, round(time.monotonic() - t0, 2), rows,
                          [m.backup_id for m in chain], until.isoformat() if until else None)

@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
     @app.command("restore")
     def restore(site: str = typer.Argument(..., help=SITE_HELP), backup_id: str = typer.Argument(None, help="Backup id (default: the newest)."),
                 to: str = typer.Option(None, "--to", help="Server block to restore onto (default: the site's server)."),
-                parts: list[str] = typer.Option(None, "--parts", help="database, files, uploads, themes, plugins, webroot, table:NAME (repeatable)."),
+                parts: list[str] = typer.Option(None, "--parts", help="database, files, uploads, themes, plugins, webroot, table:NAME, subsite:N (a network's subsite alone) (repeatable)."),
                 at: str = typer.Option(None, "--at", help="Point in time (ISO 8601, UTC if no zone): roll the database forward to it."),
                 storage: str = STORAGE, key: str = KEY) -> None:
         """Restore a site from a backup, whole or in part, here or on another server (the restore-site flow)."""
