@@ -58,7 +58,9 @@ def publish_overview(sites: Optional[list[WordPressSite]] = None, storage=None, 
     the static page. Returns {"rows": table rows, "path": the page, "text": the terminal table}."""
     targets = sites if sites is not None else saved_sites()
     now = datetime.now(UTC)
-    rows = overview.site_rows(open_store(store_url), gather(targets, storage), now)
+    store = open_store(store_url)
+    networks = {s.name: tuple(m.domain for m in s.mapped_domains) for s in targets if s.multisite}
+    rows = overview.site_rows(store, overview.with_subsites(store, gather(targets, storage), networks), now)
     path = overview_path()
     private_dirs(path.parent)
     tmp = path.with_suffix(".partial")

@@ -60,6 +60,32 @@ def _last(series: pd.Series) -> float | None:
     return float(series.iloc[-1]) if len(series) else None
 
 
+def belongs_to(label: str, domain: str, mapped: tuple[str, ...] = ()) -> bool:
+    """Whether a probed address LABEL is a subsite of the network at DOMAIN: DOMAIN/slug, slug.DOMAIN or one of its
+    mapped domains."""
+    return label != domain and (label.startswith(domain + "/") or label.endswith("." + domain) or label in mapped)
+
+
+def with_subsites(store: MetricsStore, inputs: list[SiteInput],
+                  networks: dict[str, tuple[str, ...]]) -> list[SiteInput]:
+    """INPUTS with, after each network's row, a row per subsite the probes saw (collect-metrics probes each one
+    at its address): NETWORKS maps a network's site name to its mapped domains. A subsite row shares the
+    network's server and backups (a network is backed up whole)."""
+    from dataclasses import replace
+
+    if not networks:
+        return inputs
+    seen = store.list_series(mn.HTTP_STATUS)
+    out = []
+    for i in inputs:
+        out.append(i)
+        if i.site not in networks or not len(seen):
+            continue
+        labels = sorted(set(seen[seen["host"] == i.host]["site"]))
+        out += [replace(i, domain=label) for label in labels if belongs_to(label, i.domain, networks[i.site])]
+    return out
+
+
 def site_rows(store: MetricsStore, inputs: list[SiteInput], now: datetime) -> list[SiteRow]:
     """Every site's row as the store has it at NOW."""
     now_ts = pd.Timestamp(now)

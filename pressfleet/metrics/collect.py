@@ -155,6 +155,9 @@ class HostMetrics:
 # --- the remote command -----------------------------------------------------------------------------
 
 
+_SUBSITE_RE = re.compile(r"[a-z0-9.-]{1,253}/(?:[a-z0-9-]{1,50}/)?")
+
+
 def collect_command(sites: Sequence[SiteRef] = (), status_port: int = DEFAULT_STATUS_PORT) -> list[str]:
     """The remote command (as arguments; remote.run quotes each) that runs the script fed on stdin."""
     if isinstance(status_port, bool) or not isinstance(status_port, int) or not 1 <= status_port <= 65535:
@@ -481,6 +484,15 @@ def parse_metrics(
                     ttfb = _num(parts[1])
                     if ttfb > 0:
                         add(Sample(TTFB_SECONDS, ttfb, site=domain))
+            elif kind == "subsite":  # a network's subsite: its address (domain and path) is its series' site
+                parts = rest.split()
+                if not parts or not _SUBSITE_RE.fullmatch(parts[0]):
+                    continue
+                label = parts[0].rstrip("/")
+                code = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+                add(Sample(HTTP_STATUS, float(code), site=label))
+                if code and len(parts) > 2 and _num(parts[2]) > 0:
+                    add(Sample(TTFB_SECONDS, _num(parts[2]), site=label))
             elif kind == "cert" and rest.strip():
                 days = (parse_enddate(rest) - now).total_seconds() / 86400
                 add(Sample(TLS_DAYS_LEFT, round(days, 3), site=domain))

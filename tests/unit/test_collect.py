@@ -330,3 +330,27 @@ def test_a_round_stored_twice_is_stored_once(tmp_path):
         assert store.read_series("up", "10.200.0.99").tolist() == [0.0]
     finally:
         store.close()
+
+
+def test_a_networks_subsites_are_probed_each_under_its_own_address(tmp_path):
+    from pressfleet.analysis.overview import SiteInput, belongs_to, with_subsites
+
+    text = (HOST_PART + section("site blog", "http 200 0.01", "subsite blog.lab.test/alpha/ 200 0.020",
+                                "subsite shop.example.test/ 503 0.5", "subsite x.lab.test/a/b/ 200 0.1",
+                                "subsite BAD/ 200 0.1", "subsite blog.lab.test/beta/ 000 0") + END)
+    m = c.parse_metrics(text, now=NOW, sites=[BLOG])
+    status = {s.site: s.value for s in m.samples if s.name == "http_status"}
+    assert status == {"blog.lab.test": 200.0, "blog.lab.test/alpha": 200.0, "shop.example.test": 503.0,
+                      "blog.lab.test/beta": 0.0}  # a nested path or an upper-case name is not an address
+    assert {s.site for s in m.samples if s.name == "ttfb_seconds"} == {"blog.lab.test", "blog.lab.test/alpha",
+                                                                       "shop.example.test"}
+    assert belongs_to("alpha.blog.lab.test", "blog.lab.test") and belongs_to("blog.lab.test/alpha", "blog.lab.test")
+    assert not belongs_to("blog.lab.test", "blog.lab.test") and not belongs_to("xblog.lab.test", "blog.lab.test")
+    assert belongs_to("shop.example.test", "blog.lab.test", ("shop.example.test",))
+    store = MetricsStore(f"sqlite:///{tmp_path / 'm.db'}")
+    store.write_points(c.to_points("web1", NOW, m.samples))
+    rows = with_subsites(store, [SiteInput(site="blog", domain="blog.lab.test", server="web1", host="web1")],
+                         {"blog": ("shop.example.test",)})
+    assert [r.domain for r in rows] == ["blog.lab.test", "blog.lab.test/alpha", "blog.lab.test/beta",
+                                        "shop.example.test"]
+    assert with_subsites(store, rows[:1], {}) == rows[:1]  # a site that is not a network: its own row only
