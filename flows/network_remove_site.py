@@ -28,8 +28,9 @@ def network_remove_site(
 ) -> dict:
     """Delete a network's SUBSITE (slug, blog id or mapped domain) with WordPress's wp_delete_site(), after a
     backup of the whole network: its tables and uploads/sites/N go, and its mapped domain, if any, leaves the
-    vhost, /etc/hosts and the block, and its certificate is deleted. The backup failing removes nothing; the
-    subsite can come back from it (restore-site with part subsite:N). The main site is never removed alone."""
+    vhost, /etc/hosts and the block, and its certificate is deleted. The backup failing removes nothing; it keeps
+    the subsite (a restore of the whole network's database and uploads brings it back). The main site is never
+    removed alone."""
     from flows.backup_site import backup_site
 
     cfg = network.config()
@@ -52,7 +53,7 @@ def network_remove_site(
     record_change(cfg.name, "network-remove-site", f"subsite {slug} ({target.url}) after backup {backup['backup']}")
     create_markdown_artifact(
         key=f"network-remove-site-{cfg.name.replace('_', '-')}",
-        markdown=f"# Subsite {slug} removed from {cfg.domain}\n\nBackup first: `{backup['backup']}` (restore it "
-                 f"alone with part `subsite:{target.blog_id}`).\n\n" + "".join(f"- {d}\n" for d in done),
+        markdown=f"# Subsite {slug} removed from {cfg.domain}\n\nBackup first: `{backup['backup']}` (it keeps the "
+                 f"subsite, blog {target.blog_id}).\n\n" + "".join(f"- {d}\n" for d in done),
         description=f"network-remove-site {slug}")
     return result

@@ -65,7 +65,7 @@ echo changed
 
 def ensure_hosts_entry(conn, site: SiteConfig) -> list[str]:
     out = converge.sh(conn, _HOSTS_SCRIPT, [site.name, *site.server_names]).stdout.strip()
-    return [f"/etc/hosts: {site.domain} is this host"] if out == "changed" else []
+    return [f"/etc/hosts: {' '.join(site.server_names)} is this host"] if out == "changed" else []
 
 
 def _release_script(conn, action: str, site: SiteConfig, *args: str, timeout: float = 120) -> str:

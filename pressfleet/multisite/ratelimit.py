@@ -30,15 +30,16 @@ def ensure_limit(name: str, per_week: int = CERTIFICATES_PER_WEEK) -> str:
     return limit
 
 
-def take_certificate_slot(name: str, timeout_s: float = 30.0) -> str:
-    """One slot of NAME's registered domain's weekly certificates; RateLimited when none frees within TIMEOUT_S."""
+def take_certificate_slot(name: str, timeout_s: float = 30.0, per_week: int = CERTIFICATES_PER_WEEK) -> str:
+    """One slot of NAME's registered domain's weekly certificates; RateLimited when none frees within TIMEOUT_S.
+    (PER_WEEK sizes a limit made here; one that exists keeps its own size, which a person may change in the UI.)"""
     from prefect.concurrency.sync import rate_limit
 
-    limit = ensure_limit(name)
+    limit = ensure_limit(name, per_week)
     try:
         rate_limit(limit, occupy=1, timeout_seconds=timeout_s, strict=True)
     except TimeoutError:
-        raise RateLimited(f"{CERTIFICATES_PER_WEEK} certificates for {limit.removeprefix('acme-certificates-')} "
-                          "were asked for in the past week (Let's Encrypt's limit per registered domain): "
+        raise RateLimited(f"the certificates allowed for {limit.removeprefix('acme-certificates-')} "
+                          "in a week were all asked for (Let's Encrypt allows 50 per registered domain): "
                           f"nothing was changed; try again later or raise the Prefect limit {limit!r}") from None
     return limit
