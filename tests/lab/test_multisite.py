@@ -51,7 +51,14 @@ def networks(lab_pool, prefect_harness, pebble):
         made = {slug: network_add_site(network=site, slug=slug, title=title, admin_email=f"{slug}@lab.test")
                 for slug, title in SUBSITES.items()}
         out[key] = {"site": site, "block": block, "subsites": made, "domain": domain}
-    return out
+    yield out
+    # the session's later tests see no network they did not make (a fleet-wide run would reach this host)
+    from tasks.remove import delete_site_blocks
+
+    for key in kinds:
+        delete_site_blocks(f"{key}net", out[key]["block"])
+    delete_site_blocks("conv", "test-conv-unsaved")  # its secrets (the converted site's block is never saved)
+    lab_pool.stop("ms")
 
 
 def https(networks, host: str, path: str = "/", *args: str) -> subprocess.CompletedProcess:
@@ -287,3 +294,33 @@ def test_a_network_upgrade_reaches_every_subsites_tables(networks):
         assert out["subsites_upgraded"] == len(ids) and out["upgraded"] is None, out
         assert [int(wp(conn, net["site"], b, "echo get_option('db_version');")) for b in ids] == [current] * len(ids)
         assert bootstrap(conn, cfg, "upgrade") == {"upgraded": None, "subsites_upgraded": 0}
+
+
+def test_certificates_per_registered_domain_are_a_prefect_rate_limit(prefect_harness):
+    from prefect.client.orchestration import get_client
+
+    from pressfleet.multisite.ratelimit import RateLimited, take_certificate_slot
+
+    assert take_certificate_slot("a.ratelimit.example.co.uk", timeout_s=5, per_week=2) == \
+        "acme-certificates-example.co.uk"
+    take_certificate_slot("b.example.co.uk", timeout_s=5)  # another name of the same registered domain: its slots
+    with pytest.raises(RateLimited, match="example.co.uk"):
+        take_certificate_slot("c.example.co.uk", timeout_s=2)
+    take_certificate_slot("other.example.org", timeout_s=5, per_week=2)  # another registered domain: its own limit
+    with get_client(sync_client=True) as client:
+        limit = client.read_global_concurrency_limit_by_name("acme-certificates-example.co.uk")
+    assert limit.limit == 2 and abs(limit.slot_decay_per_second - 2 / (7 * 24 * 3600)) < 1e-12
+
+
+def test_publishing_in_a_subsite_purges_that_subsites_cached_pages(networks):
+    net = networks["dir"]
+    page = lambda: https(networks, "dir.lab.test", "/alpha/", "-D", "-")  # noqa: E731
+    page()
+    cached = page()
+    assert "x-cache-status: hit" in cached.stdout.lower(), cached.stdout[:400]
+    with connect_lab(networks["host"]) as conn:
+        wp(conn, net["site"], net["subsites"]["alpha"]["blog_id"],
+           "wp_insert_post(['post_title' => 'Fresh in alpha', 'post_status' => 'publish']);")
+    assert "Fresh in alpha" in page().stdout  # the purge on publish reached this subsite's own page
+    assert "Fresh in alpha" not in https(networks, "dir.lab.test", "/beta/").stdout
+    assert "Fresh in alpha" not in https(networks, "dir.lab.test", "/").stdout  # and no other site's content
