@@ -29,11 +29,12 @@ def network_add_site(
 ) -> dict:
     """Create subsite SLUG in NETWORK with WordPress's own wp_insert_site(): at https://NETWORK/SLUG/ on a
     subdirectory network, https://SLUG.NETWORK/ on a subdomain one, titled TITLE (default: the slug), with
-    ADMIN_EMAIL's user as its administrator (made, and mailed WordPress's set-your-password link, when there is
-    none; default: the network's admin). The run proves the subsite answers 200 with its title over HTTPS, or
-    deletes it again. DOMAIN then maps it to a domain of its own (the network-map-domain flow, with its checks).
+    ADMIN_EMAIL's user as its administrator (made when there is none, and mailed WordPress's set-your-password link
+    once the subsite is proved; default: the network's admin). The run proves the subsite answers 200 with its
+    title over HTTPS, or deletes it again (and the administrator it made). DOMAIN then maps it to a domain of its own (the network-map-domain flow, with its checks).
 
     A slug in use, a bad slug or e-mail, or a site that is not a network is refused before anything runs."""
+    block_name = block_name or getattr(network, "_block_document_name", None)  # the saved block a run was given
     cfg = network.config()
     slug = subsite_slug(slug)
     email = check_email(admin_email or network.admin_email)
@@ -46,13 +47,16 @@ def network_add_site(
         made = create_subsite(server, cfg, slug, title or slug, email)
     site = made["site"]
     result = {"network": cfg.name, "slug": slug, "blog_id": site["blog_id"], "url": f"https://{host}{path}",
-              "title": site["title"], "admin_email": email, "admin_made": made.get("admin_made", False)}
+              "title": site["title"], "admin_email": email, "admin_made": made.get("admin_made", False),
+              "admin_mailed": made.get("mailed", False)}
     record_change(cfg.name, "network-add-site", f"subsite {slug} ({result['url']})")
     create_markdown_artifact(
         key=f"network-add-site-{cfg.name.replace('_', '-')}",
         markdown=f"# Subsite {slug} added to {cfg.domain}\n\n- {result['url']} (blog {site['blog_id']}), "
                  f"titled {site['title']!r}: answered 200 over HTTPS\n- administrator: {email}"
-                 + (" (a new user: WordPress mailed the link to set a password)" if result["admin_made"] else ""),
+                 + ((" (a new user: WordPress's mail with the link to set a password "
+                     + ("was sent)" if result["admin_mailed"] else "could not be sent: the site has no mail relay)"))
+                    if result["admin_made"] else ""),
         description=f"network-add-site {slug}")
     if domain:
         from flows.network_map_domain import network_map_domain

@@ -34,8 +34,9 @@ def network_map_domain(
     (a Prefect rate limit, Let's Encrypt's 50 per week). Then: DOMAIN's own certificate (ACME over HTTP-01),
     the subsite's domain, home and siteurl, the nginx server for DOMAIN, and proof that https://DOMAIN/ answers
     200 with the subsite's title under that certificate while the old address redirects there. If any of it
-    fails, every step is undone and the run says why. Done, the network's block (BLOCK_NAME) records the
-    mapping, so provisioning keeps it."""
+    fails, every step is undone and the run says why. Done, the network's block (BLOCK_NAME, by default the saved
+    block the run was given) records the mapping, so provisioning keeps it."""
+    block_name = block_name or getattr(network, "_block_document_name", None)  # the saved block a run was given
     started = time.monotonic()
     cfg = network.config()
     server = server_of(network)

@@ -33,6 +33,7 @@ def network_remove_site(
     removed alone."""
     from flows.backup_site import backup_site
 
+    block_name = block_name or getattr(network, "_block_document_name", None)  # the saved block a run was given
     cfg = network.config()
     server = server_of(network)
     target = find_subsite(cfg, list_subsites(server, cfg), subsite)

@@ -56,15 +56,17 @@ def apply_vhost(conn, site: SiteConfig) -> list[str]:
 
 
 def issue_certificate(conn, site: SiteConfig, domain: str, *, acme_server: str | None,
-                      acme_ca_bundle: str | None) -> list[str]:
+                      acme_ca_bundle: str | None) -> tuple[list[str], bool]:
     """DOMAIN's own certificate: self-signed for a self-signed network (tests), else from the ACME CA over HTTP-01
-    through certbot's nginx plugin (it answers the challenge itself, so nginx need not know DOMAIN yet)."""
+    through certbot's nginx plugin (it answers the challenge itself, so nginx need not know DOMAIN yet).
+    Returns (what changed, whether this call made it): one that was there already is never deleted by an undo."""
     if site.tls_mode == "self-signed":
-        return ensure_self_signed(conn, site, domain)
+        made = ensure_self_signed(conn, site, domain)
+        return made, bool(made)
     cert, _ = site.mapped_cert_paths(domain)
     env, changed = acme_env(conn, acme_ca_bundle)
     if run(conn, ["test", "-s", cert], check=False).ok:
-        return changed
+        return changed, False
     args = [*env, "certbot", "certonly", "--nginx", "--non-interactive", "--agree-tos", "-m", site.admin_email,
             "--no-random-sleep-on-renew", "--cert-name", domain, "-d", domain]
     if acme_server:
@@ -74,7 +76,7 @@ def issue_certificate(conn, site: SiteConfig, domain: str, *, acme_server: str |
         said = [ln.strip() for ln in (result.stderr + result.stdout).splitlines() if ln.strip()
                 and not ln.startswith("Saving debug log")]
         raise NetworkError(f"the ACME CA did not issue a certificate for {domain}: {' '.join(said[-4:])[:600]}")
-    return changed + [f"ACME certificate for {domain}"]
+    return changed + [f"ACME certificate for {domain}"], True
 
 
 def remove_certificate(conn, site: SiteConfig, domain: str) -> None:
@@ -174,11 +176,15 @@ def create_subsite(server, site: SiteConfig, slug: str, title: str, admin_email:
     domain, path = site.subsite_address(slug)
     with connected(server) as conn:
         made = add_subsite(conn, site, slug, domain, path, title, admin_email)
+        blog = int(made["site"]["blog_id"])
         try:
             until_reloaded(lambda: check_serves(conn, site, domain, path, title, site.tls_cert_path), 5.0)
         except BaseException:
-            remove_subsite(conn, site, int(made["site"]["blog_id"]))
+            _call(conn, site, "site-remove", {"blog_id": blog,
+                                              "delete_user": made["user_id"] if made.get("admin_made") else 0})
             raise
+        if made.get("admin_made"):  # WordPress's own set-your-password mail, once the subsite is proved
+            made["mailed"] = _call(conn, site, "admin-welcome", {"user_id": made["user_id"]}).get("mailed", False)
     return made
 
 
@@ -210,11 +216,11 @@ def map_subsite_domain(server, site: SiteConfig, mapped: SiteConfig, subsite: Su
     old_host, old_path = subsite.domain, subsite.path
     steps: list[str] = []
     with connected(server) as conn:
-        steps += issue_certificate(conn, mapped, domain, acme_server=acme_server, acme_ca_bundle=acme_ca_bundle)
-        moved = False
+        made, issued = issue_certificate(conn, mapped, domain, acme_server=acme_server, acme_ca_bundle=acme_ca_bundle)
+        steps += made
+        before: dict = {}
         try:
-            set_address(conn, site, subsite.blog_id, domain, "/", f"https://{domain}")
-            moved = True
+            before = set_address(conn, site, subsite.blog_id, domain, "/", f"https://{domain}")
             steps.append(f"subsite {subsite.blog_id}: {old_host}{old_path} -> {domain}/ (wp_blogs, home, siteurl)")
 
             def proof() -> None:
@@ -231,11 +237,29 @@ def map_subsite_domain(server, site: SiteConfig, mapped: SiteConfig, subsite: Su
                 conn, [ManagedFile(mapped.nginx_vhost_path, render_nginx_vhost(mapped).encode())],
                 check=["nginx", "-t"], on_change=["systemctl", "reload", "nginx"], prove=prove)
             steps += pin_hosts(conn, mapped)
-        except BaseException:
-            if moved:
-                set_address(conn, site, subsite.blog_id, old_host, old_path, subsite.home)
-            apply_vhost(conn, site)  # the last good file is back already when nginx -t or the proof refused it
-            pin_hosts(conn, site)
-            remove_certificate(conn, mapped, domain)
+        except BaseException as failure:
+            # every undo step is tried, whatever another one does; the first failure is what the run reports
+            undo = [
+                # also when site-address itself was cut half-way: putting the old address back is harmless
+                lambda: _restore_address(conn, site, subsite, before),
+                lambda: apply_vhost(conn, site),  # back already when nginx -t or the proof refused the new one
+                lambda: pin_hosts(conn, site),
+                *([lambda: remove_certificate(conn, mapped, domain)] if issued else []),
+            ]
+            left = []
+            for step_undo in undo:
+                try:
+                    step_undo()
+                except Exception as exc:  # noqa: BLE001 - said below, after the other undo steps ran
+                    left.append(f"{type(exc).__name__}: {exc}"[:200])
+            if left:
+                raise NetworkError(f"{failure}; and undoing it failed too: {'; '.join(left)}") from failure
             raise
     return {"steps": steps, "certificate": cert}
+
+
+def _restore_address(conn, site: SiteConfig, subsite: Subsite, before: dict) -> None:
+    """The subsite's address, home and siteurl as they were before a mapping began."""
+    payload = {"blog_id": subsite.blog_id, "site_domain": subsite.domain, "site_path": subsite.path,
+               "url": subsite.home, "siteurl": before.get("siteurl_before") or subsite.home}
+    _call(conn, site, "site-address", payload)

@@ -205,8 +205,16 @@ def restore(conn: Connection, site: SiteConfig, store: ObjectStore, manifest: Ba
     logs: Optional[binlogs.StagedLogs] = None
     staging: Optional[str] = None
     try:
-        if until is not None and (database or tables):
+        if until is not None and (database or tables or prefixes):
             logs = binlogs.stage_binlogs(conn, store, site, manifest, secret, until)
+        if subsite_dirs and "wp-content" not in subdirs:
+            # a subsite's uploads the backup does not hold (none yet then) stay as they are: swapped for an empty
+            # folder, root would own it and the subsite could no longer upload
+            index = read_index(store, manifest, secret)
+            held = {d for d in subsite_dirs if select(index, (d,))}
+            subdirs = [d for d in subdirs if d not in subsite_dirs or d in held]
+            if held:  # their parent folder is the site's own, made as the site's user (root makes no folder there)
+                run(conn, ["runuser", "-u", site.user, "--", "mkdir", "-p", "--", f"{site.uploads_dir}/sites"])
         if subdirs:  # files first: the slow part, and nothing live changes until every part checked out
             wanted = select(read_index(store, manifest, secret), tuple(subdirs))
             need = sum(e.size for e in wanted if e.type == "f")

@@ -49,14 +49,23 @@ def addresses(name: str, resolver: str | None = None, timeout_s: float = 5.0) ->
     return found
 
 
+def server_addresses(server_address: str, resolver: str | None = None) -> set[str]:
+    """The server's own addresses: the Server block's address, or what its name resolves to."""
+    try:
+        return {str(ipaddress.ip_address(server_address))}
+    except ValueError:
+        return set(addresses(server_address, resolver))
+
+
 def check_points_here(name: str, server_address: str, resolver: str | None = None) -> list[str]:
-    """Refuses (InvalidInput) unless NAME resolves to SERVER_ADDRESS and to nothing else: a certificate over
-    HTTP-01 would fail, or visitors would land elsewhere. Returns the addresses found."""
+    """Refuses (InvalidInput) unless every address NAME resolves to is the server's: a certificate over HTTP-01
+    would fail, or visitors would land elsewhere. Returns the addresses found."""
     found = addresses(name, resolver)
     if not found:
         raise InvalidInput(f"{name} does not resolve (no A or AAAA record): point it at {server_address} first")
-    others = sorted(set(found) - {server_address})
-    if server_address not in found or others:
+    mine = server_addresses(server_address, resolver)
+    others = sorted(set(found) - mine)
+    if others or not mine:
         raise InvalidInput(f"{name} resolves to {', '.join(sorted(set(found)))}, not (only) to this server "
                            f"{server_address}: point it here first")
     return found

@@ -141,6 +141,8 @@ def test_a_mapped_domain_gets_its_own_certificate_and_the_old_address_redirects(
     assert "Pebble" in cert and "DNS:beta.example.test" in cert, cert
     old = https(networks, "dir.lab.test", "/beta/some/post/", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
     assert old.stdout == "301 https://beta.example.test/some/post/", old.stdout
+    admin = https(networks, "dir.lab.test", "/beta/wp-admin/", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}")
+    assert admin.stdout == "301 https://beta.example.test/wp-admin/", admin.stdout  # not the main site's wp-admin
     assert "<title>Alpha subsite" in https(networks, "dir.lab.test", "/alpha/").stdout  # the neighbour is untouched
     saved = WordPressSite.load(net["block"])
     assert [(m.slug, m.domain) for m in saved.mapped_domains] == [("beta", "beta.example.test")]
@@ -255,7 +257,12 @@ def test_a_single_site_converts_to_a_network_and_a_subsite_is_removed_after_a_ba
         with pytest.raises(RuntimeError, match="does not become a single site again"):
             provision_wordpress(server=server, site=single, components=["wordpress"], verify=False)
 
-        made = network_add_site(network=net, slug="gone", title="Going away")
+        from tasks.network import NetworkError
+
+        with pytest.raises(NetworkError, match="main site has a page or post at /written-as-a-single-site/"):
+            network_add_site(network=net, slug="written-as-a-single-site")  # its path would hide the post
+        made = network_add_site(network=net, slug="gone", title="Going away", admin_email="gone@lab.test")
+        assert made["admin_made"]
         blog = made["blog_id"]
         assert "<title>Going away" in https(networks, "conv.lab.test", "/gone/").stdout
         folder = tmp_path / "backups"
@@ -264,6 +271,7 @@ def test_a_single_site_converts_to_a_network_and_a_subsite_is_removed_after_a_ba
                                       storage=LocalStorage(path=str(folder), encryption="none"))
         assert removed["backup"] and removed["blog_id"] == blog
         assert [s.blog_id for s in subsites(conn, net.config())] == [1]
+        assert wp_single(conn, net, "echo get_user_by('email', 'gone@lab.test') ? 'kept' : 'none';") == "kept"
         tables = run(conn, ["mariadb", "--batch", "--skip-column-names", "conv", "-e",
                             f"SHOW TABLES LIKE 'wp\\_{blog}\\_%'"]).stdout
         assert tables.strip() == "", tables

@@ -25,8 +25,11 @@
  *                  as wp-admin/network.php runs it (install_network(), populate_network()); `subdomain` true or false
  *   site-list    - every subsite: blog_id, domain, path, title, home, whether it is the main site
  *   site-add     - wp_insert_site() of `slug` at `domain` and `path`, titled `title`, with `admin_email`'s user (made
- *                  if there is none) as its administrator
- *   site-remove  - wp_delete_site() of `blog_id` (its tables and uploads/sites/N go); never the main site
+ *                  if there is none, not mailed yet) as its administrator; a subdirectory slug that is a main-site
+ *                  page or post name is refused
+ *   site-remove  - wp_delete_site() of `blog_id` (its tables and uploads/sites/N go); never the main site; with
+ *                  `delete_user`, that user too (the administrator a failed site-add made)
+ *   admin-welcome - WordPress's new-user mail to `user_id` (the link to set a password)
  *   site-address - the subsite `blog_id` moved to `domain` and `path` (wp_blogs) with its home and siteurl set to
  *                  `url`; prints the address it had, so a failed mapping can put it back
  * `upgrade` and `install` upgrade every subsite's tables too on a network (as wp-admin/network/upgrade.php does).
@@ -101,7 +104,7 @@ case 'status':
     require_once ABSPATH . 'wp-admin/includes/network.php';
     pf_network_tables();
     $installed = is_blog_installed();
-    pf_out(['network' => $installed && network_domain_check() !== false, 'installed' => $installed, 'version' => get_bloginfo('version'), 'multisite' => is_multisite(),
+    pf_out(['network' => $installed && !empty(network_domain_check()), 'installed' => $installed, 'version' => get_bloginfo('version'), 'multisite' => is_multisite(),
             'siteurl' => $installed ? get_option('siteurl') : null,
             'db_version' => $installed ? (int) get_option('db_version') : null,
             'wp_db_version' => (int) $GLOBALS['wp_db_version']]);
@@ -227,7 +230,7 @@ case 'network-install':
     require_once ABSPATH . 'wp-admin/includes/network.php';
     if (!is_blog_installed()) { pf_out(['error' => 'WordPress is not installed here', 'not_installed' => true]); }
     pf_network_tables();
-    if (network_domain_check()) { pf_out(['changed' => false]); }  // the network's tables are there already
+    if (!empty(network_domain_check())) { pf_out(['changed' => false]); }  // the network is there already
     $admin = get_user_by('email', $pf_input['admin_email']) ?: get_user_by('id', 1);
     if (!$admin) { pf_out(['error' => 'no administrator to make the network\'s super admin']); }
     wp_set_current_user($admin->ID);
@@ -257,6 +260,12 @@ case 'site-add':
     if (domain_exists($pf_input['site_domain'], $pf_input['site_path'], 1)) {
         pf_out(['error' => 'a subsite at ' . $pf_input['site_domain'] . $pf_input['site_path'] . ' exists already']);
     }
+    // a subdirectory subsite's path would hide the main site's own page or post of that name
+    if (!is_subdomain_install() && $GLOBALS['wpdb']->get_var($GLOBALS['wpdb']->prepare(
+            "SELECT ID FROM {$GLOBALS['wpdb']->posts} WHERE post_name = %s AND post_status IN ('publish', 'private', 'future') LIMIT 1",
+            $pf_input['slug']))) {
+        pf_out(['error' => 'the main site has a page or post at /' . $pf_input['slug'] . '/: pick another slug']);
+    }
     $email = $pf_input['admin_email'];
     $user = get_user_by('email', $email);
     $made = false;
@@ -270,8 +279,14 @@ case 'site-add':
     $blog_id = wp_insert_site(['domain' => $pf_input['site_domain'], 'path' => $pf_input['site_path'],
                                'title' => $pf_input['title'], 'user_id' => $user->ID, 'network_id' => 1]);
     if (is_wp_error($blog_id)) { pf_out(['error' => $blog_id->get_error_message()]); }
-    if ($made) { wp_new_user_notification($user->ID, null, 'user'); }
-    pf_out(['changed' => true, 'site' => pf_site($blog_id), 'admin_made' => $made]);
+    pf_out(['changed' => true, 'site' => pf_site($blog_id), 'admin_made' => $made, 'user_id' => $user->ID]);
+
+case 'admin-welcome':
+    // WordPress's own new-user mail (the link to set a password), sent once the new subsite is proved
+    $mailed = true;
+    add_action('wp_mail_failed', function () use (&$mailed) { $mailed = false; });
+    wp_new_user_notification((int) $pf_input['user_id'], null, 'user');
+    pf_out(['mailed' => $mailed]);
 
 case 'site-remove':
     if (!is_multisite()) { pf_out(['error' => 'this site is not a network']); }
@@ -281,6 +296,10 @@ case 'site-remove':
     require_once ABSPATH . 'wp-admin/includes/admin.php';
     $r = wp_delete_site($id);
     if (is_wp_error($r)) { pf_out(['error' => $r->get_error_message()]); }
+    if (!empty($pf_input['delete_user'])) {  // the administrator a failed add-site made: it goes with the subsite
+        require_once ABSPATH . 'wp-admin/includes/ms.php';
+        wpmu_delete_user((int) $pf_input['delete_user']);
+    }
     pf_out(['changed' => true]);
 
 case 'site-address':
@@ -292,7 +311,7 @@ case 'site-address':
     switch_to_blog($before['blog_id']);
     $siteurl = get_option('siteurl');
     update_option('home', $pf_input['url']);
-    update_option('siteurl', $pf_input['url']);
+    update_option('siteurl', $pf_input['siteurl'] ?? $pf_input['url']);
     restore_current_blog();
     clean_blog_cache($before['blog_id']);
     pf_out(['changed' => true, 'before' => $before, 'siteurl_before' => $siteurl, 'site' => pf_site($before['blog_id'])]);
