@@ -70,7 +70,11 @@ test: setup
 test-unit: venv
 	$(VENV)/bin/pytest -m unit -q
 
+# statsforecast and pmdarima (the forecast benchmark's comparison and a data set) need pandas < 3: their own venv,
+# the pins of pyproject.toml's bench extra.
 bench: setup
+	@test -x $(STATE)/benchvenv/bin/python || /usr/bin/python3 -m venv $(STATE)/benchvenv
+	$(VENV)/bin/uv pip install -q --python $(STATE)/benchvenv/bin/python statsforecast==2.1.1 pmdarima==2.1.1
 	$(VENV)/bin/python -m benchmarks.run
 
 # Regenerate requirements.lock after changing pyproject.toml (with Debian 12's own Python).

@@ -4,6 +4,7 @@
     res.mase            # mean absolute error / in-sample MAE of seasonal-naive (Hyndman's MASE)
     res.mase_snaive     # the same for the seasonal-naive forecast itself (about 1 when h <= the season)
     res.relative_mae    # MAE of the method / MAE of seasonal-naive over the same held-out points (< 1: better)
+    res.relative_mase   # MAE(method) / MAE(seasonal-naive) at each origin, averaged over the origins
     res.coverage        # share of held-out points inside the prediction interval
     res.per_origin      # one row per origin
 
@@ -34,11 +35,12 @@ class BacktestResult:
     horizon: int
     per_origin: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    relative_mase: float = float("nan")  # mean over origins of MAE(method) / MAE(seasonal-naive)
 
     def as_dict(self) -> dict[str, Any]:
         return {"mase": self.mase, "mase_snaive": self.mase_snaive, "relative_mae": self.relative_mae,
-                "coverage": self.coverage, "season": self.season, "horizon": self.horizon,
-                "origins": len(self.per_origin)}
+                "relative_mase": self.relative_mase, "coverage": self.coverage, "season": self.season,
+                "horizon": self.horizon, "origins": len(self.per_origin)}
 
 
 def seasonal_naive(train: np.ndarray, horizon: int, m: int) -> np.ndarray:
@@ -133,4 +135,6 @@ def backtest(series: pd.Series, horizon: int, origins: int | Sequence[Any] = 5, 
         rel = float("nan")
         notes.append("seasonal-naive is exact on the held-out points: no relative error")
     cov = float((df["coverage"] * df["points"]).sum() / df["points"].sum())
-    return BacktestResult(mase, mase_sn, rel, cov, season, horizon, df, notes)
+    pos_sn = df["mae_snaive"] > 0
+    rel_mase = float((df.loc[pos_sn, "mae"] / df.loc[pos_sn, "mae_snaive"]).mean()) if pos_sn.any() else float("nan")
+    return BacktestResult(mase, mase_sn, rel, cov, season, horizon, df, notes, rel_mase)

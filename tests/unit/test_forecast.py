@@ -62,6 +62,27 @@ def test_beats_seasonal_naive_on_real_electricity_demand():
     assert res.mase < 1.0 and res.relative_mae < 1.0, res.per_origin
 
 
+@pytest.fixture(scope="module")
+def held_out_electricity():
+    """Relative MASE (MAE of forecast() / MAE of seasonal-naive with season 168 at each origin, averaged over
+    8 origins one week apart, all history before each) on the Victoria demand, a day and a week ahead. No
+    setting of forecast() was chosen on this series (benchmarks/bench_forecast.py, "anchor_comparison")."""
+    out = {}
+    for h in (24, 168):
+        res = backtest(ELEC, h, origins=8, step=168, season=168)
+        assert len(res.per_origin) == 8
+        out[h] = res.relative_mase
+    return out
+
+
+@pytest.mark.skipif(ELEC is None, reason="statsmodels' electricity demand data is not installed")
+def test_held_out_electricity_relative_mase(held_out_electricity):
+    # measured 0.961 (24 h) and 0.964 (168 h); statsforecast's MSTL(24,168) + AutoETS scores 1.175 and 1.056 on
+    # the same origins (benchmarks/results/forecast.json). Issue 13's goal, 0.70 at both, is not reached yet.
+    assert held_out_electricity[24] < 1.0, held_out_electricity
+    assert held_out_electricity[168] < 1.0, held_out_electricity
+
+
 def test_intervals_contain_most_held_out_points():
     inside = total = 0
     for metric, seed in [("cpu_percent", 11), ("ttfb_seconds", 12), ("redis_hit_ratio", 13), ("mem_used_bytes", 14),
