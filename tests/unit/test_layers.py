@@ -23,6 +23,8 @@ FORBIDDEN: dict[str, list[str]] = {
     "pressfleet/metrics": ["pressfleet/ssh", "pressfleet/backup", *EDGES, "blocks", *APP],
     "pressfleet/updates": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", *EDGES, "blocks", *APP],
     "pressfleet/multisite": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", *EDGES, "blocks", *APP],
+    "pressfleet/alerts": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", *EDGES, "blocks", *APP],
+    "pressfleet/watch": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", "pressfleet/cli", *APP],
     "pressfleet/analysis": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", *EDGES, "blocks", *APP],
     # the I/O edges know only their own concern
     "pressfleet/ssh": ["pressfleet/fleet", "pressfleet/backup", "pressfleet/storage", *EDGES, "blocks", *APP],

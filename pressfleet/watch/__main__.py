@@ -1,0 +1,5 @@
+import sys
+
+from pressfleet.watch.watcher import main
+
+sys.exit(main())
