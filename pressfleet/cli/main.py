@@ -317,6 +317,7 @@ def down_everything() -> None:
 
 
 def _register_more() -> None:
+    from pressfleet.cli import alerts as cli_alerts
     from pressfleet.cli import analysis as cli_analysis
     from pressfleet.cli import backup as cli_backup
     from pressfleet.cli import bulk as cli_bulk
@@ -336,6 +337,7 @@ def _register_more() -> None:
     cli_updates.register(app)
     cli_bulk.register(app)
     cli_network.register(app)
+    cli_alerts.register(app)
 
 
 _register_more()

@@ -89,3 +89,55 @@ def test_escalation_ack_and_resolved_through_prefect_automations(prefect_api, tm
     finally:
         ctl.stop()
         automations.sync([], policies=["t-policy"])
+
+
+def test_the_alerts_cli_makes_a_channel_that_receives_the_test_message(prefect_api, tmp_path, monkeypatch):
+    """`alerts channel email` saves the block and joins the default policy's level 1 (synced as automations);
+    `alerts test` delivers; bad input is refused with nothing saved; `alerts channel remove` takes it out."""
+    from aiosmtpd.controller import Controller
+    from typer.testing import CliRunner
+
+    from blocks.alerts import AlertPolicy
+    from pressfleet.alerts.automations import TAG
+    from pressfleet.cli.main import app
+    from pressfleet.fleet.saved import saved_block_names
+    from pressfleet.stack.mailbox import SaveToFolder
+
+    monkeypatch.setenv("PRESSFLEET_STATE", str(tmp_path / "state"))
+    runner = CliRunner()
+    port = _port()
+    ctl = Controller(SaveToFolder(tmp_path), hostname="127.0.0.1", port=port)
+    ctl.start()
+    try:
+        r = runner.invoke(app, ["alerts", "channel", "email", "cli-ops", "--to", "ops@lab.test",
+                                "--smtp", f"127.0.0.1:{port}"])
+        assert r.exit_code == 0, r.output
+        assert "email-channel/cli-ops" in AlertPolicy.load("default").levels[0].channels
+        assert "rule-site-down" in saved_block_names("alert-rule")
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            names = {a.name for a in client.read_automations() if TAG in (a.tags or [])}
+        assert "pressfleet-alerts/default/level-1" in names
+        r = runner.invoke(app, ["alerts", "test", "cli-ops"])
+        assert r.exit_code == 0, r.output
+        got = _wait_for(tmp_path, lambda m: m["subject"] == "[TEST] pressfleet alerts", 10)
+        assert got and got[0]["to"] == "ops@lab.test"
+
+        for bad in (["--to", "not-an-address", "--smtp", f"127.0.0.1:{port}"], ["--to", "a@lab.test", "--smtp", "nohost"]):
+            r = runner.invoke(app, ["alerts", "channel", "email", "cli-bad", *bad])
+            assert r.exit_code != 0 and "nothing was saved" in r.output, r.output
+        assert "cli-bad" not in saved_block_names("email-channel")
+        r = runner.invoke(app, ["alerts", "channel", "email", "cli-closed", "--to", "a@lab.test", "--smtp",
+                                f"127.0.0.1:{_port()}", "--no-default"])
+        assert r.exit_code == 0
+        r = runner.invoke(app, ["alerts", "test", "cli-closed"])
+        assert r.exit_code != 0 and "ConnectionRefusedError" in r.output, r.output
+
+        for name in ("cli-ops", "cli-closed"):
+            r = runner.invoke(app, ["alerts", "channel", "remove", name])
+            assert r.exit_code == 0, r.output
+        assert "email-channel/cli-ops" not in AlertPolicy.load("default").levels[0].channels
+        assert not {"cli-ops", "cli-closed"} & set(saved_block_names("email-channel"))
+    finally:
+        ctl.stop()
