@@ -135,26 +135,25 @@ async def probe_server_once(t: ServerTarget, timeout: float = 5.0) -> ServerResu
     return ServerResult(t, up=True, banner=banner[:100], seconds=time.monotonic() - started)
 
 
-async def probe_site(t: SiteTarget, *, retry_after: float = 3.0, timeout: float = 10.0) -> SiteResult:
-    first = await probe_site_once(t, timeout)
+async def _with_retry(once, t, retry_after: float, timeout: float):
+    """Probe once; on a failure, wait `retry_after` seconds and probe again (the second answer counts)."""
+    first = await once(t, timeout)
     if first.up:
         return first
     await asyncio.sleep(retry_after)
-    second = await probe_site_once(t, timeout)
+    second = await once(t, timeout)
     second.retried = True
     if not second.up and not second.error:
         second.error = first.error
     return second
 
 
+async def probe_site(t: SiteTarget, *, retry_after: float = 3.0, timeout: float = 10.0) -> SiteResult:
+    return await _with_retry(probe_site_once, t, retry_after, timeout)
+
+
 async def probe_server(t: ServerTarget, *, retry_after: float = 3.0, timeout: float = 5.0) -> ServerResult:
-    first = await probe_server_once(t, timeout)
-    if first.up:
-        return first
-    await asyncio.sleep(retry_after)
-    second = await probe_server_once(t, timeout)
-    second.retried = True
-    return second
+    return await _with_retry(probe_server_once, t, retry_after, timeout)
 
 
 async def probe_all(sites: list[SiteTarget], servers: list[ServerTarget], *, concurrency: int = 64,
