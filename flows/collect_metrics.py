@@ -122,6 +122,29 @@ def backup_ages(storage: AnyStorage, sites: list[collect.SiteRef], found: set[st
     return ages
 
 
+def restore_test_states(storage: AnyStorage, sites: list[collect.SiteRef], found: set[str],
+                        notes: list[str]) -> dict[str, tuple[float, dict]]:
+    """{domain: (1.0 if the newest backup a restore-test has looked at failed it, else 0.0; evidence)}."""
+    from pressfleet.backup.catalog import list_backups, restore_test_failures
+
+    out: dict[str, tuple[float, dict]] = {}
+    store = storage.store()
+    for ref in sites:
+        if ref.domain not in found:
+            continue
+        try:
+            failed = restore_test_failures(store, ref.name)
+            tested = [e for e in list_backups(store, ref.name) if e.verified or e.manifest.backup_id in failed]
+        except Exception as exc:  # a storage outage must not lose the round's host metrics
+            notes.append(f"restore-tests of {ref.name}: {type(exc).__name__}: {exc}")
+            continue
+        if tested:
+            last = tested[-1]
+            bad = not last.verified
+            out[ref.domain] = (1.0 if bad else 0.0, {"backup": last.manifest.backup_id})
+    return out
+
+
 def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
     rows = []
     for h in summary.hosts:
@@ -150,6 +173,33 @@ def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
             "problems": h.error or "; ".join(h.notes) or "",
         })
     return rows
+
+
+def observe_for_alerts(servers: list[Server], collections: list[HostCollection], refs: list[collect.SiteRef],
+                       previous: dict, ages: dict[str, float], restore_tests: dict[str, tuple[float, dict]],
+                       at: datetime) -> int:
+    """Hand the round to the watcher's rules (MariaDB, Redis, FPM, disks, PHP fatals, backup age, the last
+    restore-test): rows in the alert store that it reads while they are under 15 minutes old. A store it
+    cannot write is a warning."""
+    from pressfleet.alerts import observe
+    from pressfleet.alerts.store import AlertStore
+
+    names = {r.domain: r.name for r in refs}
+    rows: list = []
+    for server, c in zip(servers, collections):
+        label = host_label(server)
+        rows += observe.host_observations(getattr(server, "_block_document_name", None) or label, c.metrics,
+                                          sites={d: names[d] for d in c.result.sites if d in names},
+                                          previous=previous.get(label))
+    rows += [(observe.site_id(names[d]), "backup_age_hours", round(age / 3600, 2), {}) for d, age in ages.items()
+             if d in names]
+    rows += [(observe.site_id(names[d]), "restore_test_failed", v, ev) for d, (v, ev) in restore_tests.items()
+             if d in names]
+    try:
+        return AlertStore().put_observations(rows, at.timestamp())
+    except Exception as exc:  # noqa: BLE001 - the metrics are stored; alerts on them wait for the next round
+        get_run_logger().warning("alert observations not written: %s: %s", type(exc).__name__, exc)
+        return 0
 
 
 @task(name="rollup-metrics", cache_policy=NONE)
@@ -207,10 +257,13 @@ def collect_metrics(
     points: list[dict] = []
     for c in collections:
         points += collect.to_points(c.result.host, round_time, c.metrics.samples)
+    ages: dict[str, float] = {}
+    restore_tests: dict[str, tuple[float, dict]] = {}
     if storage is not None and refs:
         notes: list[str] = []
         found = {d for c in collections for d in c.result.sites}
         ages = backup_ages(storage, refs, found, round_time, notes)
+        restore_tests = restore_test_states(storage, refs, found, notes)
         for c in collections:
             for domain in c.result.sites:
                 if domain in ages:
@@ -222,6 +275,7 @@ def collect_metrics(
 
     store = open_store(store_url)
     stored = store.write_points(points)
+    observed = observe_for_alerts(servers, collections, refs, previous, ages, restore_tests, round_time)
     save_counters({c.result.host: c.metrics.counters for c in collections if c.metrics.counters})
     rollup = rollup_metrics(store_url, round_time, raw_days, hourly_days)
 
@@ -246,8 +300,8 @@ def collect_metrics(
         description=f"Metrics round {round_time.isoformat()}: {up} of {len(collections)} servers up, "
                     f"{stored} of {len(points)} points stored, {seconds:.1f} s{rolled}",
     )
-    log.info("collected %d of %d servers in %.1f s; %d points, %d new", up, len(collections), seconds,
-             len(points), stored)
+    log.info("collected %d of %d servers in %.1f s; %d points, %d new; %d observations for the alert rules",
+             up, len(collections), seconds, len(points), stored, observed)
     try:  # the overview is read every morning: published after every round, never at the round's cost
         from flows.fleet_overview import publish_overview
 

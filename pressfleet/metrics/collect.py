@@ -90,7 +90,12 @@ MAX_PREVIOUS_AGE_SECONDS = 3600
 
 _MARKER_RE = re.compile(r"^@@pressfleet-metrics ([a-z0-9-]+)(?: (\S+))?@@$")
 _KNOWN = {"cpus", "cpu1", "cpu2", "loadavg", "meminfo", "df", "dfi", "netdev", "nginx", "mariadb-status",
-          "mariadb-sizes", "redis", "site", "php", "end"}
+          "mariadb-sizes", "redis", "site", "php", "fatal", "end"}
+PHP_FATALS = "php_fatal_count"  # site: PHP fatal errors its log holds from the last FATAL_WINDOW_SECONDS
+FATAL_WINDOW_SECONDS = 900
+# PHP's error_log line: "[03-Dec-2026 10:30:00 UTC] PHP Fatal error:  Uncaught Error: ..."
+_FATAL_RE = re.compile(r"^\[(\d{2}-[A-Z][a-z]{2}-\d{4} \d{2}:\d{2}:\d{2})(?: ([A-Za-z0-9_/+-]{1,64}))?\] "
+                       r"PHP Fatal error:\s+(.*)$")
 
 
 class CollectParseError(ValueError):
@@ -106,12 +111,16 @@ class SiteRef:
     cert_path: str
     vhost_path: str
     db_name: str
+    error_log: str = ""  # the site's PHP error log, read as the site's user (its name); "" reads none
 
     @classmethod
     def from_config(cls, site) -> SiteRef:
         """From a pressfleet.fleet.siteconfig.SiteConfig (validated: its values are safe as quoted arguments)."""
+        from pressfleet.render.configs import php_error_log_path
+
         return cls(name=site.name, domain=site.domain, cert_path=site.tls_cert_path,
-                   vhost_path=f"/etc/nginx/sites-enabled/{site.name}.conf", db_name=site.db_name)
+                   vhost_path=f"/etc/nginx/sites-enabled/{site.name}.conf", db_name=site.db_name,
+                   error_log=php_error_log_path(site))
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,7 @@ class HostMetrics:
     sites: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     complete: bool = True
+    details: dict[str, dict] = field(default_factory=dict)  # sample key -> evidence (the newest PHP fatal)
 
     def values(self) -> dict[str, float]:
         return {s.key: s.value for s in self.samples}
@@ -164,7 +174,7 @@ def collect_command(sites: Sequence[SiteRef] = (), status_port: int = DEFAULT_ST
         raise ValueError(f"status_port must be 1-65535, not {status_port!r}")
     args = ["sh", "-s", "--", str(status_port)]
     for s in sites:
-        args += [s.name, s.domain, s.cert_path, s.vhost_path]
+        args += [s.name, s.domain, s.cert_path, s.vhost_path, s.error_log or "-"]
     return args
 
 
@@ -346,7 +356,7 @@ def parse_metrics(
     add = out.samples.append
     by_name: dict[str, list[str]] = {}
     for name, arg, lines in sections:
-        if arg is None and name not in ("site", "php"):
+        if arg is None and name not in ("site", "php", "fatal"):
             by_name.setdefault(name, lines)
     if "end" not in by_name:
         out.complete = False
@@ -513,6 +523,15 @@ def parse_metrics(
         for metric, value in values.items():  # only once the whole pool status was read
             php_totals[metric] = php_totals.get(metric, 0.0) + value
 
+    def fatal_section(name: str, lines: list[str]):
+        if name not in refs:
+            raise ValueError("a site that was not asked for")
+        domain = refs[name].domain
+        count, newest = parse_fatals(lines, now)
+        add(Sample(PHP_FATALS, float(count), site=domain))
+        if newest:
+            out.details[Sample(PHP_FATALS, 0, site=domain).key] = newest
+
     for what, fn in (("cpus", cpus), ("cpu", cpu), ("loadavg", load), ("meminfo", memory), ("df", disks),
                      ("dfi", inodes), ("netdev", network), ("nginx", nginx), ("mariadb", mariadb), ("redis", redis)):
         guarded(what, fn)
@@ -521,14 +540,45 @@ def parse_metrics(
             guarded(f"site {arg}", lambda a=arg, ls=lines: site_section(a, ls))
         elif name == "php" and arg:
             guarded(f"php {arg}", lambda a=arg, ls=lines: php_section(a, ls))
+        elif name == "fatal" and arg:
+            guarded(f"fatal {arg}", lambda a=arg, ls=lines: fatal_section(a, ls))
     for metric in (PHP_ACTIVE_PROCESSES, PHP_MAX_CHILDREN_REACHED, PHP_SLOW_REQUESTS):
         if metric in php_totals:
             add(Sample(metric, php_totals[metric]))
+    if PHP_MAX_CHILDREN_REACHED in php_totals:  # the next round's delta (pressfleet.alerts.observe)
+        out.counters["php.max_children_reached"] = php_totals[PHP_MAX_CHILDREN_REACHED]
     guarded("mariadb sizes", db_sizes)
     out.sites = found
     if out.counters:
         out.counters["time"] = now.timestamp()
     return out
+
+
+def parse_fatals(lines: Iterable[str], now: datetime,
+                 window: float = FATAL_WINDOW_SECONDS) -> tuple[int, Optional[dict]]:
+    """(how many PHP fatal errors the lines date within `window` seconds before `now`, the newest of them as
+    {"at": ISO time, "message"}). A line whose zone PHP names but Python does not know is read as UTC."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    count, newest = 0, None
+    for line in lines:
+        m = _FATAL_RE.match(line.strip())
+        if not m:
+            continue
+        try:
+            zone = ZoneInfo(m.group(2)) if m.group(2) else timezone.utc
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = timezone.utc
+        try:
+            at = datetime.strptime(m.group(1), "%d-%b-%Y %H:%M:%S").replace(tzinfo=zone)
+        except ValueError:
+            continue
+        age = (now - at).total_seconds()
+        if -300 <= age <= window:  # a few minutes of clock skew between the host and here
+            count += 1
+            if newest is None or at >= newest[0]:
+                newest = (at, m.group(3)[:500])
+    return count, ({"at": newest[0].astimezone(timezone.utc).isoformat(), "message": newest[1]} if newest else None)
 
 
 def unreachable() -> HostMetrics:

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 BLOG = c.SiteRef(name="blog", domain="blog.lab.test", cert_path="/etc/ssl/pressfleet/blog/fullchain.pem",
-                 vhost_path="/etc/nginx/sites-enabled/blog.conf", db_name="blog")
+                 vhost_path="/etc/nginx/sites-enabled/blog.conf", db_name="blog",
+                 error_log="/var/www/blog/log/php-error.log")
 SHOP = c.SiteRef(name="shop", domain="shop.lab.test", cert_path="/etc/ssl/pressfleet/shop/fullchain.pem",
                  vhost_path="/etc/nginx/sites-enabled/shop.conf", db_name="shop")
 
@@ -116,7 +117,7 @@ def test_a_full_host():
     assert m.get("http_status", site="blog.lab.test") == 200.0
     assert m.counters == {"mariadb.read_requests": 10000.0, "mariadb.reads": 100.0, "mariadb.uptime": 3600.0,
                           "redis.hits": 900.0, "redis.misses": 100.0, "redis.uptime": 7200.0,
-                          "time": NOW.timestamp()}
+                          "php.max_children_reached": 1.0, "time": NOW.timestamp()}
 
 
 def test_a_host_without_nginx_mariadb_or_redis_has_just_no_such_metrics():
@@ -260,7 +261,9 @@ def test_any_sectioned_output_parses_without_raising(names, bodies):
 
 def test_command_quotes_nothing_itself_and_refuses_bad_ports():
     assert c.collect_command([BLOG]) == ["sh", "-s", "--", "8081", "blog", "blog.lab.test",
-                                         "/etc/ssl/pressfleet/blog/fullchain.pem", "/etc/nginx/sites-enabled/blog.conf"]
+                                         "/etc/ssl/pressfleet/blog/fullchain.pem", "/etc/nginx/sites-enabled/blog.conf",
+                                         "/var/www/blog/log/php-error.log"]
+    assert c.collect_command([SHOP])[-1] == "-"  # no error log to read
     assert c.collect_command([], status_port=9000) == ["sh", "-s", "--", "9000"]
     for port in (0, 70000, True, "8081"):
         with pytest.raises(ValueError):

@@ -1,10 +1,10 @@
 # pressfleet metrics collection: one sample of a server's vital signs, in delimited sections.
 #
-# Run as:  sh -s -- STATUS_PORT [SITE DOMAIN CERT VHOST]... < collect_metrics.sh
+# Run as:  sh -s -- STATUS_PORT [SITE DOMAIN CERT VHOST ERRLOG]... < collect_metrics.sh
 # (one SSH connection, one command). STATUS_PORT is the loopback-only nginx status server
-# (stub_status at /nginx-status, PHP-FPM pool status at /fpm-status-SITE). Each site is four
-# arguments: its name, domain, TLS certificate file and enabled nginx vhost file; a site whose
-# vhost file is not on this host is skipped. Read-only: it changes nothing on the server.
+# (stub_status at /nginx-status, PHP-FPM pool status at /fpm-status-SITE). Each site is five
+# arguments: its name (also its Linux user), domain, TLS certificate file, enabled nginx vhost file and
+# PHP error log ("-": none); a site whose vhost file is not on this host is skipped. Read-only: it changes nothing on the server.
 # Parsed by pressfleet.metrics.collect.parse_metrics. Each section starts with a line
 # "@@pressfleet-metrics NAME [ARG]@@"; a service that is not installed prints no section at all,
 # and the last line is "@@pressfleet-metrics end@@", so a cut-off output is detected.
@@ -94,9 +94,9 @@ if have redis-cli; then
     fi
 fi
 
-while [ "$#" -ge 4 ]; do
-    site=$1 domain=$2 cert=$3 vhost=$4
-    shift 4
+while [ "$#" -ge 5 ]; do
+    site=$1 domain=$2 cert=$3 vhost=$4 errlog=$5
+    shift 5
     [ -e "$vhost" ] || continue
     section site "$site"
     if have curl; then
@@ -125,6 +125,12 @@ while [ "$#" -ge 4 ]; do
                 --connect-to "::127.0.0.1:443" -w '%{http_code} %{time_starttransfer}' "https://$d$p" 2>/dev/null)"
         done;;
         esac
+    fi
+    # The error log is the site's own (its PHP can replace it with a symlink to anything): it is read as the
+    # site's user, never by root; the last 256 KiB, only the fatal errors' first lines.
+    if [ "$errlog" != "-" ] && have runuser && id -u "$site" >/dev/null 2>&1; then
+        section fatal "$site"
+        limit runuser -u "$site" -- tail -c 262144 -- "$errlog" 2>/dev/null | grep -a 'PHP Fatal error' | tail -n 50
     fi
     if have nginx && have curl; then
         section php "$site"
