@@ -12,6 +12,7 @@ from prefect.blocks.system import Secret
 from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
+from pressfleet.alerts.store import maintenance
 from pressfleet.backup.targets import server_of, storage_block
 from pressfleet.fleet.changes import record_change
 from pressfleet.fleet.locks import site_lock
@@ -48,7 +49,8 @@ def restore_site(
     provision = provision_target if provision_target is not None else (
         own is None or chosen.address != own.address or chosen.port != own.port)
     steps = []
-    with site_lock([site.name], "restore-site", hosts=[chosen], logger=get_run_logger()) as lock:
+    with site_lock([site.name], "restore-site", hosts=[chosen], logger=get_run_logger()) as lock, \
+            maintenance([site.name], "restore-site", log=get_run_logger().warning):
         if lock.note:
             steps.append(lock.note)
         if provision:

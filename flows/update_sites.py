@@ -25,6 +25,7 @@ from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
 from flows.restore_test import scratch_server
+from pressfleet.alerts.store import maintenance
 from pressfleet.backup import catalog as backups
 from pressfleet.backup.targets import encryption_secret, saved_sites, server_of, storage_block
 from pressfleet.fleet.changes import record_change
@@ -138,7 +139,8 @@ def update_site(
     row = {"site": site.name, "domain": config.domain, "state": "up to date", "updates": [], "backup": "",
            "proof": "", "before": "", "after": "", "reasons": [], "rollback_seconds": None, "seconds": 0.0}
     started = time.monotonic()
-    with site_lock([config.name], "update-site", hosts=[server], logger=log), run_connections():
+    with site_lock([config.name], "update-site", hosts=[server], logger=log), run_connections(), \
+            maintenance([] if dry_run else [config.name], "update-site", log=log.warning):
         with connected(server) as conn:
             left = updates.underway(conn, config)
         if left is not None and not dry_run:

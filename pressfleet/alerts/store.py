@@ -68,8 +68,12 @@ class AlertStore:
         private_dirs(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         os.close(fd)
-        with self._db() as db:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:  # executescript commits on its own: not inside _db's transaction
+            db.execute("PRAGMA busy_timeout=30000")
             db.executescript(SCHEMA)
+        finally:
+            db.close()
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -187,3 +191,30 @@ class AlertStore:
 
 def as_dict(row: AlertRow) -> dict:
     return asdict(row)
+
+
+MAINTENANCE_SECONDS = 2 * 3600  # a job's silence outlives a worker that died mid-job by at most this
+
+
+@contextmanager
+def maintenance(sites: Iterable[str], job: str, *, seconds: float = MAINTENANCE_SECONDS, log=None) -> Iterator[list]:
+    """Silence SITES while JOB (an update, a restore) takes them down on purpose; the silences end with the job.
+
+    The alert store is the watcher's, on this machine: one that cannot be written is logged and the job goes on
+    (an alert during it is the lesser harm than a job that does not run)."""
+    store, held = None, []
+    try:
+        store = AlertStore()
+        held = [store.add_silence("site", name, seconds, f"{job} running", by=job) for name in sites]
+    except (OSError, sqlite3.Error) as exc:
+        if log:
+            log(f"alerts not silenced during {job}: {type(exc).__name__}: {exc}")
+    try:
+        yield held
+    finally:
+        for sil in held:
+            try:
+                store.end_silence(sil.id)
+            except (OSError, sqlite3.Error) as exc:
+                if log:
+                    log(f"silence {sil.id} ends on its own in {seconds / 3600:.0f} h: {exc}")

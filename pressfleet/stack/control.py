@@ -165,6 +165,7 @@ def prefect_env(cfg: StackConfig, base: dict[str, str] | None = None) -> dict[st
             "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "true",
             "PREFECT_CLI_PROMPT": "false",
             "PRESSFLEET_ROOT": str(ROOT),
+            "PRESSFLEET_STATE": str(cfg.state),  # the worker's flows and the watcher share the alert store
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -606,7 +607,7 @@ def up(
     *,
     deploy_flows: bool = True,
     worker: bool = True,
-    watcher: bool = False,  # issue 13 in progress: on by default once its lab tests run in CI
+    watcher: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> StackStatus:
     """Bring the stack up; safe to call again (reuses live processes, re-applies pool/blocks/deploy).

@@ -119,6 +119,11 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         f"({'already there' if filled['already'] else 'new'}); forecast-capacity ran through its deployment "
         f"[{time.monotonic() - t:.1f} s]")
 
+    t = time.monotonic()
+    alert = alert_demo(cfg, server, site, log=log)
+    log(f"alerts: nginx stopped on {host.name}, the site-down mail arrived {alert['fired_after']:.0f} s later; "
+        f"nginx started, the resolved mail {alert['resolved_after']:.0f} s after that [{time.monotonic() - t:.1f} s]")
+
     disks = ", ".join(f"{d.mount} {d.size_bytes / 2**30:.1f} GiB" for d in facts.disks[:3])
     passed = sum(1 for c in report.checks if c["passed"])
     print(
@@ -136,10 +141,72 @@ def run(host_name: str = "web1", *, log: Callable[[str], None] = print) -> dict:
         f"updates:      {update_line}\n"
         f"forecast:     {status.ui_url}/runs/flow-run/{fc_run.id}; report {forecast.markdown}\n"
         f"overview:     {overview_path()} (artifact 'fleet-overview'; `.venv/bin/pressfleet status` in a terminal)\n"
+        f"alerts:       the watcher (pid {stack.status(cfg).pids.get('watcher')}) mails {alert['to']} through the "
+        f"local mailbox; mails in {alert['folder']}; `.venv/bin/pressfleet alerts list`\n"
         f"demo took {time.monotonic() - started:.1f} s; `make down` stops everything."
     )
     return {"flow_run_id": str(flow_run.id), "facts": facts, "provision_run_id": str(prov_run.id), "report": report,
             "backup": backup, "restore_test": proof, "forecast": forecast.markdown}
+
+
+DEMO_MAIL_TO = "ops@lab.test"
+
+
+def alert_demo(cfg, server, site, *, log: Callable[[str], None] = print, timeout: float = 180) -> dict:
+    """The watcher's round trip on the demo site: a mailbox on this machine (port PRESSFLEET_DEMO_SMTP_PORT, else
+    8025; mails kept in `<state>/mail`) as the `demo-mailbox` email channel of the default policy's level 1;
+    nginx stopped on the host until the site-down mail arrives (printed), started again until the resolved mail
+    arrives (printed). Returns the seconds each took."""
+    import os
+
+    from blocks.channels import EmailChannel
+    from pressfleet.paths import private_dirs, state_dir
+    from pressfleet.ssh import remote
+    from pressfleet.stack.mailbox import read_mail
+    from pressfleet.watch import config
+    from pressfleet.watch.watcher import read_status
+
+    port = int(os.environ.get("PRESSFLEET_DEMO_SMTP_PORT", "8025"))
+    folder = state_dir() / "mail"
+    private_dirs(folder)
+    stack.start_mailbox(cfg, port, folder)
+    EmailChannel(to=[DEMO_MAIL_TO], smtp_host="127.0.0.1", smtp_port=port, security="none").save(
+        "demo-mailbox", overwrite=True)
+    config.join_default("email-channel/demo-mailbox")
+    config.sync()
+    pid = stack.start_watcher(cfg)
+    domain = site.config().domain
+
+    def wait(pred, what: str) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [m for m in read_mail(folder, since) if pred(m)]
+            if got:
+                return got[0]
+            time.sleep(1)
+        raise RuntimeError(f"no {what} mail within {timeout:.0f} s (the watcher's log: {cfg.log_file(stack.WATCHER)})")
+
+    deadline = time.monotonic() + 120  # the watcher's next round loads the site just saved
+    while not (domain in (read_status() or {}).get("watched", ()) and domain not in read_status().get("down", ())):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the watcher (pid {pid}) has not probed the site: {cfg.log_file(stack.WATCHER)}")
+        time.sleep(1)
+    since = time.time()
+    with server.connect() as conn:
+        remote.run(conn, ["systemctl", "stop", "nginx"])
+        try:
+            log(f"alerts: nginx stopped on {server.address}; waiting for the watcher's site-down mail")
+            fired = wait(lambda m: "site-down" in m["subject"] and domain in m["subject"]
+                         and not m["subject"].startswith("[RESOLVED]"), "site-down")
+        finally:
+            remote.run(conn, ["systemctl", "start", "nginx"])
+    up_at = time.time()
+    print(f"\n--- mail to {fired['to']} ---\nSubject: {fired['subject']}\n{fired['body']}\n", flush=True)
+    log("alerts: nginx started again; waiting for the resolved mail (after 55 s of health)")
+    resolved = wait(lambda m: m["subject"].startswith("[RESOLVED]") and domain in m["subject"], "resolved")
+    print(f"\n--- mail to {resolved['to']} ---\nSubject: {resolved['subject']}\n{resolved['body']}\n", flush=True)
+    return {"fired_after": fired["at"] - since, "resolved_after": resolved["at"] - up_at, "folder": str(folder),
+            "to": DEMO_MAIL_TO}
 
 
 def fill_and_forecast(store_url: str | None = None) -> dict:

@@ -3,7 +3,7 @@
 `pressfleet stack up` starts it beside the Prefect server and worker (`python -m pressfleet.watch`, PID in the
 stack's run folder) and `pressfleet stack down` stops it. Every round it
 1. reads the fleet from the Prefect API (WordPress Site and Server blocks, the Alert Rule and Alert Policy blocks;
-   again every `refresh` seconds, so a site added in the UI is watched within a minute),
+   again every `refresh` seconds, so a site added in the UI is watched from the next round),
 2. probes every site over HTTPS and every server's SSH port (pressfleet.watch.probes),
 3. writes the results to the metrics store (`probe_up`, `probe_http_status`, `probe_ttfb_seconds`,
    `probe_tls_days_left` per site, `ssh_up` per server) and adds collection's latest observations,
@@ -116,7 +116,7 @@ def _host(address: str, port: int = 22) -> str:
 
 
 class Watcher:
-    def __init__(self, *, interval: float = 30.0, refresh: float = 60.0, retry_after: float = 3.0,
+    def __init__(self, *, interval: float = 30.0, refresh: float = 30.0, retry_after: float = 3.0,
                  store: AlertStore | None = None, metrics_url: str | None = None, log=print) -> None:
         self.interval, self.refresh, self.retry_after = interval, refresh, retry_after
         self.store = store or AlertStore()
@@ -221,6 +221,8 @@ class Watcher:
         summary = {"time": now, "round": self.rounds, "seconds": round(time.monotonic() - started, 3),
                    "cpu_seconds": round(_cpu() - cpu0, 3), "sites": len(fleet.sites), "servers": len(fleet.servers),
                    "sites_down": sum(not r.up for r in site_results),
+                   "down": sorted(r.target.domain for r in site_results if not r.up)[:100],
+                   "watched": sorted(s.domain for s in fleet.sites),
                    "servers_down": sum(not r.up for r in server_results),
                    "active_alerts": sum(1 for s in rnd.states.values() if s.active), "notices": sent,
                    "interval": self.interval, "pid": os.getpid(), "cpu_total_seconds": round(_cpu(), 3)}
@@ -293,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m pressfleet.watch", description=__doc__.splitlines()[0])
     ap.add_argument("--interval", type=float, default=float(os.environ.get("PRESSFLEET_WATCH_INTERVAL", "30")))
-    ap.add_argument("--refresh", type=float, default=float(os.environ.get("PRESSFLEET_WATCH_REFRESH", "60")))
+    ap.add_argument("--refresh", type=float, default=float(os.environ.get("PRESSFLEET_WATCH_REFRESH", "30")))
     ap.add_argument("--retry-after", type=float, default=3.0)
     args = ap.parse_args(argv)
     use_private_umask()

@@ -70,3 +70,27 @@ def test_fpm_max_children_is_the_delta_since_the_previous_round():
 
 def test_an_uncollected_host_gives_no_rows():
     assert observe.host_observations("web1", c.unreachable(), sites={"blog.lab.test": "blog"}) == []
+
+
+def test_a_job_silences_its_sites_while_it_runs_and_not_after(tmp_path, monkeypatch):
+    from pressfleet.alerts.store import AlertStore, maintenance
+
+    monkeypatch.setenv("PRESSFLEET_STATE", str(tmp_path))
+    with maintenance(["blog", "shop"], "update-site") as held:
+        now = AlertStore().silences()
+        assert {(s.kind, s.target) for s in now} == {("site", "blog"), ("site", "shop")}
+        assert all(s.reason == "update-site running" for s in now) and len(held) == 2
+    assert AlertStore().silences() == []
+    with pytest.raises(RuntimeError):  # a job that fails ends its silences too
+        with maintenance(["blog"], "restore-site"):
+            raise RuntimeError("restore failed")
+    assert AlertStore().silences() == []
+    # a store that cannot be written (its folder is a file): the job still runs, and says so
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "alerts").write_text("not a folder")
+    monkeypatch.setenv("PRESSFLEET_STATE", str(broken))
+    said = []
+    with maintenance(["blog"], "update-site", log=said.append) as held:
+        assert held == []
+    assert said and "not silenced during update-site" in said[0]
