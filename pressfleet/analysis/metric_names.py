@@ -52,6 +52,9 @@ TLS_DAYS_LEFT = "tls_days_left"
 BACKUP_AGE_SECONDS = "backup_age_seconds"
 BACKUP_BYTES = "backup_bytes"
 UPDATES_PENDING = "updates_pending"
+# per site, from the watcher (every 30 s, from outside): 1 answered, 0 not
+PROBE_UP = "probe_up"
+PROBE_TTFB_SECONDS = "probe_ttfb_seconds"
 
 MOUNT_LABEL = "mount"
 PROVIDER_LABEL = "provider"
@@ -96,6 +99,8 @@ METRICS: dict[str, MetricInfo] = {
     BACKUP_AGE_SECONDS: MetricInfo("gauge", "site", "s"),
     BACKUP_BYTES: MetricInfo("gauge", "site", "B"),
     UPDATES_PENDING: MetricInfo("gauge", "site", "updates"),
+    PROBE_UP: MetricInfo("gauge", "site", "1/0"),
+    PROBE_TTFB_SECONDS: MetricInfo("gauge", "site", "s"),
 }
 
 COUNTERS = frozenset(m for m, i in METRICS.items() if i.kind == "counter")

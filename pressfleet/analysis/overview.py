@@ -86,6 +86,23 @@ def with_subsites(store: MetricsStore, inputs: list[SiteInput],
     return out
 
 
+def uptime(store: MetricsStore, host: str, domain: str, day: pd.Timestamp, month: pd.Timestamp
+           ) -> tuple[float | None, float | None]:
+    """The share of probes the site answered over the last day and 30 days: the watcher's (every 30 s, from
+    outside) where it has probed the site, else collection's HTTP status (every 5 minutes, from the host)."""
+    probes = store.read_series(mn.PROBE_UP, host, domain, start=day)
+    if len(probes):
+        mean = store.read_series(mn.PROBE_UP, host, domain, start=month, resolution="hour", field="mean")
+        count = store.read_series(mn.PROBE_UP, host, domain, start=month, resolution="hour", field="count")
+        month_share = float((mean * count).sum() / count.sum()) if len(count) and count.sum() else None
+        return float(probes.mean()), month_share
+    status = store.read_series(mn.HTTP_STATUS, host, domain, start=day)
+    hourly_min = store.read_series(mn.HTTP_STATUS, host, domain, start=month, resolution="hour", field="min")
+    hourly_max = store.read_series(mn.HTTP_STATUS, host, domain, start=month, resolution="hour", field="max")
+    return (float(_ok(status).mean()) if len(status) else None,
+            float(((hourly_min >= 200) & (hourly_max < 400)).mean()) if len(hourly_min) else None)
+
+
 def site_rows(store: MetricsStore, inputs: list[SiteInput], now: datetime) -> list[SiteRow]:
     """Every site's row as the store has it at NOW."""
     now_ts = pd.Timestamp(now)
@@ -101,12 +118,7 @@ def site_rows(store: MetricsStore, inputs: list[SiteInput], now: datetime) -> li
             row.wordpress = parse_labels(latest["labels"]).get("core", "")
             row.updates_pending = int(_last(store.read_series(mn.UPDATES_PENDING, latest["host"], i.domain,
                                                                labels=latest["labels"])) or 0)
-        status = store.read_series(mn.HTTP_STATUS, i.host, i.domain, start=day)
-        row.uptime_24h = float(_ok(status).mean()) if len(status) else None
-        hourly_min = store.read_series(mn.HTTP_STATUS, i.host, i.domain, start=month, resolution="hour", field="min")
-        hourly_max = store.read_series(mn.HTTP_STATUS, i.host, i.domain, start=month, resolution="hour", field="max")
-        if len(hourly_min):
-            row.uptime_30d = float(((hourly_min >= 200) & (hourly_max < 400)).mean())
+        row.uptime_24h, row.uptime_30d = uptime(store, i.host, i.domain, day, month)
         row.ttfb_24h = store.read_series(mn.TTFB_SECONDS, i.host, i.domain, start=day)
         row.ttfb_s = _last(row.ttfb_24h)
         row.tls_days = _last(store.read_series(mn.TLS_DAYS_LEFT, i.host, i.domain, start=month))

@@ -59,3 +59,20 @@ def test_the_page_escapes_what_it_shows_and_marks_sites_that_need_a_look(store):
     assert "<script>alert" not in page and "&lt;script&gt;" in page and "<b>x</b>" not in page
     assert 'class="site attention" data-site="a.example.com"' in page  # uptime under 99.9 %, backup not verified
     assert "data:image/png;base64," in page  # the response-time chart
+
+
+def test_uptime_comes_from_the_watchers_probes_where_it_probed(store):
+    """Probes every 30 s: a day with 20 minutes down is 98.61 %; 30 days where only that day was probed at all
+    (29 quiet days have no probe) are the same share, weighted by probes, not by hours."""
+    points = []
+    for i in range(2880):
+        t = NOW - timedelta(seconds=30 * (2880 - i))
+        points.append({"time": t, "host": "10.0.0.1", "site": "a.example.com", "metric": mn.PROBE_UP,
+                       "value": 0.0 if 1000 <= i < 1040 else 1.0})
+    store.write_points(points)
+    store.rollup_and_expire(NOW)
+    day, month = overview.uptime(store, "10.0.0.1", "a.example.com", NOW - timedelta(days=1), NOW - timedelta(days=30))
+    assert day == pytest.approx(1 - 40 / 2880)
+    assert month == pytest.approx(1 - 40 / 2880)
+    [a] = overview.site_rows(store, [overview.SiteInput("a", "a.example.com", "web1", "10.0.0.1")], NOW)
+    assert overview.table([a], NOW)[0]["uptime 24 h"] == "98.61%"
