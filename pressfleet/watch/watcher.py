@@ -260,7 +260,7 @@ class Watcher:
                 await asyncio.wait_for(self.stopping.wait(), delay)
             except asyncio.TimeoutError:
                 pass
-        alert_events.flush()
+        await asyncio.to_thread(alert_events.flush)  # drain_all is a coroutine when called on a loop
         self.log("watcher stopped")
 
 
