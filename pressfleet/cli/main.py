@@ -112,7 +112,7 @@ def lab_list() -> None:
 
 @stack_app.command("up")
 def stack_up() -> None:
-    """Start (or reuse) the local Prefect server, work pool and worker; register blocks; deploy."""
+    """Start (or reuse) the local Prefect server, work pool, worker and the watcher; register blocks; deploy."""
     from pressfleet.stack import control as stack
 
     try:
@@ -144,7 +144,7 @@ def stack_deploy(
 
 @stack_app.command("down")
 def stack_down() -> None:
-    """Stop the local Prefect worker and server."""
+    """Stop the watcher, the demo's mailbox, the local Prefect worker and server."""
     from pressfleet.stack import control as stack
 
     typer.echo(json.dumps(stack.down()))

@@ -22,6 +22,16 @@ def test_up_brings_up_server_pool_and_worker(prefect_api):
     assert st.pids["server"] and pid_alive(st.pids["server"])
     assert st.pids["worker"] and pid_alive(st.pids["worker"])
     assert cfg.pid_file("server").read_text().strip() == str(st.pids["server"])
+    # the watcher runs beside them and finishes rounds against this stack's API (an empty fleet here)
+    assert st.pids["watcher"] and pid_alive(st.pids["watcher"])
+    import json
+
+    status_file = cfg.state / "watch" / "status.json"
+    deadline, summary = time.monotonic() + 60, {}
+    while time.monotonic() < deadline and summary.get("pid") != st.pids["watcher"]:
+        time.sleep(0.5)
+        summary = json.loads(status_file.read_text()) if status_file.exists() else {}
+    assert summary["pid"] == st.pids["watcher"] and summary["round"] >= 1, summary
     # isolated from the demo stack
     assert cfg.port != 4200 and not str(cfg.home).startswith(str(ROOT))
 
