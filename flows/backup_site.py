@@ -13,6 +13,7 @@ from prefect.blocks.system import Secret
 from blocks.server import Server
 from blocks.site import WordPressSite
 from blocks.storage import AnyStorage
+from pressfleet.alerts.store import put_observations
 from pressfleet.analysis.metric_names import BACKUP_BYTES
 from pressfleet.backup import report
 from pressfleet.fleet.nothing import no_saved_sites, nothing_to_do
@@ -67,6 +68,7 @@ def backup_site(
         futures = {s.name: backup_one.submit(s, store_block, server, encryption_key, full_every_days, full)
                    for s in targets}
         summaries, rows, failures, notes = [], [], [], [lock.note] if lock.note else []
+        observations: list = []
         for name, future in futures.items():
             try:
                 summary = future.result()
@@ -76,8 +78,13 @@ def backup_site(
             record_backup_bytes(server_of(by_name[name], server), by_name[name].config().domain, provider,
                                 summary["stored_bytes"])
             summaries.append({**summary, "lock_waited_seconds": round(lock.waited, 1)})
+            if summary.get("size_ratio") is not None:
+                observations.append((f"pressfleet.site.{name}", "backup_size_ratio", summary["size_ratio"],
+                                     {"backup": summary["backup"], "kind": summary["kind"],
+                                      "bytes": summary["bytes"]}))
             rows.append(report.backup_row(name, summary))
             notes += [f"{name}: {n}" for n in summary["notes"]]
+    put_observations(observations, log=get_run_logger().warning)
     create_markdown_artifact(key="backup-site", markdown=report.backup_markdown(
         f"Backups to {store_block.store().describe()}", rows, failures, notes), description="backup-site")
     if failures:

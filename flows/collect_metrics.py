@@ -182,7 +182,7 @@ def observe_for_alerts(servers: list[Server], collections: list[HostCollection],
     restore-test): rows in the alert store that it reads while they are under 15 minutes old. A store it
     cannot write is a warning."""
     from pressfleet.alerts import observe
-    from pressfleet.alerts.store import AlertStore
+    from pressfleet.alerts.store import put_observations
 
     names = {r.domain: r.name for r in refs}
     rows: list = []
@@ -195,11 +195,7 @@ def observe_for_alerts(servers: list[Server], collections: list[HostCollection],
              if d in names]
     rows += [(observe.site_id(names[d]), "restore_test_failed", v, ev) for d, (v, ev) in restore_tests.items()
              if d in names]
-    try:
-        return AlertStore().put_observations(rows, at.timestamp())
-    except Exception as exc:  # noqa: BLE001 - the metrics are stored; alerts on them wait for the next round
-        get_run_logger().warning("alert observations not written: %s: %s", type(exc).__name__, exc)
-        return 0
+    return put_observations(rows, at.timestamp(), log=get_run_logger().warning)
 
 
 @task(name="rollup-metrics", cache_policy=NONE)

@@ -15,6 +15,43 @@ from pressfleet.analysis.report import run_report_dir, write_report
 from pressfleet.analysis.results import CapacityResult, CapacityRow, Hosts, StoreUrl, records
 
 
+NEVER_FULL_DAYS = 9999.0  # what a disk that does not fill within the horizon reads as (the alert resolves)
+
+
+def disk_full_days(table) -> dict[str, tuple[float, dict]]:
+    """{host: (the earliest day any of its disks may fill, in the 90 % interval; evidence)} from the report's
+    disk rows; a host none of whose disks fills within the horizon reads NEVER_FULL_DAYS."""
+    out: dict[str, tuple[float, dict]] = {}
+    for row in records(table):
+        if not str(row.get("resource", "")).startswith("disk:") or not row.get("capacity"):
+            continue  # a disk of unknown size has no days-to-full at all
+        days = row.get("days_to_full_earliest")
+        days = NEVER_FULL_DAYS if days is None or days != days else float(days)  # NaN: never within the horizon
+        mount = str(row["resource"]).split(":", 1)[1]
+        if row["host"] not in out or days < out[row["host"]][0]:
+            out[row["host"]] = (round(days, 1), {"mount": mount, "likely_days": row.get("days_to_full")})
+    return out
+
+
+def observe_disk_forecast(table, log) -> int:
+    """The disk-full-soon rule's input: each saved server's earliest days-to-full, in the watcher's alert store."""
+    from blocks.server import Server
+    from pressfleet.alerts.store import put_observations
+    from pressfleet.fleet.saved import saved_block_names
+    from pressfleet.metrics.collect import host_label
+
+    by_host = disk_full_days(table)
+    rows = []
+    for name in saved_block_names("server"):
+        try:
+            label = host_label(Server.load(name))
+        except ValueError:
+            continue
+        if label in by_host:
+            rows.append((f"pressfleet.server.{name}", "disk_full_days", *by_host[label]))
+    return put_observations(rows, log=log)
+
+
 @task(name="forecast capacity", cache_policy=NONE, persist_result=False)
 def forecast_task(store_url, horizon_days, hosts, limits) -> capacity.CapacityReport:
     return capacity.capacity_report(store_url, horizon_days=horizon_days, hosts=hosts, limits=limits)
@@ -62,6 +99,7 @@ def forecast_capacity(
     create_markdown_artifact(key="capacity-forecast", markdown=md,
                              description=f"Capacity forecast, {horizon_days:g} days, {len(rep.hosts)} host(s)")
     log.info("capacity report: %s (%d rows, %d need attention)", path, len(rep.table), len(rep.attention()))
+    observe_disk_forecast(rep.table, log.warning)
     rows = [CapacityRow(**{k: v for k, v in r.items() if k in CapacityRow.model_fields})
             for r in records(rep.table)]
     attention = [r for r in rows if r.status in ("critical", "act", "watch", "stale")]

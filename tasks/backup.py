@@ -59,6 +59,7 @@ def backup_one(site, storage, server=None, key_block=None, full_every_days: int 
     result.notes.extend(f"left out of the catalogue: {p}" for p in entries.problems)
     summary = _summary(config.name, result, entries)
     summary["stored_bytes"] = sum(p.size for e in entries for p in e.manifest.parts)  # the flow records it
+    summary["size_ratio"] = catalog.size_ratio(entries, summary["backup"])  # the backup-size-jump rule's input
     get_run_logger().info(
         "%s: %s backup %s, %d bytes stored in %.1f s (%d of %d files read)", config.name, summary["kind"],
         summary["backup"], summary["bytes"], summary["seconds"], summary["files_changed"], summary["files_total"])

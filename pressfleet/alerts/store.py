@@ -182,6 +182,13 @@ class AlertStore:
             db.executemany("INSERT OR REPLACE INTO observations VALUES (?,?,?,?,?)", rows)
         return len(rows)
 
+    def observations_at(self, *, newer_than: float) -> dict[tuple[str, str], tuple[Observation, float]]:
+        """Each (resource, check)'s newest observation with the time it was made."""
+        with self._db() as db:
+            rows = db.execute("SELECT resource, check_name, value, evidence, at FROM observations WHERE at >= ?",
+                              (newer_than,)).fetchall()
+        return {(r[0], r[1]): (Observation(r[2], json.loads(r[3] or "{}")), r[4]) for r in rows}
+
     def observations(self, *, newer_than: float) -> dict[tuple[str, str], Observation]:
         with self._db() as db:
             rows = db.execute("SELECT resource, check_name, value, evidence FROM observations WHERE at >= ?",
@@ -191,6 +198,19 @@ class AlertStore:
 
 def as_dict(row: AlertRow) -> dict:
     return asdict(row)
+
+
+def put_observations(rows: list, at: float | None = None, log=None) -> int:
+    """Hand a flow's findings to the watcher's rules (this machine's alert store); one that cannot be written
+    is logged, never fails the flow that found them."""
+    if not rows:
+        return 0
+    try:
+        return AlertStore().put_observations(rows, at or time.time())
+    except (OSError, sqlite3.Error) as exc:
+        if log:
+            log(f"alert observations not written: {type(exc).__name__}: {exc}")
+        return 0
 
 
 MAINTENANCE_SECONDS = 2 * 3600  # a job's silence outlives a worker that died mid-job by at most this

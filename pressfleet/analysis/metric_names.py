@@ -52,7 +52,7 @@ TLS_DAYS_LEFT = "tls_days_left"
 BACKUP_AGE_SECONDS = "backup_age_seconds"
 BACKUP_BYTES = "backup_bytes"
 UPDATES_PENDING = "updates_pending"
-# per site, from the watcher (every 30 s, from outside): 1 answered, 0 not
+# per site, from the watcher (every 30 s, from outside): 1 answered, 0 not (not generated for the notebooks)
 PROBE_UP = "probe_up"
 PROBE_TTFB_SECONDS = "probe_ttfb_seconds"
 
@@ -99,8 +99,6 @@ METRICS: dict[str, MetricInfo] = {
     BACKUP_AGE_SECONDS: MetricInfo("gauge", "site", "s"),
     BACKUP_BYTES: MetricInfo("gauge", "site", "B"),
     UPDATES_PENDING: MetricInfo("gauge", "site", "updates"),
-    PROBE_UP: MetricInfo("gauge", "site", "1/0"),
-    PROBE_TTFB_SECONDS: MetricInfo("gauge", "site", "s"),
 }
 
 COUNTERS = frozenset(m for m, i in METRICS.items() if i.kind == "counter")

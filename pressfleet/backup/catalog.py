@@ -374,6 +374,22 @@ def delete_backup(store: ObjectStore, site: str, backup_id: str) -> list[str]:
     return keys
 
 
+def size_ratio(entries: list[CatalogEntry], backup_id: str, *, window: int = 7, least: int = 3) -> Optional[float]:
+    """How many times the usual size BACKUP_ID is: its stored bytes over the median of the `window` backups of
+    the same kind before it (None with fewer than `least` of them, or when they are empty)."""
+    sizes = {e.manifest.backup_id: sum(p.size for p in e.manifest.parts) for e in entries}
+    this = next((e for e in entries if e.manifest.backup_id == backup_id), None)
+    if this is None:
+        return None
+    before = [sizes[e.manifest.backup_id] for e in entries
+              if e.manifest.kind == this.manifest.kind and e.manifest.started_at < this.manifest.started_at][-window:]
+    if len(before) < least:
+        return None
+    usual = sorted(before)[len(before) // 2] if len(before) % 2 else sum(sorted(before)[len(before) // 2 - 1:
+                                                                                     len(before) // 2 + 1]) / 2
+    return round(sizes[backup_id] / usual, 3) if usual > 0 else None
+
+
 def describe(entry: CatalogEntry) -> dict:
     m = entry.manifest
     size = sum(p.size for p in m.parts)

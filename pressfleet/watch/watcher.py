@@ -33,6 +33,8 @@ from pressfleet.paths import private_dirs, state_dir
 from pressfleet.watch.probes import ServerTarget, SiteTarget, probe_all
 
 OBSERVATION_MAX_AGE = 900  # collection runs every 5 minutes: older observations are no data
+# ...but the forecast runs daily and a backup's size is known once a night: theirs hold for a day and a bit
+DAILY_CHECKS = {"disk_full_days": 26 * 3600, "backup_size_ratio": 26 * 3600}
 
 
 def status_path():
@@ -143,7 +145,7 @@ class Watcher:
         fleet = await asyncio.to_thread(self._fleet, now)
         site_results, server_results = await probe_all(fleet.sites, fleet.servers, retry_after=self.retry_after)
         now = time.time()
-        obs: dict[tuple[str, str], Observation] = dict(self.store.observations(newer_than=now - OBSERVATION_MAX_AGE))
+        obs = fresh_observations(self.store, now)
         points: list[dict] = []
         at = datetime.fromtimestamp(int(now), timezone.utc)
         for r in server_results:
@@ -262,6 +264,13 @@ class Watcher:
                 pass
         await asyncio.to_thread(alert_events.flush)  # drain_all is a coroutine when called on a loop
         self.log("watcher stopped")
+
+
+def fresh_observations(store: AlertStore, now: float) -> dict[tuple[str, str], Observation]:
+    """The observations of the flows young enough to count: 15 minutes, a day and a bit for the daily ones."""
+    oldest = now - max(OBSERVATION_MAX_AGE, *DAILY_CHECKS.values())
+    return {key: o for key, (o, at) in store.observations_at(newer_than=oldest).items()
+            if at >= now - DAILY_CHECKS.get(key[1], OBSERVATION_MAX_AGE)}
 
 
 def _levels(policy) -> list[float]:

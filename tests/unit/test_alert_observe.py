@@ -94,3 +94,59 @@ def test_a_job_silences_its_sites_while_it_runs_and_not_after(tmp_path, monkeypa
     with maintenance(["blog"], "update-site", log=said.append) as held:
         assert held == []
     assert said and "not silenced during update-site" in said[0]
+
+
+def test_the_forecast_gives_each_host_its_earliest_disk_full_day():
+    import pandas as pd
+
+    from flows.forecast_capacity import NEVER_FULL_DAYS, disk_full_days
+
+    table = pd.DataFrame([
+        {"host": "10.0.0.1", "resource": "disk:/", "capacity": 1e11, "days_to_full_earliest": 12.4, "days_to_full": 20.0},
+        {"host": "10.0.0.1", "resource": "disk:/srv", "capacity": 1e11, "days_to_full_earliest": 5.04,
+         "days_to_full": 9.0},
+        {"host": "10.0.0.1", "resource": "memory", "capacity": 8e9, "days_to_full_earliest": 1.0, "days_to_full": 1.0},
+        {"host": "10.0.0.2", "resource": "disk:/", "capacity": 1e11, "days_to_full_earliest": float("nan"),
+         "days_to_full": float("nan")},
+        {"host": "10.0.0.3", "resource": "disk:/", "capacity": float("nan"), "days_to_full_earliest": float("nan"),
+         "days_to_full": float("nan")},
+    ])
+    got = disk_full_days(table)
+    assert got["10.0.0.1"] == (5.0, {"mount": "/srv", "likely_days": 9.0})
+    assert got["10.0.0.2"][0] == NEVER_FULL_DAYS  # does not fill within the horizon: the alert resolves
+    assert "10.0.0.3" not in got  # size unknown: no data, not "never"
+
+
+def test_a_backup_is_measured_against_the_median_of_its_kind():
+    from datetime import UTC, datetime, timedelta
+
+    from pressfleet.backup.catalog import CatalogEntry, size_ratio
+    from pressfleet.backup.manifest import BackupManifest, ManifestPart
+
+    t0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def entry(i: int, kind: str, size: int) -> CatalogEntry:
+        m = BackupManifest.model_construct(backup_id=f"b{i}", kind=kind, started_at=t0 + timedelta(days=i),
+                                           parts=[ManifestPart.model_construct(size=size)])
+        return CatalogEntry.model_construct(manifest=m, verification=None)
+
+    fulls = [entry(i, "full", s) for i, s in enumerate((100, 110, 90, 105))]
+    incr = [entry(10 + i, "incremental", 5) for i in range(3)]
+    big = entry(20, "full", 420)
+    entries = fulls + incr + [big]
+    assert size_ratio(entries, "b20") == round(420 / 102.5, 3)  # the median of 100, 110, 90, 105; incrementals aside
+    assert size_ratio(entries, "b1") is None  # one full before it: too few to say what is usual
+    assert size_ratio(entries, "nope") is None
+
+
+def test_daily_findings_hold_for_a_day_collections_for_15_minutes(tmp_path):
+    from pressfleet.alerts.store import AlertStore
+    from pressfleet.watch.watcher import fresh_observations
+
+    store = AlertStore(tmp_path / "a.db")
+    now = 1_800_000_000.0
+    store.put_observations([("pressfleet.server.web1", "disk_full_days", 4.0, {})], now - 20 * 3600)
+    store.put_observations([("pressfleet.server.web1", "disk_used_percent", 95.0, {})], now - 20 * 60)
+    store.put_observations([("pressfleet.server.web1", "redis_up", 1.0, {})], now - 60)
+    got = fresh_observations(store, now)
+    assert set(got) == {("pressfleet.server.web1", "disk_full_days"), ("pressfleet.server.web1", "redis_up")}
