@@ -122,26 +122,34 @@ def backup_ages(storage: AnyStorage, sites: list[collect.SiteRef], found: set[st
     return ages
 
 
-def restore_test_states(storage: AnyStorage, sites: list[collect.SiteRef], found: set[str],
-                        notes: list[str]) -> dict[str, tuple[float, dict]]:
-    """{domain: (1.0 if the newest backup a restore-test has looked at failed it, else 0.0; evidence)}."""
+def backup_states(storage: AnyStorage, sites: list[collect.SiteRef], found: set[str], at: datetime,
+                  notes: list[str]) -> list[tuple[str, str, float, dict]]:
+    """The backup rules' inputs per domain: (domain, "backup_age_hours", hours since the newest complete backup,
+    evidence) and (domain, "restore_test_failed", 1.0 if the newest backup a restore-test has looked at failed
+    it, else 0.0, evidence). The age is of any complete backup: that one is proven is the other rule's."""
     from pressfleet.backup.catalog import list_backups, restore_test_failures
 
-    out: dict[str, tuple[float, dict]] = {}
+    out: list[tuple[str, str, float, dict]] = []
     store = storage.store()
     for ref in sites:
         if ref.domain not in found:
             continue
         try:
             failed = restore_test_failures(store, ref.name)
-            tested = [e for e in list_backups(store, ref.name) if e.verified or e.manifest.backup_id in failed]
+            entries = list_backups(store, ref.name)
         except Exception as exc:  # a storage outage must not lose the round's host metrics
-            notes.append(f"restore-tests of {ref.name}: {type(exc).__name__}: {exc}")
+            notes.append(f"backups of {ref.name}: {type(exc).__name__}: {exc}")
             continue
+        if entries:
+            newest = entries[-1].manifest
+            started = newest.started_at if newest.started_at.tzinfo else newest.started_at.replace(tzinfo=timezone.utc)
+            out.append((ref.domain, "backup_age_hours", round(max((at - started).total_seconds(), 0) / 3600, 2),
+                        {"backup": newest.backup_id, "kind": newest.kind}))
+        tested = [e for e in entries if e.verified or e.manifest.backup_id in failed]
         if tested:
             last = tested[-1]
-            bad = not last.verified
-            out[ref.domain] = (1.0 if bad else 0.0, {"backup": last.manifest.backup_id})
+            out.append((ref.domain, "restore_test_failed", 0.0 if last.verified else 1.0,
+                        {"backup": last.manifest.backup_id}))
     return out
 
 
@@ -176,8 +184,7 @@ def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
 
 
 def observe_for_alerts(servers: list[Server], collections: list[HostCollection], refs: list[collect.SiteRef],
-                       previous: dict, ages: dict[str, float], restore_tests: dict[str, tuple[float, dict]],
-                       at: datetime) -> int:
+                       previous: dict, backups: list[tuple[str, str, float, dict]], at: datetime) -> int:
     """Hand the round to the watcher's rules (MariaDB, Redis, FPM, disks, PHP fatals, backup age, the last
     restore-test): rows in the alert store that it reads while they are under 15 minutes old. A store it
     cannot write is a warning."""
@@ -191,10 +198,7 @@ def observe_for_alerts(servers: list[Server], collections: list[HostCollection],
         rows += observe.host_observations(getattr(server, "_block_document_name", None) or label, c.metrics,
                                           sites={d: names[d] for d in c.result.sites if d in names},
                                           previous=previous.get(label))
-    rows += [(observe.site_id(names[d]), "backup_age_hours", round(age / 3600, 2), {}) for d, age in ages.items()
-             if d in names]
-    rows += [(observe.site_id(names[d]), "restore_test_failed", v, ev) for d, (v, ev) in restore_tests.items()
-             if d in names]
+    rows += [(observe.site_id(names[d]), check, v, ev) for d, check, v, ev in backups if d in names]
     return put_observations(rows, at.timestamp(), log=get_run_logger().warning)
 
 
@@ -223,8 +227,10 @@ def collect_metrics(
 
     Pick the Server blocks to watch (empty: every saved Server block) and the WordPress Site blocks
     whose sites to check (empty: every saved one; each site is checked on whichever of the servers
-    serves it), and optionally the Storage block holding their backups (for the age of each site's
-    newest verified backup). Each server gets one SSH connection
+    serves it), and the Storage block holding their backups (empty: the saved `local-backups` block, if
+    any) for the age of each site's newest verified backup and whether its last restore-test failed.
+    The round also hands MariaDB and Redis up, PHP-FPM max_children, the fullest disk and inodes, PHP
+    fatal errors in each site's log and the backup findings to the watcher's alert rules. Each server gets one SSH connection
     and one read-only command; servers are sampled in parallel, and one that cannot be reached is
     recorded as up=0 without holding up the others. The points go to the metrics store (`store_url`,
     else PRESSFLEET_METRICS_URL, else the SQLite file in the state folder), a table artifact
@@ -254,12 +260,16 @@ def collect_metrics(
     for c in collections:
         points += collect.to_points(c.result.host, round_time, c.metrics.samples)
     ages: dict[str, float] = {}
-    restore_tests: dict[str, tuple[float, dict]] = {}
+    backups: list[tuple[str, str, float, dict]] = []
+    if storage is None:  # the deployment's schedule passes none: the default backups, if they are saved
+        from pressfleet.backup.targets import saved_default_storage
+
+        storage = saved_default_storage()
     if storage is not None and refs:
         notes: list[str] = []
         found = {d for c in collections for d in c.result.sites}
         ages = backup_ages(storage, refs, found, round_time, notes)
-        restore_tests = restore_test_states(storage, refs, found, notes)
+        backups = backup_states(storage, refs, found, round_time, notes)
         for c in collections:
             for domain in c.result.sites:
                 if domain in ages:
@@ -271,7 +281,7 @@ def collect_metrics(
 
     store = open_store(store_url)
     stored = store.write_points(points)
-    observed = observe_for_alerts(servers, collections, refs, previous, ages, restore_tests, round_time)
+    observed = observe_for_alerts(servers, collections, refs, previous, backups, round_time)
     save_counters({c.result.host: c.metrics.counters for c in collections if c.metrics.counters})
     rollup = rollup_metrics(store_url, round_time, raw_days, hourly_days)
 

@@ -41,6 +41,30 @@ def _worst_percent(metrics: collect.HostMetrics, used: str, total: str) -> Optio
     return worst
 
 
+FPM_PREFIX = "php.max_children_reached."
+
+
+def fpm_max_children_delta(now: Mapping[str, float], previous: Optional[Mapping[str, float]]
+                           ) -> Optional[tuple[float, dict]]:
+    """How often the host's pools reached max_children since the previous round: per pool (a counter since its
+    php-fpm started, so a drop is a restart and what it counts since is new), summed over the pools both rounds
+    read; (total, {site: delta} of the pools that did). None when no pool can be compared, or the previous
+    round is over an hour old."""
+    prev = dict(previous or {})
+    if not prev or now.get("time", 0) - prev.get("time", 0) > collect.MAX_PREVIOUS_AGE_SECONDS:
+        return None
+    total, pools, compared = 0.0, {}, 0
+    for key, value in now.items():
+        if not key.startswith(FPM_PREFIX) or key not in prev:
+            continue
+        compared += 1
+        d = value - prev[key] if value >= prev[key] else value
+        if d > 0:
+            total += d
+            pools[key[len(FPM_PREFIX):]] = d
+    return (total, pools) if compared else None
+
+
 def host_observations(server: str, metrics: collect.HostMetrics, *, sites: Mapping[str, str],
                       previous: Optional[Mapping[str, float]] = None) -> list[Row]:
     """The rows of one collected host. `server` is its Server block's name, `sites` maps the domains checked on
@@ -57,12 +81,9 @@ def host_observations(server: str, metrics: collect.HostMetrics, *, sites: Mappi
         rows.append((sid, "redis_up", 1.0, {}))
     elif note := _note(metrics, "redis"):
         rows.append((sid, "redis_up", 0.0, {"error": note}))
-    reached = metrics.get(collect.PHP_MAX_CHILDREN_REACHED)
-    before = (previous or {}).get("php.max_children_reached")
-    if reached is not None and before is not None:
-        # a counter since php-fpm started: a drop is a restart, and what it counts since then is new
-        delta = reached - before if reached >= before else reached
-        rows.append((sid, "php_max_children_reached", float(delta), {"since_start": reached}))
+    delta = fpm_max_children_delta(metrics.counters, previous)
+    if delta is not None:
+        rows.append((sid, "php_max_children_reached", delta[0], {"pools": delta[1]}))
     for check, used, total in (("disk_used_percent", collect.DISK_USED_BYTES, collect.DISK_TOTAL_BYTES),
                                ("inodes_used_percent", collect.INODES_USED, collect.INODES_TOTAL)):
         worst = _worst_percent(metrics, used, total)
@@ -76,6 +97,4 @@ def host_observations(server: str, metrics: collect.HostMetrics, *, sites: Mappi
             newest = metrics.details.get(s.key) or {}
             rows.append((site_id(name), "php_fatal_count", s.value,
                          {"window_minutes": collect.FATAL_WINDOW_SECONDS // 60, **newest}))
-        elif s.name == collect.BACKUP_AGE_SECONDS:
-            rows.append((site_id(name), "backup_age_hours", round(s.value / 3600, 2), {}))
     return rows

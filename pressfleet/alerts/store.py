@@ -214,27 +214,30 @@ def put_observations(rows: list, at: float | None = None, log=None) -> int:
 
 
 MAINTENANCE_SECONDS = 2 * 3600  # a job's silence outlives a worker that died mid-job by at most this
+GRACE_SECONDS = 15 * 60  # ...and a job that ended by this (the php-fatal window)
 
 
 @contextmanager
-def maintenance(sites: Iterable[str], job: str, *, seconds: float = MAINTENANCE_SECONDS, log=None) -> Iterator[list]:
-    """Silence SITES while JOB (an update, a restore) takes them down on purpose; the silences end with the job.
+def maintenance(sites: Iterable[str], job: str, *, seconds: float = MAINTENANCE_SECONDS, grace: float = GRACE_SECONDS,
+                log=None) -> Iterator[list]:
+    """Silence SITES while JOB (an update, a restore) takes them down on purpose, and `grace` seconds after it.
 
     The alert store is the watcher's, on this machine: one that cannot be written is logged and the job goes on
     (an alert during it is the lesser harm than a job that does not run)."""
     store, held = None, []
     try:
         store = AlertStore()
-        held = [store.add_silence("site", name, seconds, f"{job} running", by=job) for name in sites]
+        for name in sites:
+            held.append(store.add_silence("site", name, seconds, f"{job} running", by=job))
     except (OSError, sqlite3.Error) as exc:
         if log:
             log(f"alerts not silenced during {job}: {type(exc).__name__}: {exc}")
     try:
         yield held
     finally:
-        for sil in held:
+        for sil in held:  # what the job broke may take a round or two to heal, and its fatals 15 minutes to age
             try:
-                store.end_silence(sil.id)
+                store.end_silence(sil.id, now=time.time() + grace)
             except (OSError, sqlite3.Error) as exc:
                 if log:
                     log(f"silence {sil.id} ends on its own in {seconds / 3600:.0f} h: {exc}")

@@ -32,6 +32,16 @@ def default_storage():
     return block
 
 
+def saved_default_storage():
+    """The `local-backups` block if one is saved (None if not: nothing is created)."""
+    from blocks.storage import LocalStorage
+
+    try:
+        return LocalStorage.load(DEFAULT_STORAGE_BLOCK)
+    except ValueError:
+        return None
+
+
 def storage_block(storage=None):
     return storage if storage is not None else default_storage()
 

@@ -1,7 +1,7 @@
 """One metrics sample of a server, from one SSH round trip: the script, its arguments, and the parser.
 
 `collect_command()` and `script_text()` give the remote command (`sh -s -- STATUS_PORT [SITE DOMAIN CERT
-VHOST]...`, templates/scripts/collect_metrics.sh fed on stdin); `parse_metrics()` reads its output into
+VHOST ERRLOG]...`, templates/scripts/collect_metrics.sh fed on stdin); `parse_metrics()` reads its output into
 `Sample`s named by the constants below (the names the analysis flows read); `to_points()` turns them into
 store points. Pure functions: nothing here talks to a server or a database.
 
@@ -191,7 +191,7 @@ def split_sections(text: str) -> list[tuple[str, str | None, list[str]]]:
         raise CollectParseError(f"collection output must be text, not {type(text).__name__}")
     out: list[tuple[str, str | None, list[str]]] = []
     current: list[str] | None = None
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # not splitlines(): \v, \f, \x1c.. and U+2028 in a site's log are not line ends
         line = raw.rstrip("\r")
         m = _MARKER_RE.match(line.strip())
         if m and m[1] in _KNOWN:
@@ -522,6 +522,8 @@ def parse_metrics(
                 values[metric] = _num(str(status[key]))
         for metric, value in values.items():  # only once the whole pool status was read
             php_totals[metric] = php_totals.get(metric, 0.0) + value
+        if PHP_MAX_CHILDREN_REACHED in values:  # per pool: the next round's delta (pressfleet.alerts.observe)
+            out.counters[f"php.max_children_reached.{name}"] = values[PHP_MAX_CHILDREN_REACHED]
 
     def fatal_section(name: str, lines: list[str]):
         if name not in refs:
@@ -545,8 +547,6 @@ def parse_metrics(
     for metric in (PHP_ACTIVE_PROCESSES, PHP_MAX_CHILDREN_REACHED, PHP_SLOW_REQUESTS):
         if metric in php_totals:
             add(Sample(metric, php_totals[metric]))
-    if PHP_MAX_CHILDREN_REACHED in php_totals:  # the next round's delta (pressfleet.alerts.observe)
-        out.counters["php.max_children_reached"] = php_totals[PHP_MAX_CHILDREN_REACHED]
     guarded("mariadb sizes", db_sizes)
     out.sites = found
     if out.counters:

@@ -186,20 +186,28 @@ def alert_demo(cfg, server, site, *, log: Callable[[str], None] = print, timeout
             time.sleep(1)
         raise RuntimeError(f"no {what} mail within {timeout:.0f} s (the watcher's log: {cfg.log_file(stack.WATCHER)})")
 
-    deadline = time.monotonic() + 120  # the watcher's next round loads the site just saved
-    while not (domain in (read_status() or {}).get("watched", ()) and domain not in read_status().get("down", ())):
+    from pressfleet.alerts.store import AlertStore
+
+    def ready() -> bool:  # this watcher's round saw the site up, and no alert of it is still healing
+        st = read_status() or {}
+        healthy = domain in st.get("watched", ()) and domain not in st.get("down", ()) and st.get("pid") == pid
+        return healthy and not [a for a in AlertStore().alerts() if a.resource == f"pressfleet.site.{site.name}"
+                                and a.rule == "site-down"]
+
+    deadline = time.monotonic() + 150  # the next round loads the site just saved; an old alert resolves in 55 s
+    while not ready():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the watcher (pid {pid}) has not probed the site: {cfg.log_file(stack.WATCHER)}")
+            raise RuntimeError(f"the watcher (pid {pid}) has not seen {domain} healthy: {cfg.log_file(stack.WATCHER)}")
         time.sleep(1)
     since = time.time()
     with server.connect() as conn:
-        remote.run(conn, ["systemctl", "stop", "nginx"])
+        remote.run(conn, ["systemctl", "stop", "nginx"], timeout=60)
         try:
             log(f"alerts: nginx stopped on {server.address}; waiting for the watcher's site-down mail")
             fired = wait(lambda m: "site-down" in m["subject"] and domain in m["subject"]
                          and not m["subject"].startswith("[RESOLVED]"), "site-down")
         finally:
-            remote.run(conn, ["systemctl", "start", "nginx"])
+            remote.run(conn, ["systemctl", "start", "nginx"], timeout=60)
     up_at = time.time()
     print(f"\n--- mail to {fired['to']} ---\nSubject: {fired['subject']}\n{fired['body']}\n", flush=True)
     log("alerts: nginx started again; waiting for the resolved mail (after 55 s of health)")

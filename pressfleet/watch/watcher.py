@@ -86,10 +86,11 @@ def load_fleet() -> Fleet:
         data = d.data or {}
         srv = data.get("server") or {}
         ref = (d.block_document_references or {}).get("server", {}).get("block_document", {})
-        server_name = ref.get("name") or str(srv.get("address", ""))
         if not isinstance(srv, dict) or not srv.get("address") or not data.get("domain"):
             notes.append(f"site block {d.name}: no server address, not watched")
             continue
+        # a saved Server block is named by its block; an inline one as collect-metrics names it (host_label)
+        server_name = ref.get("name") or _host(str(srv["address"]), int(srv.get("port") or 22))
         if server_name not in servers:
             servers[server_name] = ServerTarget(server_name, str(srv["address"]), int(srv.get("port") or 22))
         sites.append(SiteTarget(name=str(data["name"]), domain=str(data["domain"]), address=str(srv["address"]),

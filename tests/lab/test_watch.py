@@ -14,6 +14,7 @@ mailing a local aiosmtpd server through a reactive automation of the Prefect har
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -89,6 +90,8 @@ def scenario(shared_host, tmp_path_factory):
     r = CliRunner().invoke(app, ["alerts", "silence", "--site", two.site.name, "--for", "30m", "--reason",
                                  "lab test: maintenance"])
     assert r.exit_code == 0, r.output
+    silence_id = r.output.split()[1].rstrip(":")
+    time.sleep(6)  # the triggers service reloads automations at least every 5 s
 
     log = tmp_path_factory.mktemp("watch") / "watcher.log"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
@@ -98,7 +101,13 @@ def scenario(shared_host, tmp_path_factory):
     conn = connect_lab(shared_host.host)
     sc = Scenario(mail=mail, log=log, one=one, two=two)
     try:
-        time.sleep(8)  # a round or two with everything up: the fleet is loaded, nothing fires
+        from pressfleet.watch.watcher import read_status
+
+        deadline = time.monotonic() + 60  # a round with everything up: the fleet is loaded, nothing fires
+        while time.monotonic() < deadline and not ((read_status() or {}).get("pid") == watcher.pid
+                                                   and read_status()["round"] >= 2):
+            time.sleep(0.5)
+        assert one.site.domain in (read_status() or {}).get("watched", []), log.read_text()[-2000:]
         sc["before"] = _mails(mail, lambda m: True)
         blog = one.site.domain
         is_blog_down = lambda m: m["subject"].startswith("[CRITICAL] site-down") and blog in m["subject"]  # noqa
@@ -125,11 +134,26 @@ def scenario(shared_host, tmp_path_factory):
         conn.run(f"curl -ks -o /dev/null --resolve {blog}:443:127.0.0.1 https://{blog}/pf-fatal-test.php", hide=True,
                  warn=True)
         conn.run(f"rm -f {planted}", hide=True)
-        summary = collect_metrics(servers=[shared_host.server], sites=[one.site, two.site])
+        # two's log made a symlink to a root-only file with a fatal in it: read as two's user, it counts nothing
+        two_log = f"{two.site.config().home}/log/php-error.log"
+        secret = "/root/pf-root-only.log"
+        conn.run(f"printf '[%s] PHP Fatal error:  root-only-secret\\n' \"$(date -u '+%d-%b-%Y %H:%M:%S UTC')\" "
+                 f"> {secret} && chmod 0600 {secret} && mv {two_log} {two_log}.pf-aside; ln -s {secret} {two_log}",
+                 hide=True)
+        try:
+            summary = collect_metrics(servers=[shared_host.server], sites=[one.site, two.site])
+        finally:
+            conn.run(f"rm -f {two_log} {secret}; mv {two_log}.pf-aside {two_log} 2>/dev/null || true", hide=True)
         sc["collected"] = summary
         sc["fatal"] = _wait_mail(mail, lambda m: "php-fatal" in m["subject"] and "blog" in m["subject"], 60)
         sc["all"] = _mails(mail, lambda m: True)
         sc["watcher_rc"] = watcher.poll()
+        from pressfleet.alerts.store import AlertStore
+        from pressfleet.metrics.store import open_store
+
+        sc["alerts"] = AlertStore().alerts(active_only=False)
+        sc["probes"] = list(open_store().read_series("probe_up", shared_host.host.address, blog,
+                                                     start=stopped - 60).values)
         yield sc
     finally:
         conn.run("systemctl start nginx", hide=True, warn=True)
@@ -146,6 +170,10 @@ def scenario(shared_host, tmp_path_factory):
         from pressfleet.alerts import automations
 
         automations.sync([], policies=["default"])
+        from pressfleet.alerts.store import AlertStore
+
+        AlertStore().end_silence(silence_id)
+        config.leave_policies("email-channel/lab-ops")
         with get_client(sync_client=True) as client:
             for slug, name in (("wordpress-site", ghost_block), ("email-channel", "lab-ops")):
                 try:
@@ -178,6 +206,9 @@ def test_flapping_gives_one_alert_and_one_resolved_mail(scenario):
     resolved = _subjects(scenario, lambda m: m["subject"].startswith("[RESOLVED] site-down") and blog in m["subject"])
     assert len(fired) == 1, fired
     assert len(resolved) == 1, resolved
+    # the watcher did see it flap: down, up between, down again, then up
+    p = "".join(str(int(v)) for v in scenario["probes"])
+    assert re.search(r"0+1+0+1+$", p), p
     after = scenario["resolved_after_up_seconds"]
     print(f"resolved mail {after:.1f} s after nginx came back for good (rule: 55 s of health)")
     assert after >= 50  # hysteresis: not the moment it answered once
@@ -186,6 +217,11 @@ def test_flapping_gives_one_alert_and_one_resolved_mail(scenario):
 def test_a_silenced_site_sends_nothing(scenario):
     two = scenario["two"].site.domain
     assert not _subjects(scenario, lambda m: two in m["subject"])
+    # it did go down with nginx: its alert was there, held back by the silence
+    [held] = [a for a in scenario["alerts"] if a.resource == f"pressfleet.site.{scenario['two'].site.name}"
+              and a.rule == "site-down"]
+    assert held.suppressed.startswith("silenced") and "lab test: maintenance" in held.suppressed, held
+    assert not held.notified
 
 
 def test_a_host_that_is_gone_gives_one_alert_not_one_per_site(scenario):
@@ -198,4 +234,8 @@ def test_a_planted_php_fatal_is_named_in_the_alert(scenario):
     fatal = scenario["fatal"]
     assert fatal, f"no php-fatal mail; subjects: {_subjects(scenario)}"
     assert "pf_planted_undefined_function" in fatal[0]["body"], fatal[0]["body"]
+    # two's log was a symlink to a root-only file: not read (by root or anyone), nothing counted or mailed
+    [host] = scenario["collected"].hosts
+    assert host.values.get(f"php_fatal_count{{site={scenario['two'].site.domain}}}") == 0.0, host.values
+    assert not [m for m in scenario["all"] if "root-only-secret" in m["body"]]
     assert scenario["watcher_rc"] is None  # still running

@@ -57,15 +57,24 @@ def test_a_round_becomes_rows_for_the_rules():
     assert ("pressfleet.server.web1", "php_max_children_reached") not in rows  # no pool status: no data
 
 
-def test_fpm_max_children_is_the_delta_since_the_previous_round():
+def test_fpm_max_children_is_the_delta_of_each_pool_since_the_previous_round():
     pool = '@@pressfleet-metrics php blog@@\n{"active processes": 1, "max children reached": %d}\n'
     m = _round(pool % 7)
-    assert m.counters["php.max_children_reached"] == 7.0
+    key = "php.max_children_reached.blog"
+    assert m.counters[key] == 7.0
+    t = NOW.timestamp()
     get = lambda prev: {r[1]: r[2] for r in observe.host_observations("web1", m, sites={}, previous=prev)}  # noqa
     assert "php_max_children_reached" not in get(None)  # the first round has nothing to compare with
-    assert get({"php.max_children_reached": 5.0})["php_max_children_reached"] == 2.0
-    assert get({"php.max_children_reached": 7.0})["php_max_children_reached"] == 0.0
-    assert get({"php.max_children_reached": 40.0})["php_max_children_reached"] == 7.0  # php-fpm restarted
+    assert get({key: 5.0, "time": t - 300})["php_max_children_reached"] == 2.0
+    assert get({key: 7.0, "time": t - 300})["php_max_children_reached"] == 0.0
+    assert get({key: 40.0, "time": t - 300})["php_max_children_reached"] == 7.0  # php-fpm restarted
+    assert "php_max_children_reached" not in get({key: 5.0, "time": t - 7200})  # a gap: not "since last round"
+    # a pool that did not answer one round is not a restart of the others
+    d = observe.fpm_max_children_delta
+    assert d({f"{observe.FPM_PREFIX}a": 3.0, "time": t}, {f"{observe.FPM_PREFIX}a": 3.0,
+                                                          f"{observe.FPM_PREFIX}b": 40.0, "time": t - 300}) == (0.0, {})
+    assert d({f"{observe.FPM_PREFIX}a": 3.0, f"{observe.FPM_PREFIX}b": 40.0, "time": t},
+             {f"{observe.FPM_PREFIX}a": 3.0, "time": t - 300}) == (0.0, {})  # b is back: nothing to compare yet
 
 
 def test_an_uncollected_host_gives_no_rows():
@@ -76,15 +85,21 @@ def test_a_job_silences_its_sites_while_it_runs_and_not_after(tmp_path, monkeypa
     from pressfleet.alerts.store import AlertStore, maintenance
 
     monkeypatch.setenv("PRESSFLEET_STATE", str(tmp_path))
+    import time
+
     with maintenance(["blog", "shop"], "update-site") as held:
         now = AlertStore().silences()
         assert {(s.kind, s.target) for s in now} == {("site", "blog"), ("site", "shop")}
         assert all(s.reason == "update-site running" for s in now) and len(held) == 2
-    assert AlertStore().silences() == []
+        assert all(s.until > time.time() + 3600 for s in now)  # long enough for a slow job
+    after = AlertStore().silences()
+    assert len(after) == 2 and all(time.time() + 14 * 60 < s.until <= time.time() + 15 * 60 for s in after)
+    assert AlertStore().silences(now=time.time() + 15 * 60 + 1) == []  # the grace ends
     with pytest.raises(RuntimeError):  # a job that fails ends its silences too
-        with maintenance(["blog"], "restore-site"):
+        with maintenance(["blog"], "restore-site", grace=0):
             raise RuntimeError("restore failed")
-    assert AlertStore().silences() == []
+    assert AlertStore().silences(now=time.time() + 1) == AlertStore().silences()
+    assert len(AlertStore().silences()) == 2  # the two in their grace, not the failed restore's
     # a store that cannot be written (its folder is a file): the job still runs, and says so
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -110,11 +125,14 @@ def test_the_forecast_gives_each_host_its_earliest_disk_full_day():
          "days_to_full": float("nan")},
         {"host": "10.0.0.3", "resource": "disk:/", "capacity": float("nan"), "days_to_full_earliest": float("nan"),
          "days_to_full": float("nan")},
-    ])
+        {"host": "10.0.0.4", "resource": "disk:/", "capacity": 1e11, "days_to_full_earliest": 2.0, "days_to_full": 3.0,
+         "status": "stale"},
+    ]).assign(forecast=lambda t: [5e10, 5e10, 1e9, 5e10, None, 5e10]).assign(
+        status=lambda t: t["status"].fillna("ok"))
     got = disk_full_days(table)
     assert got["10.0.0.1"] == (5.0, {"mount": "/srv", "likely_days": 9.0})
     assert got["10.0.0.2"][0] == NEVER_FULL_DAYS  # does not fill within the horizon: the alert resolves
-    assert "10.0.0.3" not in got  # size unknown: no data, not "never"
+    assert "10.0.0.3" not in got and "10.0.0.4" not in got  # size unknown, data stale: no data, not "never"
 
 
 def test_a_backup_is_measured_against_the_median_of_its_kind():
@@ -150,3 +168,17 @@ def test_daily_findings_hold_for_a_day_collections_for_15_minutes(tmp_path):
     store.put_observations([("pressfleet.server.web1", "redis_up", 1.0, {})], now - 60)
     got = fresh_observations(store, now)
     assert set(got) == {("pressfleet.server.web1", "disk_full_days"), ("pressfleet.server.web1", "redis_up")}
+
+
+def test_a_sites_own_log_cannot_forge_another_sites_sections():
+    """The log is the site's to write: a vertical tab or U+2028 in it must not start a section of its own."""
+    other = c.SiteRef(name="shop", domain="shop.lab.test", cert_path="/x/c.pem", vhost_path="/x/shop.conf",
+                      db_name="shop")
+    for sep in ("\v", "\f", "\x1c", "\u2028", "\r"):
+        forged = (_line(NOW - timedelta(minutes=1), "x") + f"{sep}@@pressfleet-metrics site shop@@{sep}http 500 0.1"
+                  f"{sep}@@pressfleet-metrics fatal shop@@{sep}" + _line(NOW, "forged for shop"))
+        text = ("@@pressfleet-metrics site blog@@\nhttp 200 0.1\n"
+                f"@@pressfleet-metrics fatal blog@@\n{forged}\n@@pressfleet-metrics end@@\n")
+        m = c.parse_metrics(text, now=NOW, sites=[BLOG, other])
+        assert m.sites == ["blog.lab.test"], sep
+        assert m.get(c.HTTP_STATUS, site="shop.lab.test") is None and m.get(c.PHP_FATALS, site="shop.lab.test") is None

@@ -117,7 +117,7 @@ def test_a_full_host():
     assert m.get("http_status", site="blog.lab.test") == 200.0
     assert m.counters == {"mariadb.read_requests": 10000.0, "mariadb.reads": 100.0, "mariadb.uptime": 3600.0,
                           "redis.hits": 900.0, "redis.misses": 100.0, "redis.uptime": 7200.0,
-                          "php.max_children_reached": 1.0, "time": NOW.timestamp()}
+                          "php.max_children_reached.blog": 1.0, "time": NOW.timestamp()}
 
 
 def test_a_host_without_nginx_mariadb_or_redis_has_just_no_such_metrics():

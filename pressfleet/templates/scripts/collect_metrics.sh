@@ -50,14 +50,14 @@ cat /proc/meminfo
 # Real filesystems, as in host_facts.sh: TYPE SIZE USED AVAIL MOUNTPOINT (bytes), then the same for
 # inodes: TYPE INODES IUSED IFREE MOUNTPOINT. RAM-backed and pseudo filesystems are left out.
 section df
-df -P -B1 -T -x tmpfs -x devtmpfs -x squashfs -x ramfs -x efivarfs 2>/dev/null |
+df -P -B1 -T -x tmpfs -x devtmpfs -x squashfs -x ramfs -x efivarfs -x iso9660 -x udf 2>/dev/null |
 while read -r dev fstype size used avail capacity mount; do
     [ "$dev" = "Filesystem" ] && continue
     [ -n "$mount" ] && [ -d "$mount" ] || continue
     printf '%s %s %s %s %s\n' "$fstype" "$size" "$used" "$avail" "$mount"
 done
 section dfi
-df -P -i -T -x tmpfs -x devtmpfs -x squashfs -x ramfs -x efivarfs 2>/dev/null |
+df -P -i -T -x tmpfs -x devtmpfs -x squashfs -x ramfs -x efivarfs -x iso9660 -x udf 2>/dev/null |
 while read -r dev fstype inodes iused ifree capacity mount; do
     [ "$dev" = "Filesystem" ] && continue
     [ -n "$mount" ] && [ -d "$mount" ] || continue
@@ -126,11 +126,15 @@ while [ "$#" -ge 5 ]; do
         done;;
         esac
     fi
-    # The error log is the site's own (its PHP can replace it with a symlink to anything): it is read as the
-    # site's user, never by root; the last 256 KiB, only the fatal errors' first lines.
-    if [ "$errlog" != "-" ] && have runuser && id -u "$site" >/dev/null 2>&1; then
+    # The error log is the site's own (its PHP can replace it with a symlink to anything, and write anything
+    # into it): it is read as the site's user, never by root (setpriv: no PAM session per site and round); the
+    # last 256 KiB, only lines that start as PHP's fatal errors do, every other byte than printable ASCII
+    # made '?' (no forged section markers). Only root can take the site's identity: anyone else gets no section.
+    if [ "$errlog" != "-" ] && [ "$(id -u)" = 0 ] && have setpriv && id -u "$site" >/dev/null 2>&1; then
         section fatal "$site"
-        limit runuser -u "$site" -- tail -c 262144 -- "$errlog" 2>/dev/null | grep -a 'PHP Fatal error' | tail -n 50
+        limit setpriv --reuid="$site" --regid="$site" --init-groups -- tail -c 262144 -- "$errlog" 2>/dev/null |
+            LC_ALL=C tr -c '[:print:]\n' '?' |
+            grep -a '^\[[0-9][0-9]-[A-Z][a-z][a-z]-[0-9]* [0-9:]*[^]]*\] PHP Fatal error' | tail -n 50
     fi
     if have nginx && have curl; then
         section php "$site"
