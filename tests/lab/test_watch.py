@@ -112,15 +112,15 @@ def scenario(shared_host, tmp_path_factory):
         blog = one.site.domain
         is_blog_down = lambda m: m["subject"].startswith("[CRITICAL] site-down") and blog in m["subject"]  # noqa
         stopped = time.time()
-        conn.run("systemctl stop nginx", hide=True)
+        conn.run("systemctl stop nginx", hide=True, in_stream=False)
         first = _wait_mail(mail, is_blog_down, 90)
         sc["detected_seconds"] = first[0]["at"] - stopped if first else None
         # flapping: back for 10 s, down for 10 s, then back for good
-        conn.run("systemctl start nginx", hide=True)
+        conn.run("systemctl start nginx", hide=True, in_stream=False)
         time.sleep(10)
-        conn.run("systemctl stop nginx", hide=True)
+        conn.run("systemctl stop nginx", hide=True, in_stream=False)
         time.sleep(10)
-        conn.run("systemctl start nginx", hide=True)
+        conn.run("systemctl start nginx", hide=True, in_stream=False)
         up_at = time.time()
         resolved = _wait_mail(mail, lambda m: m["subject"].startswith("[RESOLVED] site-down") and blog in m["subject"],
                               150)
@@ -130,20 +130,22 @@ def scenario(shared_host, tmp_path_factory):
         cfg = one.site.config()
         planted = f"{cfg.web_root}/pf-fatal-test.php"
         # deployed code (root's, as a pipeline would put it; the web root is not the site's to write)
-        conn.run(f"printf '<?php pf_planted_undefined_function();\\n' > {planted} && chmod 0644 {planted}", hide=True)
+        conn.run(f"printf '<?php pf_planted_undefined_function();\\n' > {planted} && chmod 0644 {planted}", hide=True,
+                 in_stream=False)
         conn.run(f"curl -ks -o /dev/null --resolve {blog}:443:127.0.0.1 https://{blog}/pf-fatal-test.php", hide=True,
-                 warn=True)
-        conn.run(f"rm -f {planted}", hide=True)
+                 warn=True, in_stream=False)
+        conn.run(f"rm -f {planted}", hide=True, in_stream=False)
         # two's log made a symlink to a root-only file with a fatal in it: read as two's user, it counts nothing
         two_log = f"{two.site.config().home}/log/php-error.log"
         secret = "/root/pf-root-only.log"
         conn.run(f"printf '[%s] PHP Fatal error:  root-only-secret\\n' \"$(date -u '+%d-%b-%Y %H:%M:%S UTC')\" "
                  f"> {secret} && chmod 0600 {secret} && mv {two_log} {two_log}.pf-aside; ln -s {secret} {two_log}",
-                 hide=True)
+                 hide=True, in_stream=False)
         try:
             summary = collect_metrics(servers=[shared_host.server], sites=[one.site, two.site])
         finally:
-            conn.run(f"rm -f {two_log} {secret}; mv {two_log}.pf-aside {two_log} 2>/dev/null || true", hide=True)
+            conn.run(f"rm -f {two_log} {secret}; mv {two_log}.pf-aside {two_log} 2>/dev/null || true", hide=True,
+                     in_stream=False)
         sc["collected"] = summary
         sc["fatal"] = _wait_mail(mail, lambda m: "php-fatal" in m["subject"] and "blog" in m["subject"], 60)
         sc["all"] = _mails(mail, lambda m: True)
@@ -156,7 +158,7 @@ def scenario(shared_host, tmp_path_factory):
                                                      start=stopped - 60).values)
         yield sc
     finally:
-        conn.run("systemctl start nginx", hide=True, warn=True)
+        conn.run("systemctl start nginx", hide=True, warn=True, in_stream=False)
         conn.close()
         watcher.terminate()
         try:

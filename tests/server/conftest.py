@@ -41,8 +41,20 @@ def api_settings(cfg: stack.StackConfig, home: Path):
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     home.mkdir(parents=True, exist_ok=True)
-    with temporary_settings(updates={PREFECT_API_URL: cfg.api_url, PREFECT_HOME: str(home)}):
-        yield
+    _restart_events_workers()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: cfg.api_url, PREFECT_HOME: str(home)}):
+            yield
+    finally:
+        _restart_events_workers()
+
+
+def _restart_events_workers() -> None:
+    """Prefect keeps one events worker per client type, whatever the API URL: one made while the lab tier's
+    harness was the API would send this stack's events there. Drained and stopped, the next is made anew."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10)
 
 
 @dataclass
