@@ -14,6 +14,7 @@ from prefect.cache_policies import NONE
 
 from blocks.server import Server
 from blocks.site import WordPressSite
+from pressfleet.alerts.store import maintenance
 from pressfleet.plan import desired as provision
 from pressfleet.ssh.converge import StepResult
 from blocks.template import with_template
@@ -204,7 +205,8 @@ def provision_wordpress(
                 return _provision_locked(server, site, components, False, "", dry_run=True,
                                          template_parts=template_parts)
         with site_lock([site.config().name], "provision-wordpress", hosts=[server], host_files=True,
-                       logger=get_run_logger()) as lock:
+                       logger=get_run_logger()) as lock, \
+                maintenance([site.config().name], "provision-wordpress", log=get_run_logger().warning):
             return _provision_locked(server, site, components, verify, lock.note, template_parts=template_parts)
 
 

@@ -127,4 +127,14 @@ def _same(have, core) -> bool:
     keys = ("name", "description", "enabled", "tags", "trigger", "actions")
     a = have.model_dump(mode="json", include=set(keys))
     b = core.model_dump(mode="json", include=set(keys))
-    return a == b
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(value):
+    """Triggers hold sets (expect, after, for_each): dumped, their order is the set's, not the spec's."""
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_canonical(v) for v in value]
+        return sorted(items) if all(isinstance(v, str) for v in items) else items
+    return value

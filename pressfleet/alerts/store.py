@@ -167,6 +167,13 @@ class AlertStore:
                              (now or time.time(), silence_id, now or time.time()))
             return cur.rowcount == 1
 
+    def end_silences_of(self, kind: str, target: str, now: float | None = None) -> int:
+        """End every silence of this site or server now (a maintenance window closed early); returns how many."""
+        with self._db() as db:
+            cur = db.execute("UPDATE silences SET until = ? WHERE kind = ? AND target = ? AND until > ?",
+                             (now or time.time(), kind, target, now or time.time()))
+            return cur.rowcount
+
     def silences(self, now: float | None = None) -> list[Silence]:
         now = now or time.time()
         with self._db() as db:
@@ -214,7 +221,7 @@ def put_observations(rows: list, at: float | None = None, log=None) -> int:
 
 
 MAINTENANCE_SECONDS = 2 * 3600  # a job's silence outlives a worker that died mid-job by at most this
-GRACE_SECONDS = 15 * 60  # ...and a job that ended by this (the php-fatal window)
+GRACE_SECONDS = 5 * 60  # ...and a job that ended by this: a round or two for what it restarted to answer
 
 
 @contextmanager
@@ -235,7 +242,7 @@ def maintenance(sites: Iterable[str], job: str, *, seconds: float = MAINTENANCE_
     try:
         yield held
     finally:
-        for sil in held:  # what the job broke may take a round or two to heal, and its fatals 15 minutes to age
+        for sil in held:  # what the job restarted may take a round or two to answer again
             try:
                 store.end_silence(sil.id, now=time.time() + grace)
             except (OSError, sqlite3.Error) as exc:

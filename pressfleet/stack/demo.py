@@ -199,6 +199,9 @@ def alert_demo(cfg, server, site, *, log: Callable[[str], None] = print, timeout
         if time.monotonic() > deadline:
             raise RuntimeError(f"the watcher (pid {pid}) has not seen {domain} healthy: {cfg.log_file(stack.WATCHER)}")
         time.sleep(1)
+    ended = AlertStore().end_silences_of("site", site.name)  # the update's window: over, for the demo
+    if ended:
+        log(f"alerts: ended {ended} maintenance silence(s) of {site.name} (the update's, in its grace period)")
     since = time.time()
     with server.connect() as conn:
         remote.run(conn, ["systemctl", "stop", "nginx"], timeout=60)
