@@ -127,6 +127,7 @@ class Watcher:
         self.log = log
         self.fleet: Fleet | None = None
         self.fleet_at = 0.0
+        self.noted: set[str] = set()
         self.states = self.store.load_states()
         self.reminded: dict[str, float] = {}
         self.stopping = asyncio.Event()
@@ -136,7 +137,9 @@ class Watcher:
         if self.fleet is None or now - self.fleet_at >= self.refresh:
             fleet = load_fleet()
             for note in fleet.notes:
-                self.log(f"fleet: {note}")
+                if note not in self.noted:  # once, not every refresh
+                    self.log(f"fleet: {note}")
+            self.noted = set(fleet.notes)
             self.fleet, self.fleet_at = fleet, now
         return self.fleet
 
