@@ -55,8 +55,9 @@ class Fleet:
         return out
 
 
-def load_fleet() -> Fleet:
-    """Sites, servers, rules and policies from the Prefect API (secrets are not read)."""
+def load_fleet(only_sites: frozenset[str] | None = None) -> Fleet:
+    """Sites, servers, rules and policies from the Prefect API (secrets are not read). With `only_sites`, those
+    sites alone and the servers they are on (a watcher for a part of the fleet)."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import PrefectHTTPStatusError
 
@@ -77,13 +78,15 @@ def load_fleet() -> Fleet:
         server_docs, site_docs = docs(client, "server"), docs(client, "wordpress-site")
         rule_docs, policy_docs = docs(client, "alert-rule"), docs(client, "alert-policy")
     servers: dict[str, ServerTarget] = {}
-    for d in server_docs:
+    for d in server_docs if only_sites is None else ():
         data = d.data or {}
         if data.get("address"):
             servers[d.name] = ServerTarget(d.name, str(data["address"]), int(data.get("port") or 22))
     sites: list[SiteTarget] = []
     for d in site_docs:
         data = d.data or {}
+        if only_sites is not None and str(data.get("name")) not in only_sites:
+            continue
         srv = data.get("server") or {}
         ref = (d.block_document_references or {}).get("server", {}).get("block_document", {})
         if not isinstance(srv, dict) or not srv.get("address") or not data.get("domain"):
@@ -120,7 +123,9 @@ def _host(address: str, port: int = 22) -> str:
 
 class Watcher:
     def __init__(self, *, interval: float = 30.0, refresh: float = 30.0, retry_after: float = 3.0,
-                 store: AlertStore | None = None, metrics_url: str | None = None, log=print) -> None:
+                 store: AlertStore | None = None, metrics_url: str | None = None, log=print,
+                 only_sites: frozenset[str] | None = None) -> None:
+        self.only_sites = only_sites
         self.interval, self.refresh, self.retry_after = interval, refresh, retry_after
         self.store = store or AlertStore()
         self.metrics_url = metrics_url
@@ -135,7 +140,7 @@ class Watcher:
 
     def _fleet(self, now: float) -> Fleet:
         if self.fleet is None or now - self.fleet_at >= self.refresh:
-            fleet = load_fleet()
+            fleet = load_fleet(self.only_sites)
             for note in fleet.notes:
                 if note not in self.noted:  # once, not every refresh
                     self.log(f"fleet: {note}")
@@ -310,9 +315,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=float(os.environ.get("PRESSFLEET_WATCH_INTERVAL", "30")))
     ap.add_argument("--refresh", type=float, default=float(os.environ.get("PRESSFLEET_WATCH_REFRESH", "30")))
     ap.add_argument("--retry-after", type=float, default=3.0)
+    ap.add_argument("--sites", default=os.environ.get("PRESSFLEET_WATCH_SITES", ""),
+                    help="Only these sites (names, comma-separated) and their servers; default: the whole fleet.")
     args = ap.parse_args(argv)
+    only = frozenset(n.strip() for n in args.sites.split(",") if n.strip()) or None
+    if only:
+        from pressfleet import validate
+
+        only = frozenset(validate.site_name(n) for n in only)
     use_private_umask()
-    w = Watcher(interval=args.interval, refresh=args.refresh, retry_after=args.retry_after,
+    w = Watcher(interval=args.interval, refresh=args.refresh, retry_after=args.retry_after, only_sites=only,
                 log=lambda m: print(f"{time.strftime('%H:%M:%S')} {m}", flush=True))
     asyncio.run(w.run())
     return 0

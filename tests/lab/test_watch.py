@@ -100,8 +100,11 @@ def scenario(shared_host, tmp_path_factory):
     log = tmp_path_factory.mktemp("watch") / "watcher.log"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
     with open(log, "wb") as out:
+        # only this module's sites and their servers: the session's harness holds other tests' blocks too, some
+        # naming addresses no test may reach
         watcher = subprocess.Popen([sys.executable, "-m", "pressfleet.watch", "--interval", str(INTERVAL),
-                                    "--refresh", "10"], env=env, stdout=out, stderr=subprocess.STDOUT)
+                                    "--refresh", "10", "--sites", f"{one.site.name},{two.site.name},ghost_lab_test"],
+                                   env=env, stdout=out, stderr=subprocess.STDOUT)
     conn = connect_lab(shared_host.host)
     sc = Scenario(mail=mail, log=log, one=one, two=two)
     try:
@@ -111,7 +114,8 @@ def scenario(shared_host, tmp_path_factory):
         while time.monotonic() < deadline and not ((read_status() or {}).get("pid") == watcher.pid
                                                    and read_status()["round"] >= 2):
             time.sleep(0.5)
-        assert one.site.domain in (read_status() or {}).get("watched", []), log.read_text()[-2000:]
+        sc["watched"] = (read_status() or {}).get("watched", [])
+        assert one.site.domain in sc["watched"], log.read_text()[-2000:]
         sc["before"] = _mails(mail, lambda m: True)
         blog = one.site.domain
         is_blog_down = lambda m: m["subject"].startswith("[CRITICAL] site-down") and blog in m["subject"]  # noqa
@@ -237,6 +241,9 @@ def test_a_host_that_is_gone_gives_one_alert_not_one_per_site(scenario):
     ghost = _subjects(scenario, lambda m: "127.0.0.1" in m["subject"] or "ghost.lab.test" in m["subject"])
     assert [s for s in ghost if s.startswith("[CRITICAL] server-down")], ghost
     assert len(ghost) == 1, ghost  # server-down only: ghost.lab.test's site-down is inhibited
+    # the watcher was told to watch these three sites alone (the harness holds other tests' blocks)
+    assert sorted(scenario["watched"]) == sorted([scenario["one"].site.domain, scenario["two"].site.domain,
+                                                  "ghost.lab.test"])
 
 
 def test_a_planted_php_fatal_is_named_in_the_alert(scenario):
