@@ -167,15 +167,17 @@ def scenario(shared_host, tmp_path_factory):
                                                      start=stopped - 60).values)
         yield sc
     finally:
-        conn.run("systemctl start nginx", hide=True, warn=True, in_stream=False)
-        conn.close()
-        watcher.terminate()
+        watcher.terminate()  # first: nothing below may leave it running (it is this test's process, by PID)
         try:
             watcher.wait(20)
         except subprocess.TimeoutExpired:
             watcher.kill()
             watcher.wait()
-        ctl.stop()
+        try:
+            conn.run("systemctl start nginx", hide=True, warn=True, in_stream=False)
+        finally:
+            conn.close()
+            ctl.stop()
         from prefect.client.orchestration import get_client
 
         from pressfleet.alerts import automations
