@@ -95,41 +95,19 @@ def collect_host(server: Server, sites: list[collect.SiteRef], previous: Optiona
     return HostCollection(result, metrics)
 
 
-def backup_ages(storage: AnyStorage, sites: list[collect.SiteRef], found: set[str], at: datetime,
-                notes: list[str]) -> dict[str, float]:
-    """{domain: seconds since its newest verified backup} for the sites found on some host."""
-    try:
-        from pressfleet.backup.catalog import newest_verified
-    except ImportError:
-        notes.append("backup ages skipped: pressfleet.backup.catalog is not available")
-        return {}
-    ages: dict[str, float] = {}
-    store = storage.store()
-    for ref in sites:
-        if ref.domain not in found:
-            continue
-        try:
-            newest = newest_verified(store, ref.name)
-        except Exception as exc:  # a storage outage must not lose the round's host metrics
-            notes.append(f"backup age of {ref.name}: {type(exc).__name__}: {exc}")
-            continue
-        if newest is None:
-            notes.append(f"backup age of {ref.name}: no verified backup")
-            continue
-        if newest.tzinfo is None:
-            newest = newest.replace(tzinfo=timezone.utc)
-        ages[ref.domain] = max((at - newest).total_seconds(), 0.0)
-    return ages
-
-
-def backup_states(storage: AnyStorage, sites: list[collect.SiteRef], found: set[str], at: datetime,
-                  notes: list[str]) -> list[tuple[str, str, float, dict]]:
-    """The backup rules' inputs per domain: (domain, "backup_age_hours", hours since the newest complete backup,
-    evidence) and (domain, "restore_test_failed", 1.0 if the newest backup a restore-test has looked at failed
-    it, else 0.0, evidence). The age is of any complete backup: that one is proven is the other rule's."""
+def backup_findings(storage: AnyStorage, sites: list[collect.SiteRef], found: set[str], at: datetime,
+                    notes: list[str]) -> tuple[dict[str, float], list[tuple[str, str, float, dict]]]:
+    """One listing of each found site's backups gives both: {domain: seconds since its newest verified backup}
+    (the metric) and the backup rules' inputs, (domain, "backup_age_hours", hours since the newest complete
+    backup, evidence) and (domain, "restore_test_failed", 1.0 if the newest backup a restore-test has looked at
+    failed it, else 0.0, evidence). The rule's age is of any complete backup: that one is proven is the other's."""
     from pressfleet.backup.catalog import list_backups, restore_test_failures
 
-    out: list[tuple[str, str, float, dict]] = []
+    def utc(t: datetime) -> datetime:
+        return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+    ages: dict[str, float] = {}
+    rows: list[tuple[str, str, float, dict]] = []
     store = storage.store()
     for ref in sites:
         if ref.domain not in found:
@@ -140,17 +118,21 @@ def backup_states(storage: AnyStorage, sites: list[collect.SiteRef], found: set[
         except Exception as exc:  # a storage outage must not lose the round's host metrics
             notes.append(f"backups of {ref.name}: {type(exc).__name__}: {exc}")
             continue
+        verified = [utc(e.manifest.started_at) for e in entries if e.verified]
+        if verified:
+            ages[ref.domain] = max((at - max(verified)).total_seconds(), 0.0)
+        else:
+            notes.append(f"backup age of {ref.name}: no verified backup")
         if entries:
             newest = entries[-1].manifest
-            started = newest.started_at if newest.started_at.tzinfo else newest.started_at.replace(tzinfo=timezone.utc)
-            out.append((ref.domain, "backup_age_hours", round(max((at - started).total_seconds(), 0) / 3600, 2),
-                        {"backup": newest.backup_id, "kind": newest.kind}))
+            rows.append((ref.domain, "backup_age_hours",
+                         round(max((at - utc(newest.started_at)).total_seconds(), 0) / 3600, 2),
+                         {"backup": newest.backup_id, "kind": newest.kind}))
         tested = [e for e in entries if e.verified or e.manifest.backup_id in failed]
         if tested:
-            last = tested[-1]
-            out.append((ref.domain, "restore_test_failed", 0.0 if last.verified else 1.0,
-                        {"backup": last.manifest.backup_id}))
-    return out
+            rows.append((ref.domain, "restore_test_failed", 0.0 if tested[-1].verified else 1.0,
+                         {"backup": tested[-1].manifest.backup_id}))
+    return ages, rows
 
 
 def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
@@ -268,8 +250,7 @@ def collect_metrics(
     if storage is not None and refs:
         notes: list[str] = []
         found = {d for c in collections for d in c.result.sites}
-        ages = backup_ages(storage, refs, found, round_time, notes)
-        backups = backup_states(storage, refs, found, round_time, notes)
+        ages, backups = backup_findings(storage, refs, found, round_time, notes)
         for c in collections:
             for domain in c.result.sites:
                 if domain in ages:

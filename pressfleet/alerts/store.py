@@ -196,12 +196,6 @@ class AlertStore:
                               (newer_than,)).fetchall()
         return {(r[0], r[1]): (Observation(r[2], json.loads(r[3] or "{}")), r[4]) for r in rows}
 
-    def observations(self, *, newer_than: float) -> dict[tuple[str, str], Observation]:
-        with self._db() as db:
-            rows = db.execute("SELECT resource, check_name, value, evidence FROM observations WHERE at >= ?",
-                              (newer_than,)).fetchall()
-        return {(r[0], r[1]): Observation(r[2], json.loads(r[3] or "{}")) for r in rows}
-
 
 def as_dict(row: AlertRow) -> dict:
     return asdict(row)

@@ -21,6 +21,11 @@ def _duration(text: str) -> float:
     return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
+def _channel_ref(name: str) -> str:
+    """TYPE/NAME as given, or NAME of an email channel."""
+    return name if "/" in name else f"email-channel/{name}"
+
+
 def register(app: typer.Typer) -> None:
     alerts_app = typer.Typer(help="Alerts: channels, escalation (Prefect automations), ack and silence.",
                              no_args_is_help=True)
@@ -98,7 +103,7 @@ def register(app: typer.Typer) -> None:
 
         from pressfleet.watch import config as setup
 
-        ref = name if "/" in name else f"email-channel/{name}"
+        ref = _channel_ref(name)
         try:
             cid = setup.channel_id(ref)
         except ValueError as exc:
@@ -121,7 +126,7 @@ def register(app: typer.Typer) -> None:
         """Send a test message through one channel now."""
         from prefect.blocks.core import Block
 
-        ref = channel if "/" in channel else f"email-channel/{channel}"
+        ref = _channel_ref(channel)
         try:
             block = Block.load(ref)
         except ValueError as exc:
