@@ -10,6 +10,7 @@ from __future__ import annotations
 from prefect.blocks.core import Block
 from pydantic import Field, model_validator
 
+from blocks.storage import AnyStorage
 from pressfleet.backup.retention import RetentionPolicy
 
 
@@ -38,3 +39,18 @@ class BackupRetention(Block):
     def policy(self) -> RetentionPolicy:
         return RetentionPolicy(keep_last=self.keep_last, keep_daily=self.keep_daily, keep_weekly=self.keep_weekly,
                                keep_monthly=self.keep_monthly, keep_yearly=self.keep_yearly)
+
+
+class BackupCopyPolicy(Block):
+    """Geographic redundancy: every verified backup copied from one storage to a second one (say S3 to GCS),
+    each object checked against its manifest; the copies restore-tested from the second storage on schedule."""
+
+    _block_type_name = "Backup Copy Policy"
+    _block_type_slug = "backup-copy-policy"
+    _description = "Copy verified backups to a second storage, check every object, restore-test the copies."
+
+    source: AnyStorage = Field(..., title="From", description="The storage the nightly backups go to.")
+    target: AnyStorage = Field(..., title="To", description="The second storage (another provider or region).")
+    sites: list[str] = Field(default_factory=list, title="Sites", description="Site names; empty: every site.")
+    verified_only: bool = Field(True, title="Only verified backups",
+                                description="Copy only backups a restore-test proved (with their chains).")

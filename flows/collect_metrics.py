@@ -165,8 +165,45 @@ def summary_table(summary: CollectSummary) -> list[dict[str, str]]:
     return rows
 
 
+def replication_findings(at: datetime) -> tuple[list[dict], list]:
+    """Each standby pair's replication (running, seconds and transactions behind) and file sync age: points
+    for the metrics store (host: the standby) and rows for the alert rules (the site). A pair whose servers
+    cannot be read counts as not replicating."""
+    from pressfleet.alerts import observe
+    from pressfleet.dr.pairs import saved_pairs
+    from tasks.standby import pair_status
+
+    points, rows = [], []
+    try:
+        pairs = [p for p in saved_pairs() if p.standby_state == "replica"]
+    except Exception as exc:  # noqa: BLE001 - no pair type registered: nothing to read
+        get_run_logger().warning("standby pairs not read: %s", exc)
+        return [], []
+    from flows.standby import site_block
+
+    for pair in pairs:
+        st = pair_status(pair)
+        try:
+            domain = site_block(pair.site).domain
+        except ValueError:
+            continue
+        evidence = {"primary": st.primary, "standby": st.standby, "io": st.io_running, "sql": st.sql_running,
+                    "error": st.error}
+        samples = [collect.Sample("replication_ok", 1.0 if st.replicating else 0.0, site=domain)]
+        rows.append((observe.site_id(pair.site), "replication_ok", 1.0 if st.replicating else 0.0, evidence))
+        for check, value in (("replication_lag_seconds", st.seconds_behind),
+                             ("replication_behind_transactions", st.transactions_behind),
+                             ("file_sync_age_seconds", st.file_sync_age_s)):
+            if value is not None:
+                samples.append(collect.Sample(check, float(value), site=domain))
+                rows.append((observe.site_id(pair.site), check, float(value), evidence))
+        points += collect.to_points(host_label(pair.standby), at, samples)
+    return points, rows
+
+
 def observe_for_alerts(servers: list[Server], collections: list[HostCollection], refs: list[collect.SiteRef],
-                       previous: dict, backups: list[tuple[str, str, float, dict]], at: datetime) -> int:
+                       previous: dict, backups: list[tuple[str, str, float, dict]], at: datetime,
+                       extra: list | None = None) -> int:
     """Hand the round to the watcher's rules (MariaDB, Redis, FPM, disks, PHP fatals, backup age, the last
     restore-test): rows in the alert store that it reads while they are under 15 minutes old. A store it
     cannot write is a warning."""
@@ -181,6 +218,7 @@ def observe_for_alerts(servers: list[Server], collections: list[HostCollection],
                                           sites={d: names[d] for d in c.result.sites if d in names},
                                           previous=previous.get(label))
     rows += [(observe.site_id(names[d]), check, v, ev) for d, check, v, ev in backups if d in names]
+    rows += list(extra or [])
     return put_observations(rows, at.timestamp(), log=get_run_logger().warning)
 
 
@@ -260,9 +298,11 @@ def collect_metrics(
         for note in notes:
             log.warning(note)
 
+    dr_points, dr_rows = replication_findings(round_time)
+    points += dr_points
     store = open_store(store_url)
     stored = store.write_points(points)
-    observed = observe_for_alerts(servers, collections, refs, previous, backups, round_time)
+    observed = observe_for_alerts(servers, collections, refs, previous, backups, round_time, extra=dr_rows)
     save_counters({c.result.host: c.metrics.counters for c in collections if c.metrics.counters})
     rollup = rollup_metrics(store_url, round_time, raw_days, hourly_days)
 

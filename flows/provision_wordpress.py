@@ -88,6 +88,16 @@ def sites_on_host(server: Server, site: SiteConfig) -> tuple[HostSites, HostInve
     return HostSites(found.sites, found.pool_only, (*notes, *found.notes)), inventory
 
 
+def replication_peers(server: Server, site: str = "") -> tuple[list[str], bool]:
+    """The other servers of the standby pairs this host is part of (they may reach its MariaDB), and whether
+    this host holds SITE's standby (or its fenced old primary): there the site's database stays read-only."""
+    from pressfleet.dr.pairs import pairs_on
+
+    pairs = pairs_on(server.address)
+    peers = sorted({a for p in pairs for a in (p.primary.address, p.standby.address)} - {server.address})
+    return peers, any(p.site == site and p.standby.address == server.address for p in pairs)
+
+
 def peek_site_secrets(name: str):
     """The site's saved credentials, or throwaway ones (never saved) for a site not provisioned yet: a dry run
     creates no block. (Files holding them are never shown in a diff.)"""
@@ -261,9 +271,14 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
                               sites=host.count)
     control = inputs["control_address"]
     control_networks = [str(ipaddress.ip_network(control))] if control else []
+    peers, standby_here = replication_peers(server, cfg.name)
+    if standby_here:
+        log.info("%s holds the standby of %s: its database stays read-only, its cron off, no live-site checks",
+                 server.address, cfg.name)
+        verify = False
     files = provision.desired_files(
         cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
-        db_password=secrets.db_password, salts=secrets.salts, host=host,
+        db_password=secrets.db_password, salts=secrets.salts, host=host, replication_peers=peers,
     )
     files["php"] += _mail_files(site, cfg)
     log.info("Sizing for %.1f GiB RAM, %d CPUs, PHP worker %d MiB, %d site(s) (%s): %d PHP workers per pool, "
@@ -283,7 +298,8 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         elif step_name == "fail2ban":
             results.append(configure_fail2ban(server, files["fail2ban"], provision.watched_logs(cfg, host)))
         elif step_name == "mariadb":
-            results.append(configure_mariadb(server, files["mariadb"], cfg.db_name, secrets.db_password))
+            results.append(configure_mariadb(server, files["mariadb"], cfg.db_name, secrets.db_password,
+                                             read_only=standby_here))
         elif step_name == "redis":
             results.append(configure_redis(server, files["redis"], cfg.name, secrets.redis_password))
         elif step_name == "php":
@@ -313,7 +329,7 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
             plan = better
             files = provision.desired_files(
                 cfg, plan, ssh_groups=server.ssh_login_groups(), ssh_port=server.port, control_networks=control_networks,
-                db_password=secrets.db_password, salts=secrets.salts, host=host,
+                db_password=secrets.db_password, salts=secrets.salts, host=host, replication_peers=peers,
             )
             files["php"] += _mail_files(site, cfg)
             resized = configure_php(server, cfg, files["php"], provision.php_remove(cfg), others)
@@ -328,6 +344,10 @@ def _provision_locked(server: Server, site: WordPressSite, components: Optional[
         # What the sizing did to every pool on the host (the pools of the other sites included).
         php_results[-1].notes += resize_notes(inventory.pools, {s.name: plan.php.max_children for s in host.sites},
                                               inventory.process_max, plan.php.process_max)
+    if standby_here and not dry_run:
+        from tasks.standby import stop_cron
+
+        stop_cron(server, cfg.name)
     checks = verify_site(server, cfg, admin_user=site.admin_user, admin_password=secrets.admin_password) if verify else []
     seconds = round(time.monotonic() - started, 1)
     site_url = f"https://{cfg.domain}/"

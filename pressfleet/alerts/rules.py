@@ -57,6 +57,13 @@ CHECKS: dict[str, Check] = {
     # predictive (forecast-capacity's forecasts and the backup history)
     "disk_full_days": Check("server", "days", "forecast days until the fullest filesystem is full", "forecast"),
     "backup_size_ratio": Check("site", "x", "newest backup's size over the median of the ones before", "backup catalog"),
+    # standby pairs (collect-metrics reads both servers of each pair)
+    "replication_ok": Check("site", "1/0", "the standby's replication threads both run", "collection"),
+    "replication_lag_seconds": Check("site", "s", "the standby's Seconds_Behind_Master", "collection"),
+    "replication_behind_transactions": Check("site", "transactions", "the primary's GTIDs the standby has not applied",
+                                             "collection"),
+    "file_sync_age_seconds": Check("site", "s", "time since the last complete file sync to the standby", "collection"),
+    "dr_drill_failed": Check("site", "1/0", "the last DR drill of the site failed", "drill"),
 }
 
 COMPARISONS: dict[str, Callable[[float, float], bool]] = {
@@ -185,6 +192,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
          severity="warning", summary="the forecast fills a filesystem within {value} days"),
     Rule(name="backup-size-jump", check="backup_size_ratio", comparison=">", threshold=2, resolve_seconds=0,
          severity="warning", summary="the newest backup is {value}x the usual size"),
+    Rule(name="replication-broken", check="replication_ok", comparison="<", threshold=1, resolve_seconds=0,
+         severity="critical", summary="the standby does not replicate: a failover would lose what it misses"),
+    Rule(name="replication-lag", check="replication_lag_seconds", comparison=">", threshold=60, for_seconds=300,
+         resolve_seconds=300, severity="warning", summary="the standby is {value} s behind its primary"),
+    Rule(name="file-sync-stale", check="file_sync_age_seconds", comparison=">", threshold=600, resolve_seconds=0,
+         severity="warning", summary="the standby's files were last synced {value} s ago"),
+    Rule(name="dr-drill-failed", check="dr_drill_failed", comparison=">=", threshold=1, resolve_seconds=0,
+         severity="critical", summary="the last DR drill failed: failover is not proven"),
 )
 
 

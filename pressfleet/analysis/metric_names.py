@@ -55,6 +55,14 @@ UPDATES_PENDING = "updates_pending"
 # per site, from the watcher (every 30 s, from outside): 1 answered, 0 not (not generated for the notebooks)
 PROBE_UP = "probe_up"
 PROBE_TTFB_SECONDS = "probe_ttfb_seconds"
+# per site with a standby, from collect-metrics (host: the standby) and the dr-drill flow (not generated)
+REPLICATION_OK = "replication_ok"
+REPLICATION_LAG_SECONDS = "replication_lag_seconds"
+REPLICATION_BEHIND_TRANSACTIONS = "replication_behind_transactions"
+FILE_SYNC_AGE_SECONDS = "file_sync_age_seconds"
+DR_RTO_SECONDS = "dr_rto_seconds"
+DR_RPO_WRITES = "dr_rpo_writes"
+DR_RPO_SECONDS = "dr_rpo_seconds"
 
 MOUNT_LABEL = "mount"
 PROVIDER_LABEL = "provider"

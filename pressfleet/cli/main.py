@@ -104,6 +104,26 @@ def lab_down(
     typer.echo(json.dumps({"stopped": stopped, "blocks_removed": removed}))
 
 
+@lab_app.command("crash")
+def lab_crash(name: str = typer.Argument(..., help="Host name.")) -> None:
+    """Cut a lab host's power (killed at once, no shutdown); its disk and address stay for `lab boot`."""
+    try:
+        lab_mod.crash(name)
+    except lab_mod.LabError as exc:
+        _fail(str(exc))
+    typer.echo(json.dumps({"crashed": name}))
+
+
+@lab_app.command("boot")
+def lab_boot(name: str = typer.Argument(..., help="Host name.")) -> None:
+    """Boot a crashed lab host again from its own disk (same address and host key)."""
+    try:
+        host = lab_mod.boot(name, wait=90)
+    except lab_mod.LabError as exc:
+        _fail(str(exc))
+    typer.echo(host.to_json())
+
+
 @lab_app.command("list")
 def lab_list() -> None:
     """List lab hosts (JSON)."""
@@ -318,6 +338,7 @@ def down_everything() -> None:
 
 def _register_more() -> None:
     from pressfleet.cli import alerts as cli_alerts
+    from pressfleet.cli import dr as cli_dr
     from pressfleet.cli import analysis as cli_analysis
     from pressfleet.cli import backup as cli_backup
     from pressfleet.cli import bulk as cli_bulk
@@ -338,6 +359,7 @@ def _register_more() -> None:
     cli_bulk.register(app)
     cli_network.register(app)
     cli_alerts.register(app)
+    cli_dr.register(app)
 
 
 _register_more()

@@ -785,14 +785,8 @@ def up(name: str, *, wait: float = 60.0, log=print, packages: list[str] | None =
         _run(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{address}/{lab_ns.network.prefixlen}", "dev", "host0"])
         _run(["ip", "netns", "exec", ns, "ip", "link", "set", "host0", "up"])
         _run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"])
-        logf = open(hd / "console.log", "wb")
-        proc = subprocess.Popen(
-            ["systemd-nspawn", "-D", str(root), "-b", "-M", name, "--register=no", "--keep-unit",
-             "--console=pipe", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
-             "--capability=CAP_NET_ADMIN,CAP_SYS_PACCT", f"--network-namespace-path=/run/netns/{ns}"],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        logf.close()
+        (hd / "lower").write_text(lower)
+        proc = _spawn(name, hd, ns)
         host = LabHost(
             name=name, index=index, address=address, port=22, user="root", private_key_path=str(key),
             host_key=host_key, fingerprint=_fingerprint(host_key), pid=proc.pid, template=template,
@@ -803,6 +797,67 @@ def up(name: str, *, wait: float = 60.0, log=print, packages: list[str] | None =
     except BaseException:
         _cleanup(name)
         raise
+
+
+def _spawn(name: str, hd: Path, ns: str) -> subprocess.Popen:
+    """systemd-nspawn booting NAME's mounted root in its network namespace (its console to console.log)."""
+    with open(hd / "console.log", "ab") as logf:
+        return subprocess.Popen(
+            ["systemd-nspawn", "-D", str(hd / "root"), "-b", "-M", name, "--register=no", "--keep-unit",
+             "--console=pipe", "--link-journal=no", "--resolv-conf=off", "--timezone=off",
+             "--capability=CAP_NET_ADMIN,CAP_SYS_PACCT", f"--network-namespace-path=/run/netns/{ns}"],
+            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+def crash(name: str) -> None:
+    """Cut NAME's power: its container is killed at once (no shutdown, like a dead server), its disk, address
+    and network namespace are kept, so `boot` brings the same server back."""
+    preflight()
+    validate_name(name)
+    with _lock("hosts", namespace().dir):
+        host = _read_host(name)
+        if host is None or not _pid_alive(host.pid, "systemd-nspawn"):
+            raise LabError(f"lab host {name} is not running")
+        # The container's init (nspawn's child, PID 1 of its own PID namespace) first: killing it ends every
+        # process of the container at once; then nspawn itself.
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{host.pid}/task/{host.pid}/children").read_text().split()
+            for child in children:
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(child), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(host.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while _pid_alive(host.pid, "systemd-nspawn") and time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(host.pid, os.WNOHANG)
+            time.sleep(0.05)
+        root = _host_dir(name) / "root"
+        if _is_mounted(root):
+            if _run(["umount", str(root)], check=False).returncode != 0:
+                _run(["umount", "-l", str(root)], check=False)
+
+
+def boot(name: str, *, wait: float = 60.0) -> LabHost:
+    """Boot a crashed NAME again from its own disk (same address and host key)."""
+    preflight()
+    validate_name(name)
+    hd = _host_dir(name)
+    host = _read_host(name)
+    if host is None or not (hd / "lower").exists():
+        raise LabError(f"lab host {name} was never up (or was removed): `lab up {name}` makes a new one")
+    if _pid_alive(host.pid, "systemd-nspawn"):
+        return host
+    root = hd / "root"
+    if not _is_mounted(root):
+        _run(["mount", "-t", "overlay", "overlay", "-o",
+              f"lowerdir={(hd / 'lower').read_text()},upperdir={hd / 'upper'},workdir={hd / 'work'}", str(root)])
+    proc = _spawn(name, hd, _netns(name))
+    host = LabHost(**{**asdict(host), "pid": proc.pid})
+    (hd / "host.json").write_text(host.to_json())
+    _wait_ssh(host, proc, wait)
+    return host
 
 
 def _wait_ssh(host: LabHost, proc: subprocess.Popen, wait: float) -> None:

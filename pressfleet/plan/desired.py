@@ -118,10 +118,12 @@ def desired_files(
     db_password: str,
     salts: WpSalts,
     host: HostSites | None = None,
+    replication_peers: list[str] = (),
 ) -> dict[Component, list[ManagedFile]]:
     """Every managed file, per component, for `site` on one host. Host-wide files (fail2ban's jails, every
     pool, `process.max`, log rotation) come from every site on the host (`host`, see
-    `pressfleet.plan.hostsites`; `site` alone when None)."""
+    `pressfleet.plan.hostsites`; `site` alone when None). `replication_peers`: the other servers of the
+    host's standby pairs, which may reach MariaDB and push files over SSH without its rate limit."""
     host = host or HostSites((site,))
     if site.name not in {s.name for s in host.sites}:
         raise ValueError(f"site {site.name} is not among the host's sites")
@@ -136,7 +138,8 @@ def desired_files(
         "ssh": [ManagedFile("/etc/ssh/sshd_config.d/00-pressfleet.conf",
                             render.render_sshd_conf(ssh_users, allow_groups=ssh_groups, port=ssh_port).encode())],
         "firewall": [ManagedFile("/etc/nftables.conf",
-                                 render.render_nftables_conf(ssh_port=ssh_port, ssh_exempt=control_networks).encode(), 0o755)],
+                                 render.render_nftables_conf(ssh_port=ssh_port, ssh_exempt=control_networks,
+                                                                   mariadb_peers=replication_peers).encode(), 0o755)],
         "fail2ban": [*fail2ban_filters,
                      ManagedFile("/etc/fail2ban/jail.local",
                                  render.render_fail2ban_jails(host.sites, ignore_ip=control_networks, ssh_port=ssh_port,

@@ -523,14 +523,18 @@ def render_nftables_conf(
     ssh_rate_per_minute: int = 10,
     ssh_burst: int = 10,
     ssh_exempt: Sequence[str] = (),
+    mariadb_peers: Sequence[str] = (),
 ) -> str:
     """/etc/nftables.conf: table `inet pressfleet` only, replaced atomically; default-drop input.
 
     Accepted: loopback, established/related, ICMP and ICMPv6, DHCPv6 replies, SSH (new connections
     rate-limited per source address, except from `ssh_exempt` networks such as the control host), and
     `tcp_ports`. Forwarding is dropped. No `flush ruleset`, so fail2ban's table survives a reload.
+    `mariadb_peers` (addresses of the other servers of its standby pairs) may reach MariaDB (3306) and SSH
+    without the rate limit (the file sync logs in every few seconds).
     """
-    exempt = _cidrs(ssh_exempt)
+    peers = [str(ipaddress.ip_address(_v.hostname(p))) for p in mariadb_peers]
+    exempt = _cidrs([*ssh_exempt, *(f"{p}/{32 if ipaddress.ip_address(p).version == 4 else 128}" for p in peers)])
     ports = sorted({_v.port(p) for p in tcp_ports})
     if not ports:
         raise InvalidInput("At least one public TCP port (usually 80 and 443) is needed.")
@@ -542,6 +546,8 @@ def render_nftables_conf(
         ssh_burst=_int_in(ssh_burst, 1, 1000, "ssh_burst"),
         ssh_exempt_v4=[n for n in exempt if ipaddress.ip_network(n).version == 4],
         ssh_exempt_v6=[n for n in exempt if ipaddress.ip_network(n).version == 6],
+        mariadb_v4=sorted({p for p in peers if ipaddress.ip_address(p).version == 4}),
+        mariadb_v6=sorted({p for p in peers if ipaddress.ip_address(p).version == 6}),
     )
 
 

@@ -29,12 +29,13 @@ from typing import Any
 from pressfleet.alerts import events as alert_events
 from pressfleet.alerts.rules import DEFAULT_RULES, Observation, Resource, Rule, evaluate
 from pressfleet.alerts.store import AlertStore
+from pressfleet.dr.fencing import complete_fences
 from pressfleet.paths import private_dirs, state_dir
 from pressfleet.watch.probes import ServerTarget, SiteTarget, probe_all
 
 OBSERVATION_MAX_AGE = 900  # collection runs every 5 minutes: older observations are no data
 # ...but the forecast runs daily and a backup's size is known once a night: theirs hold for a day and a bit
-DAILY_CHECKS = {"disk_full_days": 26 * 3600, "backup_size_ratio": 26 * 3600}
+DAILY_CHECKS = {"disk_full_days": 26 * 3600, "backup_size_ratio": 26 * 3600, "dr_drill_failed": 8 * 86400}
 
 
 def status_path():
@@ -262,6 +263,11 @@ class Watcher:
                          f"down, {s['servers_down']} servers down, {s['active_alerts']} active, {s['seconds']:.2f} s")
             except Exception as exc:  # noqa: BLE001 - one bad round (API away, a locked store) must not stop watching
                 self.log(f"round failed: {type(exc).__name__}: {str(exc)[:500]}")
+            try:  # an old primary a failover could not reach: fenced as soon as it answers again
+                for done in await asyncio.to_thread(complete_fences):
+                    self.log(done)
+            except Exception as exc:  # noqa: BLE001 - reported; the next round tries again
+                self.log(f"fencing check failed: {type(exc).__name__}: {str(exc)[:300]}")
             next_at += self.interval
             delay = next_at - time.monotonic()
             if delay < 0:

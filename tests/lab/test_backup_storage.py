@@ -116,3 +116,54 @@ def test_storage_outage_during_upload_fails_clearly_and_a_rerun_succeeds(provisi
         proxy.close()
         with connect_lab(provisioned.host) as conn:
             run(conn, ["rm", "-f", big], check=False)
+
+
+def test_verified_backups_are_copied_to_a_second_cloud_checked_and_restore_tested_from_the_copy(
+        request, provisioned, prefect_harness, tmp_path):
+    """S3 (moto) to GCS (the emulator), encrypted with a passphrase: the verified backup goes with its chain,
+    every object checked; a second run copies nothing; a source object that changed is refused and the target
+    lists nothing of it; the copy is restore-tested from GCS alone."""
+    from prefect.blocks.system import Secret
+
+    from blocks.backup import BackupCopyPolicy
+    from blocks.storage import LocalStorage
+    from flows.backup_site import backup_site
+    from flows.copy_backups import copy_backups
+    from flows.restore_test import restore_test
+
+    site = make_site(server=provisioned.server)
+    key = Secret(value="c" * 12 + "pressfleet-copy-key-0123456789")
+    s3, gcs = storage_block("s3", request), storage_block("gcs", request)
+    [full] = backup_site(site=site, storage=s3, encryption_key=key, full=True)
+    time.sleep(1.05)
+    [inc] = backup_site(site=site, storage=s3, encryption_key=key)
+    time.sleep(1.05)
+    [unproven] = backup_site(site=site, storage=s3, encryption_key=key)  # newer, never restore-tested: not copied
+    restore_test(site=site, storage=s3, scratch=provisioned.server, encryption_key=key, backup_id=inc["backup"])
+    policy = BackupCopyPolicy(source=s3, target=gcs, sites=["blog"])
+    [row] = copy_backups(policy=policy, encryption_key=key)
+    assert row["copied"] == [full["backup"], inc["backup"]] and row["present"] == [], row
+    source_objects = {o.key: o.size for o in s3.store().list("blog/backups/")
+                      if o.key.split("/")[2] in (full["backup"], inc["backup"])}
+    copied = {o.key: o.size for o in gcs.store().list("blog/backups/")}
+    assert copied == source_objects and row["objects"] == len(source_objects) - 2  # manifests counted apart
+    listed = catalog.list_backups(gcs.store(), "blog", key.get())
+    assert [e.manifest.backup_id for e in listed] == [full["backup"], inc["backup"]] and not listed.problems
+    assert not any(e.verified for e in listed)  # the copy earns its own proof
+    assert unproven["backup"] not in {e.manifest.backup_id for e in listed}
+    [again] = copy_backups(policy=policy, encryption_key=key)
+    assert again["copied"] == [] and again["present"] == [full["backup"], inc["backup"]]
+
+    # A source object whose bytes no longer match its manifest: refused, deleted on the target, nothing listed.
+    target = LocalStorage(path=str(tmp_path / "third"), encryption="none")
+    (tmp_path / "third").mkdir()
+    part = catalog.load_manifest(s3.store(), "blog", full["backup"], key.get()).part("config")
+    s3_client(s3.endpoint_url).put_object(Bucket=s3.bucket, Key=part.key, Body=b"not the config part")
+    with pytest.raises(Exception, match="does not match|sha256"):
+        copy_backups(policy=BackupCopyPolicy(source=s3, target=target, sites=["blog"]), encryption_key=key)
+    assert catalog.list_backups(target.store(), "blog", key.get()) == []
+    assert not target.store().exists(part.key)
+
+    [tested] = copy_backups(policy=policy, encryption_key=key, restore_test_copies=True, scratch=provisioned.server)
+    assert tested["restore_test"]["backup"] == inc["backup"]
+    assert catalog.list_backups(gcs.store(), "blog", key.get())[-1].verified
