@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ["lab", "storage", "provision", "backup", "collect", "forecast", "fleet", "manage", "multisite", "watch"]
+SUITES = ["lab", "storage", "provision", "backup", "collect", "forecast", "fleet", "manage", "multisite", "watch", "dr"]
 
 
 def write_result(name: str, data: dict) -> Path:

@@ -131,10 +131,14 @@ def _wait_for_decision(pair: StandbyPair, domain: str, clock: _Clock, *, force: 
 
 
 def _notify(site: str, subject: str, body: str, severity: str = "critical") -> None:
-    """An alert event the site's Alert Policy automations deliver like the watcher's own."""
+    """A notice the site's Alert Policy delivers to its level 1 at once. Sent as a reminder event: level 1's
+    automation delivers those, and only a firing event escalates to levels 2 and 3 until someone acks it in
+    the watcher's store, where this one-off notice is not."""
     from prefect.events import emit_event
 
-    emit_event(event="pressfleet.alert.firing",
+    from pressfleet.alerts.automations import REMINDER
+
+    emit_event(event=REMINDER,
                resource={"prefect.resource.id": f"pressfleet.site.{site}", "prefect.resource.name": site,
                          "pressfleet.alert.id": f"dr-{site}-{int(time.time())}", "pressfleet.alert.rule": "failover",
                          "pressfleet.alert.severity": severity, "pressfleet.alert.policy": _policy_of(site),
@@ -211,12 +215,15 @@ def failover(site: str, to: Optional[str] = None, automatic: bool = False, force
         clock.mark(note)
 
     old = _try_connect(pair.primary)
-    fenced = False
+    fenced, last_pos = False, None
     if old is not None:
         try:
             for change in sb.fence(old, site):
                 clock.mark(f"fenced {pair.primary.address}: {change}")
             fenced = True
+            gtid_domain = rep.server_id(pair.primary.address)
+            mine = rep.parse_gtid_list(sb.gtid_binlog_pos(old)).get(gtid_domain)
+            last_pos = f"{gtid_domain}-{mine[0]}-{mine[1]}" if mine else None
         except Exception as exc:  # noqa: BLE001 - it went away during the fence: withdrawn from traffic instead
             clock.mark(f"fencing {pair.primary.address} failed ({type(exc).__name__}): withdrawn from traffic only")
         finally:
@@ -225,7 +232,7 @@ def failover(site: str, to: Optional[str] = None, automatic: bool = False, force
         clock.mark(f"{pair.primary.address} cannot be reached: withdrawn from traffic; fenced when it returns")
     new_conn = pair.standby.connect(connect_timeout=SSH_TIMEOUT)
     try:
-        for change in sb.promote(new_conn, site):
+        for change in sb.promote(new_conn, site, until=last_pos):
             clock.mark(f"promoted {pair.standby.address}: {change}")
         sb.flush_caches_of(new_conn, site_block(site).config())
         applied = sb.sql(new_conn, "SELECT @@gtid_slave_pos;\n").strip()
@@ -286,8 +293,7 @@ def failback(site: str, switch: bool = False) -> dict:
             theirs = sb.sql(new, "SELECT @@gtid_binlog_pos;\n").strip()
         finally:
             new.close()
-        domain = rep.server_id(pair.standby.address)
-        diverged = rep.gtid_distance(mine, theirs, domain)
+        diverged = rep.gtid_distance(mine, theirs, rep.server_id(pair.standby.address))
         clock.mark(f"{pair.standby.address} had {diverged} transaction(s) of its own the new primary never got"
                    + (" (lost at the failover; saved aside before the resync)" if diverged else ""))
         if diverged:
@@ -316,4 +322,7 @@ def failback(site: str, switch: bool = False) -> dict:
         if not status.replicating or status.transactions_behind:
             raise FailoverRefused(f"{site}: the rejoined standby is not caught up ({status.line()}): not switching")
         result["switch"] = failover(site=site)
+        # The server that was primary until now is healthy: it rejoins at once as the standby.
+        rejoined = failback(site=site)
+        result["switch"]["standby_replicating"] = rejoined["replicating"]
     return result

@@ -126,12 +126,13 @@ def remove_replica(conn, site: str) -> list[str]:
     return [f"replication connection {site} removed"]
 
 
-def wait_applied(conn, site: str, timeout: float) -> bool:
-    """Until the standby has applied every transaction it received (its relay log), at most TIMEOUT s."""
+def wait_applied(conn, site: str, timeout: float, until: str | None = None) -> bool:
+    """Until the standby has applied every transaction it received (its relay log), or the primary's position
+    UNTIL when the primary could still be read (a planned switch: nothing is left behind), at most TIMEOUT s."""
     status = replica_status(conn, site)
     if status is None:
         return True
-    pos = status.gtid_io_pos
+    pos = until or status.gtid_io_pos
     if not pos:
         return True
     got = sql(conn, f"SELECT MASTER_GTID_WAIT({rep.sql_string(pos)}, {float(timeout)});\n", check=False,
@@ -139,10 +140,14 @@ def wait_applied(conn, site: str, timeout: float) -> bool:
     return got == "0"
 
 
-def promote(conn, site: str, *, apply_timeout: float = 30) -> list[str]:
-    """The standby becomes the site's primary: what it received is applied, its connection is removed, its
-    site user may write, its WordPress cron runs."""
+def promote(conn, site: str, *, apply_timeout: float = 30, until: str | None = None) -> list[str]:
+    """The standby becomes the site's primary: what it received (or the fenced primary's last position UNTIL) is
+    applied, its connection is removed, its site user may write, its WordPress cron runs."""
     changed = []
+    if until:
+        domain_pos = until
+        if not wait_applied(conn, site, apply_timeout, until=domain_pos):
+            changed.append(f"the old primary's last transaction ({domain_pos}) not applied within {apply_timeout:.0f} s")
     if not wait_applied(conn, site, apply_timeout):
         changed.append(f"relay log not applied within {apply_timeout:.0f} s: promoted with what was applied")
     changed += remove_replica(conn, site)

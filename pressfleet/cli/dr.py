@@ -11,6 +11,17 @@ from pressfleet.cli.common import load_block, load_site
 from pressfleet.cli.common import run_or_fail as _run
 
 
+def _pair_of(block):
+    """The site's saved pair, or one sentence and exit 1 (before any flow runs)."""
+    from blocks.standby import load_pair
+    from pressfleet.validate import InvalidInput
+
+    try:
+        return load_pair(block.name)
+    except InvalidInput as exc:
+        _fail(str(exc))
+
+
 def _server(name: str):
     from blocks.server import Server
 
@@ -44,6 +55,8 @@ def register(app: typer.Typer) -> None:
         standby = _server(server)
         if front and dns:
             _fail("--front or --dns, not both")
+        if block.server is not None and (block.server.address, block.server.port) == (standby.address, standby.port):
+            _fail(f"{server} is {block.name}'s own server ({standby.address}): a standby must be on another server")
         traffic = "front" if front else "dns" if dns else "none"
         r = _run("standby add", lambda: standby_add(
             site=block.name, standby=standby, semisync=semisync, traffic=traffic,
@@ -70,7 +83,7 @@ def register(app: typer.Typer) -> None:
         from flows.standby import standby_status
         from tasks.standby import PairStatus
 
-        name = load_site(site).name if site else None
+        name = _pair_of(load_site(site)).site if site else None
         rows = _run("standby status", lambda: standby_status(site=name))
         if as_json:
             typer.echo(json.dumps(rows, indent=2))
@@ -90,6 +103,7 @@ def register(app: typer.Typer) -> None:
         from flows.failover import failover
 
         block = load_site(site)
+        _pair_of(block)
         r = _run("failover", lambda: failover(site=block.name, to=to, force=force))
         for at, what in r["steps"]:
             typer.echo(f"{at:7.2f} s  {what}")
@@ -102,6 +116,7 @@ def register(app: typer.Typer) -> None:
         from flows.failover import failback
 
         block = load_site(site)
+        _pair_of(block)
         r = _run("failback", lambda: failback(site=block.name, switch=switch))
         for at, what in r["steps"]:
             typer.echo(f"{at:7.2f} s  {what}")

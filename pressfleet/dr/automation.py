@@ -36,9 +36,11 @@ def failover_automation(site: str, deployment_id: UUID, *, enabled: bool = True)
 
 
 def _deployment_id(client) -> Optional[UUID]:
+    from prefect.exceptions import ObjectNotFound
+
     try:
         return client.read_deployment_by_name(DEPLOYMENT).id
-    except Exception:  # noqa: BLE001 - not deployed (no stack): nothing can run it
+    except ObjectNotFound:  # not deployed (no stack): nothing can run it
         return None
 
 

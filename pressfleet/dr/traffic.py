@@ -109,20 +109,27 @@ class DnsTraffic:
         from blocks.site import WordPressSite
         from pressfleet.fleet.sites import site_block_name
 
-        domain = WordPressSite.load(site_block_name(pair.site)).domain
+        return self.point(WordPressSite.load(site_block_name(pair.site)).domain, pair.primary.address,
+                          f"pressfleet: {pair.site} primary is {pair.primary.address}")
+
+    def point(self, domain: str, address: str, comment: str = "pressfleet") -> list[str]:
+        """DOMAIN's A record made to say ADDRESS with the block's TTL (nothing sent when it already does)."""
+        from pressfleet import validate
+
+        domain, address = validate.domain(domain), validate.hostname(address)
         client = self.dns.client()
         name = domain.rstrip(".") + "."
         current = client.list_resource_record_sets(HostedZoneId=self.dns.hosted_zone_id, StartRecordName=name,
                                                    StartRecordType="A", MaxItems="1")["ResourceRecordSets"]
-        want = [{"Value": pair.primary.address}]
+        want = [{"Value": address}]
         if current and current[0]["Name"] == name and current[0]["Type"] == "A" \
                 and current[0].get("ResourceRecords") == want and int(current[0].get("TTL", 0)) == self.dns.ttl:
             return []
         client.change_resource_record_sets(HostedZoneId=self.dns.hosted_zone_id, ChangeBatch={
-            "Comment": f"pressfleet: {pair.site} primary is {pair.primary.address}",
+            "Comment": comment,
             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": {
                 "Name": name, "Type": "A", "TTL": self.dns.ttl, "ResourceRecords": want}}]})
-        return [f"{name} A {pair.primary.address} (TTL {self.dns.ttl} s)"]
+        return [f"{name} A {address} (TTL {self.dns.ttl} s)"]
 
     def view(self, pair) -> dict[str, Optional[bool]]:
         return {pair.primary.address: None, pair.standby.address: None}

@@ -164,6 +164,9 @@ def test_verified_backups_are_copied_to_a_second_cloud_checked_and_restore_teste
     assert catalog.list_backups(target.store(), "blog", key.get()) == []
     assert not target.store().exists(part.key)
 
+    from pressfleet.fleet.sites import site_block_name
+
+    type(site)(**site.model_dump()).save(site_block_name("blog"), overwrite=True)  # the copy's restore-test finds it
     [tested] = copy_backups(policy=policy, encryption_key=key, restore_test_copies=True, scratch=provisioned.server)
     assert tested["restore_test"]["backup"] == inc["backup"]
     assert catalog.list_backups(gcs.store(), "blog", key.get())[-1].verified

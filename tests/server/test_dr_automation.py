@@ -26,6 +26,18 @@ def test_a_site_down_alert_runs_the_failover_deployment_for_that_site_only(prefe
     from pressfleet.dr.automation import automation_name, sync_failover_automations
     from tests.conftest import unreachable_server
 
+    # The failover flow deployed to a pool of its own that no worker polls: the run is created, never started.
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from flows.failover import failover
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name="pf-dr-idle", type="process"))
+        except ObjectAlreadyExists:
+            pass
+    failover.to_deployment(name="failover", work_pool_name="pf-dr-idle").apply()
     pair = StandbyPair(site="drauto", primary=unreachable_server(), standby=unreachable_server(), traffic="none")
     pair.save(pair_block_name("drauto"), overwrite=True)
     manual = StandbyPair(site="drmanual", primary=unreachable_server(), standby=unreachable_server(),
@@ -33,7 +45,7 @@ def test_a_site_down_alert_runs_the_failover_deployment_for_that_site_only(prefe
     manual.save(pair_block_name("drmanual"), overwrite=True)
     try:
         done = sync_failover_automations()
-        assert done["created"] == [automation_name("drauto")], done
+        assert done["created"] == [automation_name("drauto")], str(done)
         assert sync_failover_automations()["unchanged"] == [automation_name("drauto")]
         time.sleep(6)  # the triggers service reloads automations at least every 5 s
         with get_client(sync_client=True) as client:
