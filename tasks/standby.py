@@ -70,10 +70,11 @@ def gtid_binlog_pos(conn) -> str:
 # --- seeding ---------------------------------------------------------------------------------------------
 
 class _Head(io.RawIOBase):
-    """Passes a stream through, keeping its first bytes (the dump's header carries its GTID position)."""
+    """Passes a stream through, keeping its first and last bytes: the dump's GTID position is in its header, or,
+    when the server has been a replica itself (a gtid_slave_pos of its own), at its end."""
 
     def __init__(self, src) -> None:
-        self.src, self.head = src, bytearray()
+        self.src, self.head, self.tail = src, bytearray(), bytearray()
 
     def readable(self) -> bool:
         return True
@@ -82,6 +83,7 @@ class _Head(io.RawIOBase):
         data = self.src.read(len(b))
         if len(self.head) < HEAD_KEEP:
             self.head += data[: HEAD_KEEP - len(self.head)]
+        self.tail = (self.tail + data)[-HEAD_KEEP:]
         b[: len(data)] = data
         return len(data)
 
@@ -97,7 +99,12 @@ def seed(primary_conn, standby_conn, site: str) -> tuple[str, int]:
     head = _Head(reader)
     pipe_to_remote(standby_conn, ["mariadb", "--init-command=SET SESSION sql_log_bin=0"],
                    io.BufferedReader(head, buffer_size=1 << 20))
-    return rep.snapshot_position(head.head.decode("utf-8", errors="replace")), len(head.head)
+    text = head.head.decode("utf-8", errors="replace") + "\n" + head.tail.decode("utf-8", errors="replace")
+    try:
+        return rep.snapshot_position(text), len(head.head)
+    except ValueError as exc:
+        lines = [ln for ln in text.splitlines()[:40] if ln.startswith("--") or "MASTER" in ln.upper()]
+        raise type(exc)(f"{exc}; the dump began: {' | '.join(lines)[:800]}") from None
 
 
 def start_replica(standby_conn, site: str, primary_address: str, password: str, snapshot: str) -> None:

@@ -99,23 +99,28 @@ def sync(specs: Sequence[Mapping[str, Any]], *, policies: Sequence[str]) -> dict
     result: dict[str, list[str]] = {"created": [], "updated": [], "deleted": [], "unchanged": []}
     with get_client(sync_client=True) as client:
         existing = [a for a in client.read_automations() if TAG in (a.tags or [])]
-        by_name = {a.name: a for a in existing}
-        for name, core in wanted.items():
-            have = by_name.get(name)
-            if have is None:
-                client.create_automation(core)
-                result["created"].append(name)
-            elif _same(have, core):
-                result["unchanged"].append(name)
-            else:
-                client.update_automation(have.id, core)
-                result["updated"].append(name)
+        upsert(client, wanted, {a.name: a for a in existing}, result)
         ours = {f"{TAG}/{p}/" for p in policies}
         for a in existing:
             if a.name not in wanted and (any(a.name.startswith(pre) for pre in ours) or not _policy_alive(a, policies)):
                 client.delete_automation(a.id)
                 result["deleted"].append(a.name)
     return result
+
+
+def upsert(client, wanted: Mapping[str, Any], by_name: Mapping[str, Any], result: dict[str, list[str]]) -> None:
+    """Create each wanted automation (AutomationCore by name) missing from BY_NAME, update those that differ;
+    RESULT's "created", "updated" and "unchanged" lists get the names."""
+    for name, core in wanted.items():
+        have = by_name.get(name)
+        if have is None:
+            client.create_automation(core)
+            result["created"].append(name)
+        elif _same(have, core):
+            result["unchanged"].append(name)
+        else:
+            client.update_automation(have.id, core)
+            result["updated"].append(name)
 
 
 def _policy_alive(automation, policies: Sequence[str]) -> bool:

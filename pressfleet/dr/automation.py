@@ -51,7 +51,7 @@ def sync_failover_automations() -> dict[str, list[str]]:
     from prefect.client.orchestration import get_client
     from prefect.events.schemas.automations import AutomationCore
 
-    from pressfleet.alerts.automations import _same
+    from pressfleet.alerts.automations import upsert
     from pressfleet.dr.pairs import saved_pairs
 
     result: dict[str, list[str]] = {"created": [], "updated": [], "deleted": [], "unchanged": [], "no-deployment": []}
@@ -65,16 +65,7 @@ def sync_failover_automations() -> dict[str, list[str]]:
             else:
                 wanted[automation_name(p.site)] = AutomationCore.model_validate(failover_automation(p.site, dep))
         existing = {a.name: a for a in client.read_automations() if TAG in (a.tags or [])}
-        for name, core in wanted.items():
-            have = existing.get(name)
-            if have is None:
-                client.create_automation(core)
-                result["created"].append(name)
-            elif _same(have, core):
-                result["unchanged"].append(name)
-            else:
-                client.update_automation(have.id, core)
-                result["updated"].append(name)
+        upsert(client, wanted, existing, result)
         for name, a in existing.items():
             if name not in wanted:
                 client.delete_automation(a.id)

@@ -25,8 +25,9 @@ def create_sql() -> str:
 class WriteLoad:
     """Inserts into TABLE (or another) of DATABASE on the server CONN reaches, from FIRST up, until stopped."""
 
-    def __init__(self, conn, database: str, *, table: str = TABLE, first: int = 1) -> None:
+    def __init__(self, conn, database: str, *, table: str = TABLE, first: int = 1, max_seconds: float = 120) -> None:
         self.conn, self.database, self.table, self.first = conn, rep.connection_name(database), table, int(first)
+        self.max_seconds = max(1, min(int(max_seconds), 3600))
         if not table.replace("_", "").isalnum():
             raise ValueError(f"{table!r} is not a table name")
         self.acked: list[tuple[int, float]] = []
@@ -38,9 +39,11 @@ class WriteLoad:
         try:
             channel = open_channel(self.conn)
             channel.settimeout(1.0)
+            # Bounded on the host too (timeout(1) stops it by its own PID): a load whose session is gone ends.
             channel.exec_command(
-                f"seq {self.first} {self.first + 10_000_000} | while read i; do echo \"INSERT INTO {self.table} (n) "
-                f"VALUES ($i); SELECT $i;\"; done | mariadb --batch --skip-column-names --unbuffered {self.database}")
+                f"timeout {int(self.max_seconds)} sh -c 'seq {self.first} {self.first + 10_000_000} | while read i; do "
+                f"echo \"INSERT INTO {self.table} (n) VALUES ($i); SELECT $i;\"; done | "
+                f"mariadb --batch --skip-column-names --unbuffered {self.database}'")
             buf = b""
             while not self._stop.is_set():
                 try:

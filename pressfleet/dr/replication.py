@@ -92,12 +92,13 @@ _DUMP_GTID = re.compile(r"gtid_slave_pos\s*=\s*'([0-9,\-]*)'")
 
 
 def snapshot_position(dump_head: str) -> str:
-    """The GTID position a `mariadb-dump --master-data=2 --gtid` snapshot was taken at (from its header)."""
-    m = _DUMP_GTID.search(dump_head)
-    if not m:
+    """The GTID position a `mariadb-dump --master-data=2 --gtid` snapshot was taken at: in its header, or at its
+    end when the server has a gtid_slave_pos of its own (the dump then says so in the header); the last wins."""
+    found = _DUMP_GTID.findall(dump_head)
+    if not found:
         raise InvalidInput("the snapshot carries no GTID position (was it taken with --master-data --gtid?)")
-    parse_gtid_list(m.group(1))
-    return m.group(1)
+    parse_gtid_list(found[-1])
+    return found[-1]
 
 
 @dataclass(frozen=True)

@@ -257,3 +257,29 @@ def test_failback_rejoins_the_old_primary_and_switches_back_with_nothing_lost(dr
     while time.monotonic() < deadline and sql(dr.standby, "SELECT COUNT(*) FROM dr_load WHERE n = 2000001;") != "1":
         time.sleep(0.2)
     assert sql(dr.standby, "SELECT COUNT(*) FROM dr_load WHERE n = 2000001;") == "1"
+
+
+def test_a_drill_measures_rpo_and_rto_on_the_standby_and_collection_reports_replication(dr):
+    """After the switch back: the dr-drill (standby cut off under a write load, promoted alone, re-seeded) and
+    collect-metrics' replication findings, which feed the replication rules."""
+    from datetime import datetime, timezone
+
+    from flows.collect_metrics import replication_findings
+    from flows.dr_drill import dr_drill
+
+    [drill] = dr_drill(site=SITE, load_seconds=1.5)
+    assert drill["ok"], drill
+    assert drill["replication"] == "semi-sync" and drill["acked_before_cut"] > 20
+    assert drill["rpo_writes"] == 0 and drill["promote_seconds"] is not None and drill["promote_seconds"] < 30
+    assert drill["rto_seconds"] == pytest.approx(drill["promote_seconds"] + 5, abs=0.05)
+    pair = _pair()
+    assert (pair.primary.address, pair.standby_state) == (dr.primary.address, "replica")
+    assert sql(dr.primary, "SHOW TABLES LIKE 'pressfleet_drill';") == ""  # the drill's table is gone
+    assert sql(dr.standby, f"SELECT Insert_priv FROM mysql.db WHERE User = '{SITE}' AND Db = '{SITE}';",
+               db="mysql") == "N"  # read-only again
+    points, rows = replication_findings(datetime.now(timezone.utc))
+    checks = {r[1]: r[2] for r in rows if r[0] == f"pressfleet.site.{SITE}"}
+    assert checks["replication_ok"] == 1.0 and checks["replication_behind_transactions"] == 0, checks
+    assert 0 <= checks["file_sync_age_seconds"] < 60
+    assert {p["metric"] for p in points} >= {"replication_ok", "replication_lag_seconds", "file_sync_age_seconds"}
+    assert all(p["site"] == DOMAIN and p["host"] == dr.standby.address for p in points)

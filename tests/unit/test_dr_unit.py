@@ -63,6 +63,10 @@ def test_the_dump_header_gives_the_snapshot_position():
     assert rep.snapshot_position(head) == "0-1-12,180879381-180879381-7"
     with pytest.raises(InvalidInput, match="no GTID position"):
         rep.snapshot_position("-- no position here\n")
+    # A server that was a replica itself: the header says the position comes later, the dump's end has it.
+    former_replica = ("-- CHANGE MASTER TO MASTER_USE_GTID=slave_pos;\n-- ... the slave gtid state is printed later"
+                      " in the file.\nINSERT INTO t VALUES (1);\n-- SET GLOBAL gtid_slave_pos='0-1-196,9-9-301';\n")
+    assert rep.snapshot_position(former_replica) == "0-1-196,9-9-301"
 
 
 def test_replication_sql_quotes_and_validates_everything():
