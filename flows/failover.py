@@ -236,6 +236,7 @@ def failover(site: str, to: Optional[str] = None, automatic: bool = False, force
             clock.mark(f"promoted {pair.standby.address}: {change}")
         sb.flush_caches_of(new_conn, site_block(site).config())
         applied = sb.sql(new_conn, "SELECT @@gtid_slave_pos;\n").strip()
+        clock.mark(f"caches of {site} flushed on {pair.standby.address}; applied up to {applied}")
     finally:
         new_conn.close()
     new = switch_roles(pair, fenced=fenced)

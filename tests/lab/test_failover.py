@@ -283,3 +283,28 @@ def test_a_drill_measures_rpo_and_rto_on_the_standby_and_collection_reports_repl
     assert 0 <= checks["file_sync_age_seconds"] < 60
     assert {p["metric"] for p in points} >= {"replication_ok", "replication_lag_seconds", "file_sync_age_seconds"}
     assert all(p["site"] == DOMAIN and p["host"] == dr.standby.address for p in points)
+
+
+def test_standby_remove_stops_replication_and_the_file_sync_and_forgets_the_pair(dr):
+    from flows.standby import standby_remove
+    from pressfleet.dr.traffic import traffic_for
+    from pressfleet.fleet.saved import saved_block_names
+    from pressfleet.validate import InvalidInput
+
+    pair = _pair()
+    result = standby_remove(site=SITE)
+    assert any("replication connection" in c for c in result["changed"]), result
+    from tasks.standby import replica_status
+
+    with connect_lab(dr.standby) as conn:
+        assert replica_status(conn, SITE) is None
+    assert shell(dr.primary, f"test -e /etc/systemd/system/pressfleet-filesync-{SITE}.timer", check=False).exited == 1
+    assert "pressfleet-filesync" not in shell(dr.standby, "cat /root/.ssh/authorized_keys").stdout
+    assert sql(dr.primary, f"SELECT COUNT(*) FROM mysql.user WHERE User = 'pfrepl_{SITE}';", db="mysql") == "0"
+    assert f"standby-{SITE}" not in saved_block_names("pressfleet-standby-pair")
+    fenced = pair.model_copy(update={"standby_state": "fenced"})
+    view = traffic_for(fenced).view(fenced)
+    assert view[dr.primary.address] is True and view[dr.standby.address] is None  # the old standby: out (MAINT)
+    assert through_front(dr) == 200
+    with pytest.raises(InvalidInput, match="has no standby"):
+        standby_remove(site=SITE)
