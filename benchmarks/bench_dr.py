@@ -140,7 +140,7 @@ def run(write_result) -> None:
                     "rpo_seconds": [r.get("rpo_seconds") for r in runs],
                     "promote_seconds": [r.get("promote_seconds") for r in runs],
                     "ok": [r["ok"] for r in runs], "problems": [p for r in runs for p in r["problems"]]}
-            results["rpo"] = rpo
+                results["rpo"] = rpo
 
             pair = load_pair(SITE)
             conn = pair.primary.connect()
@@ -171,8 +171,10 @@ def run(write_result) -> None:
             and all(n == 0 for n in results["rpo"]["semi-sync"]["lost_writes"]),
             "restore": results["restore_fresh_host"]["seconds"] <= TARGETS["restore_fresh_host_seconds_max"],
         }
+    except Exception as exc:  # what was measured before a step failed is still written, with the failure
+        results["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
     finally:
         lab.shutdown_together(list(names))
         for n in names:
             lab.down(n)
-    write_result("dr", results)
+        write_result("dr", results)

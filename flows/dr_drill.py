@@ -56,7 +56,7 @@ def drill_one(pair, *, load_seconds: float = 2.0, log=print) -> dict:
     p_conn, s_conn = pair.primary.connect(), pair.standby.connect()
     try:
         sb.sql(p_conn, f"USE `{pair.site}`;\n{create_sql()}DELETE FROM {TABLE};\n")
-        load = WriteLoad(p_conn, pair.site, max_seconds=load_seconds + 30).start()
+        load = WriteLoad(p_conn, pair.site, max_seconds=load_seconds + 15).start()
         load.wait_for(20, timeout=20)
         time.sleep(load_seconds)
         _cut(s_conn, pair.primary.address, True)

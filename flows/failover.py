@@ -50,15 +50,17 @@ class _Clock:
         self.log.info("[%6.2f s] %s", at, what)
 
 
-def _try_connect(server):
+def _try_connect(server, timeout: float = SSH_TIMEOUT):
     try:
-        return server.connect(connect_timeout=SSH_TIMEOUT, refused_wait=0)
+        return server.connect(connect_timeout=timeout, refused_wait=0)
     except Exception:  # noqa: BLE001 - unreachable is an answer here
         return None
 
 
-def gather_views(pair: StandbyPair, domain: str) -> Views:
-    """The primary seen from the control side, the traffic side and the standby, in parallel."""
+def gather_views(pair: StandbyPair, domain: str, *, ssh_timeout: float = SSH_TIMEOUT) -> Views:
+    """The primary seen from the control side, the traffic side and the standby, in parallel. A person's
+    failover gives SSH longer (a loaded server answers late); the automatic one keeps it short (a dead server
+    must not hold it up)."""
     def control() -> Optional[bool]:
         return checks.site_answers(domain, pair.primary.address) == 200
 
@@ -66,7 +68,7 @@ def gather_views(pair: StandbyPair, domain: str) -> Views:
         return traffic_for(pair).view(pair).get(pair.primary.address)
 
     def standby() -> tuple[Optional[bool], bool, Optional[int], Optional[int]]:
-        conn = _try_connect(pair.standby)
+        conn = _try_connect(pair.standby, ssh_timeout)
         if conn is None:
             return None, False, None, None
         try:
@@ -79,14 +81,14 @@ def gather_views(pair: StandbyPair, domain: str) -> Views:
             conn.close()
 
     def behind() -> Optional[int]:
-        conn = _try_connect(pair.primary)
+        conn = _try_connect(pair.primary, ssh_timeout)
         if conn is None:
             return None
         try:
             primary_pos = sb.gtid_binlog_pos(conn)
         finally:
             conn.close()
-        s = _try_connect(pair.standby)
+        s = _try_connect(pair.standby, ssh_timeout)
         if s is None:
             return None
         try:
@@ -197,7 +199,7 @@ def failover(site: str, to: Optional[str] = None, automatic: bool = False, force
             raise FailoverRefused(f"{site}: automatic failover is off for this pair")
         decision, views = _wait_for_decision(pair, domain, clock, force=force)
     else:
-        views = gather_views(pair, domain)
+        views = gather_views(pair, domain, ssh_timeout=15)
         decision = decide(views, automatic=False, force=force, max_behind=pair.max_behind,
                           last_failover=pair.last_failover, cooldown=timedelta(minutes=pair.cooldown_minutes),
                           now=datetime.now(timezone.utc))

@@ -120,8 +120,13 @@ def register(app: typer.Typer) -> None:
         r = _run("failback", lambda: failback(site=block.name, switch=switch))
         for at, what in r["steps"]:
             typer.echo(f"{at:7.2f} s  {what}")
-        typer.echo(f"{r['site']}: primary {r['primary']}, standby {r['standby']}"
-                   + (f"; switched: primary is now {r['switch']['primary']}" if r.get("switch") else ""))
+        if r.get("switch"):
+            s = r["switch"]
+            typer.echo(f"{r['site']}: switched back: primary {s['primary']}, standby {s['old_primary']} "
+                       f"({'replicating' if s.get('standby_replicating') else 'NOT replicating'})")
+        else:
+            typer.echo(f"{r['site']}: primary {r['primary']}, standby {r['standby']} "
+                       f"({'replicating' if r['replicating'] else 'NOT replicating'})")
 
     @front_app.command("add")
     def front_add(name: str = typer.Argument(..., help="Name of the Front block to save."),

@@ -44,6 +44,9 @@ def decide(views: Views, *, automatic: bool, force: bool, max_behind: int, last_
         return Decision(False, "the standby does not answer its own health check: failing over to it would "
                                "not bring the site back", notes)
     behind = views.behind_transactions
+    if behind is None and views.control and not force:
+        return Decision(False, "the primary answers but how far behind the standby is could not be measured: "
+                               "nothing is done (--force fails over without knowing what is lost)", notes)
     if behind is not None and behind > max_behind and not force:
         return Decision(False, f"the standby is {behind} transaction(s) behind (allowed {max_behind}); "
                                f"--force fails over anyway and loses them", notes)

@@ -16,10 +16,19 @@ def block_ref(block) -> dict:
 
 def run_deployment_and_wait(name: str, parameters: dict, *, timeout: float = 900):
     """Trigger deployment NAME, wait for its end; return (flow_run, result). Raises if it did not complete."""
+    import time
+
     from prefect.deployments import run_deployment
 
-    flow_run = run_deployment(name, parameters=parameters, timeout=timeout)
-    state = flow_run.state
+    for attempt in range(4):
+        flow_run = run_deployment(name, parameters=parameters, timeout=timeout)
+        state = flow_run.state
+        # A scheduled run of the same deployment (collect-metrics every 5 minutes, limit 1, CANCEL_NEW) holds
+        # the slot: the demo's run was cancelled, not failed. It waits for that run and asks again.
+        if state is not None and state.is_cancelled() and "concurrency" in (state.message or "").lower() and attempt < 3:
+            time.sleep(15)
+            continue
+        break
     if state is None or not state.is_completed():
         raise RuntimeError(f"deployment {name} ended {state.name if state else 'without a state'}: {state.message if state else ''}")
     return flow_run, state.result()

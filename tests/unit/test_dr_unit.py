@@ -132,6 +132,10 @@ def test_cool_down_lag_and_force():
     assert forced.go and "12 transaction(s) behind: they are lost" in forced.notes[0]
     sick = _decide(Views(control=False, front=False, standby=False, standby_healthy=False))
     assert not sick.go and "standby does not answer" in sick.reason
+    unknown = _decide(Views(control=True, front=True, standby=True, behind_transactions=None), automatic=False)
+    assert not unknown.go and "could not be measured" in unknown.reason
+    assert _decide(Views(control=True, front=True, standby=True, behind_transactions=None), automatic=False,
+                   force=True).go
     assert lost_writes([1, 2, 3, 4], {1, 2, 4}) == [3]
 
 
