@@ -40,6 +40,9 @@ __all__ = [
     "header_value",
     "url",
     "secret",
+    "git_ref",
+    "git_repo",
+    "component_slug",
     "Hostname",
     "Domain",
     "SiteName",
@@ -381,6 +384,60 @@ def remote_path(value: Any, allowed_prefixes: Iterable[str] | None = None) -> st
             raise InvalidInput(f"{_show(raw)} is not under an allowed directory ({', '.join(prefixes)}).")
     return path
 
+
+
+# --- site code: a git repository, a ref, a plugin or theme folder name ----------------------------------
+
+_GIT_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/+-]{0,199}$")
+_SSH_REPO = re.compile(r"^ssh://(?:(?P<user>[a-z_][a-z0-9_.-]{0,31})@)?(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])"
+                       r"(?::(?P<port>[0-9]{1,5}))?(?P<path>/[A-Za-z0-9._~/+-]+)$")
+_SCP_REPO = re.compile(r"^(?P<user>[a-z_][a-z0-9_.-]{0,31})@(?P<host>[A-Za-z0-9.-]+):(?P<path>[A-Za-z0-9._~/+-]+)$")
+_COMPONENT_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
+
+
+def git_ref(value: Any) -> str:
+    """A branch, tag or commit to deploy: letters, digits and `._/+-`, starting with a letter, digit or `_`
+    (never `-`, so git cannot take it for an option), 200 characters at most, and none of git's own forbidden
+    forms (`..`, `//`, `@{`, a trailing `/`, `.` or `.lock`, a component starting with `.`)."""
+    raw = _require_str(value, "A git ref")
+    bad = f"{_show(raw)} is not a git branch, tag or commit name (letters, digits and ._/+- only)."
+    if not _GIT_REF.fullmatch(raw) or ".." in raw or "//" in raw or raw.endswith(("/", ".", ".lock")):
+        raise InvalidInput(bad)
+    if any(part.startswith(".") or part.endswith(".lock") for part in raw.split("/")):
+        raise InvalidInput(bad)
+    return raw
+
+
+def git_repo(value: Any) -> str:
+    """Where site code comes from: git over SSH (`ssh://[user@]host[:port]/path` or `user@host:path`) or an
+    absolute local path on the machine that runs the flow. No `..` component, no option-like path, no other
+    scheme (git's `ext::` and `file::` transports run commands or read anything)."""
+    raw = _require_str(value, "A git repository")
+    bad = (f"{_show(raw)} is not a git repository pressfleet fetches from: use ssh://user@host/path, "
+           "user@host:path or an absolute local path.")
+    if raw.startswith("/"):
+        try:
+            return remote_path(raw)
+        except InvalidInput:
+            raise InvalidInput(bad) from None
+    match = _SSH_REPO.fullmatch(raw) or _SCP_REPO.fullmatch(raw)
+    if not match or ".." in match["path"].split("/") or match["path"].lstrip("/").startswith("-"):
+        raise InvalidInput(bad)
+    try:
+        hostname(match["host"].strip("[]"))
+    except InvalidInput:
+        raise InvalidInput(bad) from None
+    if match.groupdict().get("port") is not None and not 1 <= int(match["port"]) <= 65535:
+        raise InvalidInput(bad)
+    return raw
+
+
+def component_slug(value: Any) -> str:
+    """A plugin's or theme's folder name under wp-content: lower-case letters, digits, `-` and `_`, 64 at most."""
+    raw = _require_str(value, "A plugin or theme name")
+    if not _COMPONENT_SLUG.fullmatch(raw):
+        raise InvalidInput(f"{_show(raw)} is not a plugin or theme folder name (lower-case letters, digits, - and _).")
+    return raw
 
 # --- values that go into config files verbatim ----------------------------------------------------------
 

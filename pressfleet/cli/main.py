@@ -343,6 +343,7 @@ def _register_more() -> None:
     from pressfleet.cli import backup as cli_backup
     from pressfleet.cli import bulk as cli_bulk
     from pressfleet.cli import collect as cli_collect
+    from pressfleet.cli import deploy as cli_deploy
     from pressfleet.cli import fleet as cli_fleet
     from pressfleet.cli import network as cli_network
     from pressfleet.cli import server as cli_server
@@ -360,6 +361,7 @@ def _register_more() -> None:
     cli_network.register(app)
     cli_alerts.register(app)
     cli_dr.register(app)
+    cli_deploy.register(app)
 
 
 _register_more()

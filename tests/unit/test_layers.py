@@ -32,6 +32,7 @@ FORBIDDEN: dict[str, list[str]] = {
     # the fleet model and the backup concern read saved blocks, never the lab, the CLI or a flow
     "pressfleet/fleet": [*EDGES, *APP],
     "pressfleet/backup": [*EDGES, *APP],
+    "pressfleet/deploy": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", *EDGES, "blocks", *APP],
     "pressfleet/dr": ["pressfleet/storage", "pressfleet/backup", *EDGES, *APP],
     "pressfleet/lab": ["pressfleet/stack", "pressfleet/cli", *APP],
     "pressfleet/stack": ["pressfleet/cli"],

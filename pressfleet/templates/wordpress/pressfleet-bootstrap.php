@@ -187,6 +187,25 @@ case 'activate':
     }
     pf_out(['activated' => $done]);
 
+case 'switch-theme':
+    $theme = wp_get_theme($pf_input['theme']);
+    if (!$theme->exists() || !$theme->is_allowed()) { pf_out(['error' => $pf_input['theme'] . ': no such theme']); }
+    $was = get_stylesheet();
+    if ($was !== $theme->get_stylesheet()) { switch_theme($theme->get_stylesheet()); }
+    pf_out(['theme' => get_stylesheet(), 'was' => $was]);
+
+case 'deactivate':
+    require_once ABSPATH . 'wp-admin/includes/plugin.php';
+    $done = [];
+    foreach (get_plugins() as $file => $data) {
+        $slug = strpos($file, '/') !== false ? dirname($file) : basename($file, '.php');
+        if (in_array($slug, $pf_input['plugins'] ?? [], true) && is_plugin_active($file)) {
+            deactivate_plugins($file, true);
+            $done[] = $slug;
+        }
+    }
+    pf_out(['deactivated' => $done]);
+
 case 'flush-cache':
     pf_out(['flushed' => (bool) wp_cache_flush()]);
 
