@@ -34,6 +34,9 @@ apt:
 	  echo "apt: installing $$(echo $$missing | tr '\n' ' ')"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
+	@# kubectl kustomize builds the Kubernetes manifests: Debian's kubernetes-client, unless a kubectl is there
+	@# already (another vendor's kubectl package would conflict with it).
+	@command -v kubectl >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubernetes-client
 	@# A distro apt-cacher-ng service would listen on every address: the lab runs its own, bound to the lab bridge.
 	@if [ -d /run/systemd/system ] && systemctl is-enabled -q apt-cacher-ng 2>/dev/null; then systemctl disable --now apt-cacher-ng; fi
 

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SUITES = ["lab", "storage", "provision", "backup", "collect", "forecast", "fleet", "manage", "multisite", "watch", "dr"]
+SUITES = ["lab", "storage", "provision", "backup", "collect", "forecast", "fleet", "manage", "multisite", "watch", "dr",
+          "containers"]
 
 
 def write_result(name: str, data: dict) -> Path:

@@ -54,6 +54,28 @@ def write_release(repo: Path, version: str, greeting: str, extra: str = "") -> N
         "require": {"pressfleet/greeter": "*"}}, indent=2))
 
 
+PHPUNIT_XML = """<?xml version="1.0"?>
+<phpunit bootstrap="packages/greeter/src/Greeter.php" colors="false">
+  <testsuites><testsuite name="pf-hello"><directory>tests</directory></testsuite></testsuites>
+</phpunit>
+"""
+
+GREETER_TEST = """<?php
+use PHPUnit\\Framework\\TestCase;
+
+final class GreeterTest extends TestCase {{
+    public function testGreets(): void {{ $this->assertSame('{greeting}', \\PfHello\\Greeter::greeting()); }}
+}}
+"""
+
+
+def write_tests(repo: Path, greeting: str) -> None:
+    """PHPUnit tests of the greeter (what a generated pipeline's first step runs)."""
+    (repo / "phpunit.xml.dist").write_text(PHPUNIT_XML)
+    (repo / "tests").mkdir(exist_ok=True)
+    (repo / "tests" / "GreeterTest.php").write_text(GREETER_TEST.format(greeting=greeting))
+
+
 def commit(repo: Path, message: str, tag: str | None = None) -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message)

@@ -156,3 +156,87 @@ def test_rollback_by_hand_and_only_the_newest_releases_are_kept(code, shared_hos
     assert r["pruned"], r
     with pytest.raises(ReleaseError, match="is not on the host"):
         rollback_site_code(site=cfg.name, to="20000101T000000Z-000000000000")
+
+
+def _serve_deploy_flow(api_url: str):
+    """The deploy-site-code flow served by a process of its own (what a worker does), talking to the test's API."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    return subprocess.Popen([sys.executable, "-c", "from flows.deploy_site_code import deploy_site_code; "
+                             "deploy_site_code.serve(name='deploy-site-code', limit=1)"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_the_generated_pipeline_runs_its_steps_here_through_the_prefect_api(code, shared_host):
+    import os
+    import subprocess
+
+    import yaml
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+    from prefect.variables import Variable
+
+    from pressfleet.cli.pipeline import baseline_variable
+    from pressfleet.pipelines.generate import PipelineSpec, render
+    from tests.sitecode import commit, git, write_release, write_tests
+
+    site, repo = code
+    staging, production = site.config, shared_host.one.config
+    write_release(repo, "4.0.0", "hallo")
+    write_tests(repo, "hallo")
+    sha = commit(repo, "4.0.0 with its PHPUnit tests")
+    spec = PipelineSpec(production_site=production.name, staging_site=staging.name, staging_domain=staging.domain,
+                        repo=str(repo), load_seconds=3, load_concurrency=2)
+    _, text = render(spec, "github")
+    jobs = yaml.safe_load(text)["jobs"]
+    commands = [s["run"].replace("${{ github.sha }}", sha) for job in ("test", "staging", "production")
+                for s in jobs[job]["steps"] if s.get("run", "").startswith("pressfleet pipeline")]
+    api = PREFECT_API_URL.value()
+    env = {**os.environ, "PREFECT_API_URL": api, "PRESSFLEET_RESOLVE": shared_host.host.address, "PRESSFLEET_INSECURE": "1"}
+    pressfleet = os.path.join(os.path.dirname(os.sys.executable), "pressfleet")
+
+    def step(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["bash", "-ec", command.replace("pressfleet ", f"{pressfleet} ", 1)], cwd=repo, env=env,
+                              capture_output=True, text=True, timeout=900)
+
+    served = _serve_deploy_flow(api)
+    try:
+        deadline = time.monotonic() + 60
+        with get_client(sync_client=True) as client:
+            while True:
+                try:
+                    client.read_deployment_by_name("deploy-site-code/deploy-site-code")
+                    break
+                except Exception:  # noqa: BLE001 - not registered yet
+                    assert time.monotonic() < deadline and served.poll() is None, served.stderr.read() if served.poll() else ""
+                    time.sleep(1)
+        for command in commands:
+            done = step(command)
+            assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+            if " test" in command:
+                assert "OK (1 test, 1 assertion)" in done.stdout
+        assert _footer(site) == "<!-- pf-hello 4.0.0 says hallo -->"
+        assert _listing(shared_host.host, staging).current.endswith(sha[:12])
+        assert _listing(shared_host.host, production).current.endswith(sha[:12])
+        assert Variable.get(baseline_variable(staging.name)) > 0
+
+        # the gate: a release slower than the last passing one by more than 20% fails the load step
+        Variable.set(baseline_variable(staging.name), 0.01, overwrite=True)
+        load = step(next(c for c in commands if " load " in c))
+        assert load.returncode == 1 and "slower than the last one" in load.stderr, load.stdout + load.stderr
+        # and a failing PHPUnit test fails the first step
+        write_tests(repo, "not what it says")
+        failing = step(commands[0])
+        assert failing.returncode == 1 and "PHPUnit failed" in failing.stderr
+    finally:
+        served.terminate()
+        served.wait(timeout=30)
+        from tasks import deploy as dep
+
+        with connect_lab(shared_host.host) as conn:
+            dep.unlink(conn, production, "plugin", "pf-hello")
+            run(conn, ["rm", "-rf", "--", f"{production.home}/releases/plugins-pf-hello"])
+        git(repo, "checkout", "-q", "--", ".")

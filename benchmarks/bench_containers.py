@@ -1,0 +1,120 @@
+"""Site code and container figures (issue 15); results in results/containers.json.
+
+Measured now: **deploys of a site-code release**. One lab host from the stack template (bk1) with one site;
+the pf-hello plugin repository (tests/sitecode.py: Composer path repository, PHPUnit tests) deployed 10 times
+(a new commit each time) by the deploy-site-code flow, while a probe on the control side GETs the home page
+every 200 ms through the host's firewall: each deploy's total time, the switch itself (both links and PHP-FPM's
+graceful reload), and every probe answer that was not 200 (goal: none). Then a rollback by hand, timed the same.
+
+Not measured yet (the image builds and container sites of issue 15 are not built): image size and layers
+against a naive build, build times, container site provisioning and req/s against a host site. The file says so.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from pressfleet.lab import hosts as lab
+
+HOST = "bk1"
+DEPLOYS = 10
+DOMAIN = "code.bench.test"
+
+
+class _Probe:
+    def __init__(self, address: str) -> None:
+        self.address, self.codes, self._stop = address, [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r = subprocess.run(["curl", "-ksS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--resolve", f"{DOMAIN}:443:{self.address}", f"https://{DOMAIN}/"],
+                               capture_output=True, text=True)
+            self.codes.append(r.stdout.strip() or "000")
+            self._stop.wait(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def run(write_result) -> None:
+    from prefect.testing.utilities import prefect_test_harness
+
+    from tasks.base import stack_packages
+
+    state = tempfile.mkdtemp(prefix="pressfleet-bench-containers-")
+    os.environ["PRESSFLEET_STATE"] = state
+    lab.down(HOST)
+    host = lab.up(HOST, log=lambda m: None, packages=stack_packages())
+    try:
+        with prefect_test_harness(server_startup_timeout=60):
+            write_result("containers", _measure(host, Path(state)))
+    finally:
+        lab.down(HOST)
+
+
+def _measure(host, state: Path) -> dict:
+    from blocks.site import WordPressSite
+    from flows.deploy_site_code import deploy_site_code, rollback_site_code
+    from flows.provision_wordpress import provision_wordpress
+    from pressfleet.fleet.sites import site_block_name
+    from pressfleet.lab.blocks import server_for
+    from tests.sitecode import commit, plugin_repo, write_release
+
+    release = lab.ensure_mirror()
+    server = server_for(host)
+    site = WordPressSite(name="benchcode", domain=DOMAIN, admin_email="admin@lab.test", title="bench code",
+                         tls_mode="self-signed", release_url=release["url"], release_sha256=release["sha256"],
+                         server=server)
+    site.save(site_block_name("benchcode"), overwrite=True)
+    provision_wordpress(server=server, site=site, verify=False)
+    repo = plugin_repo(state / "repos")
+    load_before = os.getloadavg()[0]
+    totals, switches, probes = [], [], []
+    deploy_site_code(site="benchcode", repo=str(repo), ref="v1", activate=True)
+    for i in range(DEPLOYS):
+        write_release(repo, f"5.0.{i}", f"bench {i}")
+        commit(repo, f"bench {i}")
+        with _Probe(host.address) as probe:
+            t0 = time.monotonic()
+            r = deploy_site_code(site="benchcode", repo=str(repo), ref="main")
+            totals.append(round(time.monotonic() - t0, 2))
+        switches.append(r["switch_seconds"])
+        probes.append(probe.codes)
+    with _Probe(host.address) as probe:
+        t0 = time.monotonic()
+        back = rollback_site_code(site="benchcode")
+        rollback_s = round(time.monotonic() - t0, 2)
+    failed = [c for codes in probes for c in codes if c != "200"]
+    return {
+        "site_code_deploy": {
+            "deploys": DEPLOYS,
+            "total_seconds": totals,
+            "total_median_s": statistics.median(totals),
+            "switch_seconds": switches,
+            "switch_median_s": statistics.median(switches),
+            "probe_requests": sum(len(c) for c in probes),
+            "probe_failed": len(failed),
+            "probe_failed_codes": sorted(set(failed)),
+            "goal_probe_failed": 0,
+            "rollback_total_s": rollback_s,
+            "rollback_switch_s": back["switch_seconds"],
+            "rollback_probe_failed": len([c for c in probe.codes if c != "200"]),
+            "what": "pf-hello plugin (Composer path repository), 200 ms probe through the host's firewall",
+        },
+        "images": {"measured": False, "why": "the container images of issue 15 are not built yet"},
+        "container_site": {"measured": False, "why": "container sites of issue 15 are not built yet"},
+        "load_before": round(load_before, 2),
+    }
