@@ -8,10 +8,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STATE := .state
 # Debian packages the product and its tests use (the lab and its forwarding guard (nftables), the control side's SSH, the UI test's browser,
-# the PostgreSQL tier, the storage emulators' Node.js).
+# the PostgreSQL tier, the storage emulators' Node.js, site-code builds (composer, phpunit) and container images (podman)).
 APT_PACKAGES := python3 python3-venv python3-dev gcc make git debootstrap systemd-container apt-cacher-ng \
 	iproute2 util-linux openssh-client openssl zstd ca-certificates curl chromium postgresql pebble nftables \
-	composer phpunit
+	composer phpunit podman buildah runc
 # The machine's own pip configuration (extra indexes, constraints) must not change what gets installed.
 export PIP_CONFIG_FILE := /dev/null
 export PIP_DISABLE_PIP_VERSION_CHECK := 1

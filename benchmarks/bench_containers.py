@@ -6,8 +6,12 @@ the pf-hello plugin repository (tests/sitecode.py: Composer path repository, PHP
 every 200 ms through the host's firewall: each deploy's total time, the switch itself (both links and PHP-FPM's
 graceful reload), and every probe answer that was not 200 (goal: none). Then a rollback by hand, timed the same.
 
-Not measured yet (the image builds and container sites of issue 15 are not built): image size and layers
-against a naive build, build times, container site provisioning and req/s against a host site. The file says so.
+**Images**: the build-images flow into an empty podman storage (cold: no layer cached; the lab's apt proxy has
+the packages, so this is build time, not download time), then again with its layers cached; each image's size
+and layers against the naive single-stage build of the same packages and release.
+
+Not measured yet (container sites of issue 15 are not built): container site provisioning and req/s against a
+host site. The file says so.
 """
 
 from __future__ import annotations
@@ -60,9 +64,33 @@ def run(write_result) -> None:
     host = lab.up(HOST, log=lambda m: None, packages=stack_packages())
     try:
         with prefect_test_harness(server_startup_timeout=60):
-            write_result("containers", _measure(host, Path(state)))
+            images = _images()
+            write_result("containers", {**_measure(host, Path(state)), "images": images})
     finally:
         lab.down(HOST)
+
+
+def _images() -> dict:
+    from flows.build_images import build_images
+
+    release = lab.ensure_mirror()
+    load_before = os.getloadavg()[0]
+    t0 = time.monotonic()
+    cold = build_images(release_url=release["url"], release_sha256=release["sha256"], naive=True)
+    cold_s = round(time.monotonic() - t0, 1)
+    t0 = time.monotonic()
+    warm = build_images(release_url=release["url"], release_sha256=release["sha256"], naive=True)
+    warm_s = round(time.monotonic() - t0, 1)
+    rows = {}
+    for b, w in zip(cold["images"], warm["images"]):
+        rows[b["name"]] = {"ref": b["ref"], "size_mb": b["size_mb"], "layers": b["layers"], "user": b["user"] or "root",
+                           "packages": len(b["packages"]), "build_cold_s": b["seconds"], "build_cached_s": w["seconds"]}
+    optimized = rows["php"]["size_mb"] + rows["nginx"]["size_mb"]
+    return {"wordpress_version": cold["wordpress_version"], "images": rows,
+            "optimized_total_mb": round(optimized, 1), "naive_mb": rows["naive"]["size_mb"],
+            "optimized_vs_naive": round(optimized / rows["naive"]["size_mb"], 3),
+            "flow_cold_s": cold_s, "flow_cached_s": warm_s, "load_before": round(load_before, 2),
+            "base": cold["base"], "note": "cold = empty podman storage; the lab's apt proxy already holds the packages"}
 
 
 def _measure(host, state: Path) -> dict:
@@ -114,7 +142,6 @@ def _measure(host, state: Path) -> dict:
             "rollback_probe_failed": len([c for c in probe.codes if c != "200"]),
             "what": "pf-hello plugin (Composer path repository), 200 ms probe through the host's firewall",
         },
-        "images": {"measured": False, "why": "the container images of issue 15 are not built yet"},
         "container_site": {"measured": False, "why": "container sites of issue 15 are not built yet"},
         "load_before": round(load_before, 2),
     }

@@ -10,6 +10,7 @@ import typer
 from pressfleet.cli.common import fail as _fail
 from pressfleet.cli.common import load_site
 from pressfleet.cli.common import run_or_fail as _run
+from pressfleet import validate
 
 
 def _print(r: dict) -> None:
@@ -18,6 +19,14 @@ def _print(r: dict) -> None:
                f"switched in {r['switch_seconds']} s")
     if r.get("pruned"):
         typer.echo(f"  removed old releases: {', '.join(r['pruned'])}")
+
+
+def _checked(check) -> None:
+    """Bad input refused in one sentence before any flow runs."""
+    try:
+        check()
+    except validate.InvalidInput as exc:
+        _fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:
@@ -35,6 +44,7 @@ def register(app: typer.Typer) -> None:
         from flows.deploy_site_code import deploy_site_code
 
         block = load_site(site)
+        _checked(lambda: (validate.git_repo(repo), validate.git_ref(ref), slug and validate.component_slug(slug)))
         _print(_run("deploy", lambda: deploy_site_code(site=block.name, repo=repo, ref=ref, slug=slug,
                                                        activate=activate, keep=keep)))
 
@@ -46,8 +56,12 @@ def register(app: typer.Typer) -> None:
                  ) -> None:
         """Switch a deployed plugin or theme back to its previous release."""
         from flows.deploy_site_code import rollback_site_code
+        from pressfleet.deploy.releases import RELEASE_ID
 
         block = load_site(site)
+        _checked(lambda: slug and validate.component_slug(slug))
+        if to is not None and not RELEASE_ID.fullmatch(to):
+            _fail(f"{to!r} is not a release id such as 20261203T171500Z-0123456789ab (pressfleet releases SITE)")
         _print(_run("rollback", lambda: rollback_site_code(site=block.name, slug=slug, to=to)))
 
     @app.command("releases")

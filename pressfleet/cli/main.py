@@ -344,6 +344,7 @@ def _register_more() -> None:
     from pressfleet.cli import bulk as cli_bulk
     from pressfleet.cli import collect as cli_collect
     from pressfleet.cli import deploy as cli_deploy
+    from pressfleet.cli import image as cli_image
     from pressfleet.cli import kube as cli_kube
     from pressfleet.cli import pipeline as cli_pipeline
     from pressfleet.cli import fleet as cli_fleet
@@ -365,6 +366,7 @@ def _register_more() -> None:
     cli_dr.register(app)
     cli_deploy.register(app)
     cli_kube.register(app)
+    cli_image.register(app)
     cli_pipeline.register(app)
 
 

@@ -713,3 +713,31 @@ def render_site_files(
         site.php_pool_path: render_php_pool(site, sizing),
         site.wp_config_path: render_wp_config(site, db_password=db_password, salts=salts),
     }
+
+
+# --- container images (issue 15) ----------------------------------------------------------------------------
+
+CONTAINER_WEB_ROOT = "/var/www/site/htdocs"
+CONTAINER_PORT = 8080
+
+
+def render_container_files(*, upload_max_mb: int = 64, memory_limit_mb: int = 256, max_children: int = 8,
+                           page_cache_ttl_s: int = 3600, opcache_mb: int = 128) -> dict[str, str]:
+    """The configuration files baked into pressfleet's WordPress images: nginx (the hosts' deny rules, the page
+    cache, plain HTTP on 8080), PHP-FPM (one pool on 127.0.0.1:9000, logs to stderr), PHP's OPcache overrides
+    (timestamps not checked: code only changes with a new image) and a wp-config.php that reads the environment."""
+    from pressfleet.plan.sizing import OpcacheSettings
+
+    opcache = OpcacheSettings(memory_consumption_mb=_int_in(opcache_mb, 32, 1024, "opcache_mb"),
+                              interned_strings_buffer_mb=16, max_accelerated_files=16229, validate_timestamps=False,
+                              budget_bytes=opcache_mb * 1024 * 1024)
+    common = dict(upload_max_mb=_int_in(upload_max_mb, 1, 2048, "upload_max_mb"))
+    return {
+        "nginx.conf": _render("containers/nginx.conf.j2", port=CONTAINER_PORT, web_root=CONTAINER_WEB_ROOT,
+                              page_cache_ttl_s=_int_in(page_cache_ttl_s, 1, 7 * 24 * 3600, "page_cache_ttl_s"),
+                              **common),
+        "php-fpm.conf": _render("containers/php-fpm.conf.j2", max_children=_int_in(max_children, 1, 256, "max_children"),
+                                memory_limit_mb=_int_in(memory_limit_mb, 64, 4096, "memory_limit_mb"), **common),
+        "90-pressfleet.ini": render_php_ini_overrides(opcache),
+        "wp-config.php": _render("containers/wp-config.php.j2"),
+    }

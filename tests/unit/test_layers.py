@@ -34,6 +34,7 @@ FORBIDDEN: dict[str, list[str]] = {
     "pressfleet/backup": [*EDGES, *APP],
     "pressfleet/deploy": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", *EDGES, "blocks", *APP],
     "pressfleet/pipelines": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", "pressfleet/fleet", *EDGES, "blocks", *APP],
+    "pressfleet/containers": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", "pressfleet/fleet", *EDGES, "blocks", *APP],
     "pressfleet/kube": ["pressfleet/ssh", "pressfleet/storage", "pressfleet/backup", "pressfleet/fleet", *EDGES, "blocks", *APP],
     "pressfleet/dr": ["pressfleet/storage", "pressfleet/backup", *EDGES, *APP],
     "pressfleet/lab": ["pressfleet/stack", "pressfleet/cli", *APP],
