@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import os
 import statistics
-import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -29,28 +27,6 @@ from pressfleet.lab import hosts as lab
 HOST = "bk1"
 DEPLOYS = 10
 DOMAIN = "code.bench.test"
-
-
-class _Probe:
-    def __init__(self, address: str) -> None:
-        self.address, self.codes, self._stop = address, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            r = subprocess.run(["curl", "-ksS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
-                                "--resolve", f"{DOMAIN}:443:{self.address}", f"https://{DOMAIN}/"],
-                               capture_output=True, text=True)
-            self.codes.append(r.stdout.strip() or "000")
-            self._stop.wait(0.2)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def run(write_result) -> None:
@@ -99,7 +75,7 @@ def _measure(host, state: Path) -> dict:
     from flows.provision_wordpress import provision_wordpress
     from pressfleet.fleet.sites import site_block_name
     from pressfleet.lab.blocks import server_for
-    from tests.sitecode import commit, plugin_repo, write_release
+    from tests.sitecode import Probe, commit, plugin_repo, write_release
 
     release = lab.ensure_mirror()
     server = server_for(host)
@@ -115,13 +91,13 @@ def _measure(host, state: Path) -> dict:
     for i in range(DEPLOYS):
         write_release(repo, f"5.0.{i}", f"bench {i}")
         commit(repo, f"bench {i}")
-        with _Probe(host.address) as probe:
+        with Probe(DOMAIN, host.address) as probe:
             t0 = time.monotonic()
             r = deploy_site_code(site="benchcode", repo=str(repo), ref="main")
             totals.append(round(time.monotonic() - t0, 2))
         switches.append(r["switch_seconds"])
         probes.append(probe.codes)
-    with _Probe(host.address) as probe:
+    with Probe(DOMAIN, host.address) as probe:
         t0 = time.monotonic()
         back = rollback_site_code(site="benchcode")
         rollback_s = round(time.monotonic() - t0, 2)

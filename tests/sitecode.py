@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 PLUGIN = """<?php
@@ -102,3 +103,30 @@ def plugin_repo(root: Path) -> Path:
     git(repo, "checkout", "-q", "main")
     git(repo, "reset", "-q", "--hard", "v2")  # main is v2
     return repo
+
+
+class Probe:
+    """GET https://DOMAIN/ from ADDRESS's firewall side every 200 ms while a block runs; `codes` keeps each
+    status ("000": no answer). Used by the site-code tests and bench_containers."""
+
+    def __init__(self, domain: str, address: str, every: float = 0.2) -> None:
+        self.domain, self.address, self.every = domain, address, every
+        self.codes: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            r = subprocess.run(["curl", "-ksS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}",
+                                "--resolve", f"{self.domain}:443:{self.address}", f"https://{self.domain}/"],
+                               capture_output=True, text=True)
+            self.codes.append(r.stdout.strip() or "000")
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> "Probe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)

@@ -5,6 +5,7 @@ never the operator's). Never podman's default network: its CNI bridge switches I
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -38,18 +39,20 @@ class Podman:
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root else state_dir() / "containers"
         self.conf = self.root / "containers.conf"
+        # podman refuses a run root longer than 50 characters: one per storage, named by its path's hash
+        self.runroot = Path("/run/pressfleet-podman") / hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:12]
 
     def _ready(self) -> None:
         if shutil.which("podman") is None:
             raise PodmanError("podman is not installed (Debian: apt-get install podman buildah runc; `make setup`)")
         (self.root / "storage").mkdir(parents=True, exist_ok=True)
-        (self.root / "run").mkdir(parents=True, exist_ok=True)
+        self.runroot.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.conf.exists():
             self.conf.write_text("[containers]\ndefault_ulimits = []\n[engine]\nevents_logger = \"file\"\n")
 
     def cmd(self, *args: str) -> list[str]:
         return ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
-                "--root", str(self.root / "storage"), "--runroot", str(self.root / "run"), *args]
+                "--root", str(self.root / "storage"), "--runroot", str(self.runroot), *args]
 
     def run(self, *args: str, stdin=None, timeout: float = 1800, check: bool = True) -> subprocess.CompletedProcess:
         self._ready()

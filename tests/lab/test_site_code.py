@@ -5,7 +5,6 @@ before the host is touched."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from pressfleet.deploy.releases import ReleaseError
 from pressfleet.ssh.remote import run
 from pressfleet.validate import InvalidInput
 from tests.conftest import connect_lab
-from tests.sitecode import plugin_repo
+from tests.sitecode import Probe, plugin_repo
 
 pytestmark = pytest.mark.lab
 
@@ -48,28 +47,6 @@ def _listing(host, cfg):
         return dep.on_host(conn, cfg, "plugin", "pf-hello")
 
 
-class _Probe:
-    """GET / every 200 ms from the control side while a deploy runs; counts what did not answer 200."""
-
-    def __init__(self, site) -> None:
-        self.site, self.codes, self._stop = site, [], threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            r = self.site.curl("/", "-o", "/dev/null", "-w", "%{http_code}")
-            self.codes.append(r.stdout.strip())
-            self._stop.wait(0.2)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-
 def test_a_plugin_is_built_with_composer_released_read_only_and_switched_without_a_failed_request(code, shared_host):
     from flows.deploy_site_code import deploy_site_code
 
@@ -79,7 +56,7 @@ def test_a_plugin_is_built_with_composer_released_read_only_and_switched_without
     assert first["result"] == "live" and first["previous"] is None and first["kind"] == "plugin"
     assert _footer(site) == "<!-- pf-hello 1.0.0 says hello -->"
 
-    with _Probe(site) as probe:
+    with Probe(cfg.domain, shared_host.host.address) as probe:
         second = deploy_site_code(site=cfg.name, repo=str(repo), ref="main")
     assert second["previous"] == first["release"]
     assert _footer(site) == "<!-- pf-hello 2.0.0 says bonjour -->"
