@@ -54,5 +54,7 @@ def list_images() -> None:
         typer.echo("no images yet (pressfleet image build --site SITE)")
     for info in found:
         for ref in info.tags:
-            typer.echo(f"{ref}  WordPress {info.labels.get('io.pressfleet.wordpress.version', '?')}, "
+            what = f"WordPress {info.labels['io.pressfleet.wordpress.version']}" \
+                if "io.pressfleet.wordpress.version" in info.labels else "the base image"
+            typer.echo(f"{ref}  {what}, "
                        f"{info.size_mb} MB, {info.layers} layer(s), id {info.id[:12]}")
